@@ -1,0 +1,240 @@
+"""The ``harness`` command line: list, run, verify, bench, report.
+
+Exit codes: 0 everything asked for passed; 1 a candidate failed verification (or the regression gate
+tripped); 2 a usage mistake (bad spec, policy, device, size or path), reported in one line without a
+traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+from harness import console as tty
+from harness import gate, report, result
+from harness.bench import BenchConfig
+from harness.candidates import SpecError, discover
+from harness.pipeline import Pipeline, RunOptions, UsageError
+from harness.target import TargetError, discover_targets, get_target
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage like 5%, got {text!r}") from None
+    return value / 100 if text.endswith("%") or value >= 1 else value
+
+
+def _positive(kind: type) -> callable:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> None:
+    p.add_argument("--target", help="the function under optimisation (default: the first in oracles/)")
+    p.add_argument("--candidate", action="append", default=[], metavar="SPEC",
+                   help="path/to/file.py:function or package.module:function; repeatable "
+                        "(default: every candidate marked in candidates/)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--json", metavar="PATH", help="also write the JSON result here")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    if verifying:
+        p.add_argument("--policy", default="exact", help="comparison policy: exact (default), ulp or dequant")
+        p.add_argument("--seed", type=int, default=0, help="hypothesis seed for property cases (default 0)")
+        p.add_argument("--examples", type=int, default=100, help="property-based examples per candidate (default 100)")
+    if timing:
+        p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
+        p.add_argument("--sizes", nargs="+", metavar="SIZE",
+                       help="sizes to time: N tokens of the production layout, or NBxBSxD[,dv=..,tile=..,dtype=..]")
+        p.add_argument("--quick", action="store_true", help="fewer sizes and a smaller time budget")
+        p.add_argument("--budget", type=_positive(float), help="seconds of timing per candidate and size (default 3, quick 1)")
+        p.add_argument("--rse", type=_percent, default=0.01, help="target relative standard error of the median (default 1%%)")
+        p.add_argument("--noise-floor", type=_percent, default=0.05,
+                       help="a speedup interval must clear 1 +/- this to be significant (default 5%%)")
+        p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="harness", description=(
+        "Verify candidate implementations of a PyTorch function against its oracle, time them honestly "
+        "and report the speedup."))
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="the targets and each candidate with its spec")
+    p.add_argument("--target", help="only this target")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("run", help="verify, time and write a markdown report and a JSON result",
+                       description="Check every candidate against the oracle, time those that pass against the "
+                                   "baseline over a ladder of sizes, write reports/<target>-<device>.md and .json.")
+    _add_common(p, timing=True, verifying=True)
+    p.add_argument("--out", default="reports", metavar="DIR", help="where the report and JSON go (default reports/)")
+    p.add_argument("--compare", metavar="PREVIOUS.json", help="a saved result to gate against")
+    p.add_argument("--fail-slower", type=_percent, default=0.05,
+                   help="with --compare: exit 1 if a candidate is slower than before by more than this (default 5%%)")
+
+    p = sub.add_parser("verify", help="verification only",
+                       description="Check candidates against the oracle: named regression cases, error parity, "
+                                   "repeated calls with new data, and hypothesis property cases.")
+    _add_common(p, timing=False, verifying=True)
+
+    p = sub.add_parser("bench", help="timing only (no verification)",
+                       description="Time candidates against the baseline in interleaved rounds, with a 95%% "
+                                   "interval on each speedup.")
+    _add_common(p, timing=True, verifying=False)
+
+    p = sub.add_parser("report", help="re-render a saved JSON result without re-running anything")
+    p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
+    p.add_argument("--format", choices=["markdown", "pr-comment", "terminal"], default="markdown")
+    p.add_argument("-o", "--output", metavar="PATH", help="write here instead of standard output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return ap
+
+
+def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
+    quick = getattr(args, "quick", False)
+    budget = getattr(args, "budget", None) or (1.0 if quick else 3.0)
+    return RunOptions(
+        target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
+        policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),
+        examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
+        quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time,
+        bench=BenchConfig(target_rse=getattr(args, "rse", 0.01), budget_s=budget,
+                          noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None)),
+    )
+
+
+def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
+    pipeline = Pipeline(_options(args, verify, time))
+    with tty.LiveProgress(err) as progress:
+        pipeline.progress = progress
+        return pipeline.run()
+
+
+def _write(path: str | Path, text: str) -> Path:
+    try:
+        return result.write_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_writable(directory: Path) -> None:
+    """Fail before minutes of work, not after: the output folder must be creatable and writable."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".harness-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to --out {directory}: {exc.strerror or exc}") from None
+
+
+def cmd_list(args: argparse.Namespace, out: Console) -> int:
+    targets = discover_targets()
+    default = next(iter(targets), None)
+    chosen = [get_target(args.target, targets)] if args.target else list(targets.values())
+    for target in chosen:
+        out.print(f"[bold]{target.name}[/] — oracle {target.function_name} ({target.source}); "
+                  f"policies: {', '.join(target.policies)}")
+        for cand in discover(target.name, default):
+            first = cand.doc.splitlines()[0] if cand.doc else ""
+            out.print(f"  {cand.spec:<45} {first[:70]}", highlight=False, markup=False)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    out_dir = Path(args.out)
+    _check_writable(out_dir)
+    previous = _load(args.compare) if args.compare else None
+    run = _execute(args, out, err, verify=True, time=True)
+    stem = out_dir / f"{run.target}-{run.environment.device}"
+    json_path = _write(stem.with_suffix(".json"), result.dumps(run))
+    md_path = _write(stem.with_suffix(".md"), report.markdown(run))
+    if args.json:
+        _write(args.json, result.dumps(run))
+    tty.render(run, out)
+    out.print(f"report: {md_path}\nresult: {json_path}", highlight=False)
+    code = EXIT_OK if all(c.verdict == "pass" for c in run.candidates) else EXIT_FAILED
+    if previous is not None:
+        slower = gate.regressions(previous, run, args.fail_slower)
+        for r in slower:
+            err.print(f"[red]slower than {args.compare}:[/] {r.describe()}", highlight=False)
+        if slower:
+            code = EXIT_FAILED
+        else:
+            out.print(f"regression gate: no candidate slower than {args.compare} by more than {args.fail_slower:.0%}")
+    return code
+
+
+def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    run = _execute(args, out, err, verify=True, time=False)
+    if args.json:
+        _write(args.json, result.dumps(run))
+    tty.render(run, out)
+    return EXIT_OK if all(c.verdict == "pass" for c in run.candidates) else EXIT_FAILED
+
+
+def cmd_bench(args: argparse.Namespace, out: Console, err: Console) -> int:
+    run = _execute(args, out, err, verify=False, time=True)
+    if args.json:
+        _write(args.json, result.dumps(run))
+    tty.render(run, out)
+    return EXIT_OK
+
+
+def _load(path: str) -> result.RunResult:
+    try:
+        return result.load(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    run = _load(args.source)
+    if args.format == "terminal":
+        tty.render(run, Console(file=open(args.output, "w", encoding="utf-8")) if args.output else out)
+        return EXIT_OK
+    text = report.markdown(run) if args.format == "markdown" else report.pr_comment(run)
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    try:
+        if args.command == "list":
+            return cmd_list(args, out)
+        if args.command == "report":
+            return cmd_report(args, out)
+        return {"run": cmd_run, "verify": cmd_verify, "bench": cmd_bench}[args.command](args, out, err)
+    except (UsageError, SpecError, TargetError) as exc:
+        if args.debug:
+            raise
+        print(f"harness: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted; reports written earlier are untouched", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Terminal rendering with rich: live progress while a run works (to stderr), and the summary tables and
+failure diagnoses at the end.  The tables are pure functions of a ``RunResult``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from harness.report import best_candidate, fmt_speedup, fmt_time
+from harness.result import RunResult
+
+VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
+SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red"}
+
+
+class LiveProgress:
+    """A ``progress(event, **details)`` callback that drives a rich progress display."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+        self.phase: Any = None
+        self.step: Any = None
+
+    def __enter__(self) -> "LiveProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, **info: Any) -> None:
+        if event == "phase":
+            self.phase = self.progress.add_task(f"[bold]{info['name']}", total=info["total"])
+        elif event == "step":
+            if self.step is not None:
+                self.progress.remove_task(self.step)
+            self.step = self.progress.add_task(f"  {escape(info['name'])}", total=None)
+        elif event == "advance" and self.step is not None:
+            self.progress.update(self.step, completed=info["done"], total=info["total"])
+        elif event == "done":
+            if self.step is not None:
+                self.progress.remove_task(self.step)
+                self.step = None
+            self.progress.advance(self.phase)
+
+
+def summary_table(result: RunResult) -> Table:
+    best = best_candidate(result)
+    table = Table(title=f"{result.function} — policy {result.policy}, baseline {result.baseline}")
+    for column in ("candidate", "verdict", "cases", "median", "speedup [95% CI]", "significance", "GB/s"):
+        table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right")
+    for c in result.candidates:
+        v, t = c.verification, c.headline
+        cases = f"{v.cases - v.failed}/{v.cases}" if v else "—"
+        name = f"[bold]{escape(c.name)}[/] ★" if best is c else escape(c.name)
+        verdict = f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]"
+        if t is None:
+            table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != "pass" else "—", "—")
+            continue
+        table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s),
+                      f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]",
+                      f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", f"{t.gbps:.2f}")
+    return table
+
+
+def sizes_table(result: RunResult) -> Table | None:
+    timed = [c for c in result.candidates if c.timings]
+    if not timed:
+        return None
+    pct = result.environment.copy_gbps
+    table = Table(title=f"by size (copy bandwidth {pct:.1f} GB/s)" if pct else "by size")
+    for column in ("candidate", "size", "baseline", "candidate median", "speedup [95% CI]", "significance",
+                   "rounds", "GB/s", "% copy BW"):
+        table.add_column(column, justify="left" if column in ("candidate", "size", "significance") else "right")
+    for c in timed:
+        for t in c.timings:
+            rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
+            table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
+                          f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]",
+                          f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", rounds, f"{t.gbps:.2f}",
+                          f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
+    return table
+
+
+def failures(result: RunResult) -> Group | None:
+    parts: list[Any] = []
+    for c in result.candidates:
+        v = c.verification
+        if v is None or v.passed:
+            continue
+        parts.append(f"[bold red]{escape(c.name)}[/] ({escape(c.spec)}): {v.failed} of {v.cases} cases failed"
+                     + (f", {escape(v.pattern)}" if v.pattern else ""))
+        for f in v.failures[:5]:
+            parts.append(f"  • {escape(f.family)} [bold]{escape(f.case)}[/] ({escape(f.input)}): {escape(f.reason)}")
+            parts += [f"      {escape(d)}" for d in f.differences[:3]]
+        parts.append("  minimal failing case, ready to paste into a pytest file:")
+        minimal = v.failures[-1] if v.failures[-1].family == "property" else v.failures[0]
+        parts.append(Syntax(minimal.test, "python", theme="ansi_dark"))
+    return Group(*parts) if parts else None
+
+
+def render(result: RunResult, console: Console) -> None:
+    for part in (sizes_table(result), failures(result), summary_table(result)):
+        if part is not None:
+            console.print(part)

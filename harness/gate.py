@@ -1,0 +1,54 @@
+"""The regression gate: did a candidate get slower than in a saved run, beyond noise?
+
+For each candidate (matched by spec) and size present in both runs, the saved and current per-call round
+times are independent samples; the ratio current median / saved median gets a bootstrap 95% interval, and
+a slowdown is reported only when the whole interval is above ``1 + fail_slower``.  Pure: two results in,
+findings out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+from harness import stats
+from harness.result import RunResult
+
+
+@dataclass(frozen=True)
+class Regression:
+    candidate: str
+    size: str
+    before_s: float
+    after_s: float
+    ratio_ci: tuple[float, float]
+
+    def describe(self) -> str:
+        return (f"{self.candidate} @ {self.size}: {self.before_s * 1e3:.4g} ms -> {self.after_s * 1e3:.4g} ms "
+                f"(x{self.after_s / self.before_s:.3f} time, 95% CI {self.ratio_ci[0]:.3f}-{self.ratio_ci[1]:.3f})")
+
+
+def ratio_of_medians_ci(after: Sequence[float], before: Sequence[float], resamples: int = 2000,
+                        seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    ratios = sorted(
+        stats.median([after[rng.randrange(len(after))] for _ in after])
+        / stats.median([before[rng.randrange(len(before))] for _ in before])
+        for _ in range(resamples)
+    )
+    return stats.quantile(ratios, 0.025), stats.quantile(ratios, 0.975)
+
+
+def regressions(previous: RunResult, current: RunResult, fail_slower: float) -> list[Regression]:
+    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings}
+    found = []
+    for cand in current.candidates:
+        for t in cand.timings:
+            old = before.get((cand.spec, t.size))
+            if old is None or not old.candidate_rounds_s or not t.candidate_rounds_s:
+                continue
+            ci = ratio_of_medians_ci(t.candidate_rounds_s, old.candidate_rounds_s)
+            if ci[0] > 1 + fail_slower:
+                found.append(Regression(cand.name, t.size, old.candidate.median_s, t.candidate.median_s, ci))
+    return found

@@ -1,0 +1,239 @@
+"""The markdown report and the PR comment: pure functions of a ``RunResult`` (no clocks, no I/O), so
+``harness report --from RESULT.json`` reproduces the original byte for byte.
+
+Sections, in order: title and headline (best passing candidate, runtime, median with its interval, what
+N% and X.XXx mean), explanation, correctness verification, all candidates, speedup by size (a mermaid
+chart and a table), generated regression tests with their runtimes, and a footer with the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from harness import stats
+from harness.result import CandidateResult, RunResult, SizeTiming
+
+MARKER = "<!-- harness-report -->"
+GITHUB_COMMENT_LIMIT = 65536
+POLICY_TEXT = {
+    "exact": "bytes identical, every NaN code counted as one NaN",
+    "ulp": "fp8 codes within N ulps (sign checked), scales within a relative tolerance, rope exact, NaNs at the same places",
+    "dequant": "dequantized values within atol/rtol of the oracle's, NaNs at the same places",
+}
+
+
+def fmt_time(seconds: float | None, space: bool = True) -> str:
+    """Three significant digits in the largest unit under the value: 16.4 ms, 95.6 μs, 104 μs."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("μs", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            value = seconds / scale
+            digits = max(0, 2 - int(math.floor(math.log10(value)))) if value > 0 else 0
+            return f"{value:.{digits}f}{' ' if space else ''}{unit}"
+    raise AssertionError("unreachable")
+
+
+def fmt_speedup(speedup: float) -> str:
+    return f"{speedup:.2f}x"
+
+
+def change_note(baseline_s: float, candidate_s: float) -> str:
+    """``104μs -> 95.6μs (9.11% faster)``, the seed's annotation."""
+    pct = stats.percent_faster(baseline_s / candidate_s)
+    word = "faster" if pct >= 0 else "slower"
+    return f"{fmt_time(baseline_s, False)} -> {fmt_time(candidate_s, False)} ({abs(pct):.3g}% {word})"
+
+
+def best_candidate(result: RunResult) -> CandidateResult | None:
+    """The passing candidate with the largest significant speedup at the headline size."""
+    faster = [c for c in result.candidates if c.verdict == "pass" and c.headline and c.headline.verdict == stats.FASTER]
+    return max(faster, key=lambda c: c.headline.speedup, default=None)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>\n"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join([_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]) + "\n"
+
+
+def _interval(t: SizeTiming) -> str:
+    return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
+
+
+# -- sections -------------------------------------------------------------------------------------
+
+def _headline(result: RunResult) -> str:
+    best = best_candidate(result)
+    fn = f"`{result.function}`"
+    if best is None:
+        timed = [c for c in result.candidates if c.headline]
+        why = "no candidate was timed" if not timed else "no passing candidate is significantly faster than the baseline"
+        text = f"# ⚖️ No speedup for function {fn}\n\n{why.capitalize()} at the headline size (rule below).\n"
+        elsewhere = [f"`{c.name}` {_interval(t)} at `{t.size}`" for c in timed if c.verdict == "pass"
+                     for t in c.timings if t.verdict == stats.FASTER]
+        if elsewhere:
+            text += "\nSignificantly faster at smaller sizes: " + "; ".join(elsewhere) + ".\n"
+        return text
+    t = best.headline
+    pct = stats.percent_faster(t.speedup)
+    return (
+        f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n"
+        f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in `{result.source}` "
+        f"— candidate `{best.name}` (`{best.spec}`)\n\n"
+        f"⏱️ Runtime: **{fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)}** "
+        f"(best of {t.candidate.rounds} runs) · median {fmt_time(t.baseline.median_s)} → "
+        f"{fmt_time(t.candidate.median_s)}, speedup {_interval(t)} (95% interval) at size `{t.size}`\n\n"
+        f"> N% is baseline time / candidate time − 1 (how much faster); X.XXx is baseline time / candidate time, "
+        f"so above 1.00x is faster and below is slower.\n"
+    )
+
+
+def _explanation(result: RunResult) -> str:
+    best = best_candidate(result) or next((c for c in result.candidates if c.verdict == "pass"), None)
+    if best is None:
+        return ""
+    body = [f"**`{best.name}`** — {best.doc or '(no docstring)'}", ""]
+    for t in best.timings:
+        body.append(f"- `{t.size}` ({t.input}): {fmt_time(t.baseline.median_s)} → {fmt_time(t.candidate.median_s)}, "
+                    f"{_interval(t)}, {t.verdict}; {t.gbps:.1f} GB/s")
+    return _details("📝 Explanation and details", "\n".join(body))
+
+
+def _correctness(result: RunResult) -> str:
+    verified = [c for c in result.candidates if c.verification]
+    if not verified:
+        return "## Correctness verification report\n\nNot run.\n"
+    ok = all(c.verification.passed for c in verified)
+    v0 = verified[0].verification
+    families = list(dict.fromkeys(f.family for c in verified for f in c.verification.families))
+    rows = []
+    for family in families:
+        row = [family]
+        for c in verified:
+            counts = {f.family: f for f in c.verification.families}.get(family)
+            row.append("—" if counts is None else
+                       f"{counts.checked - counts.failed}/{counts.checked} {'✅' if not counts.failed else '❌'}")
+        rows.append(row)
+    rows.append(["**all**", *(f"**{c.verification.cases - c.verification.failed}/{c.verification.cases}**" for c in verified)])
+    out = [f"## {'✅' if ok else '❌'} Correctness verification report\n",
+           f"Policy: **`{result.policy}`** — {POLICY_TEXT.get(result.policy, result.policy)}. "
+           f"Device: `{v0.device}`, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
+           _table(["Case family", *(f"`{c.name}`" for c in verified)], rows)]
+    for c in verified:
+        v = c.verification
+        if v.passed:
+            continue
+        lines = [f"**`{c.name}` — {c.verdict}**: {v.failed} of {v.cases} cases failed"
+                 + (f", {v.pattern}" if v.pattern else "") + "."]
+        for f in v.failures[:5]:
+            lines.append(f"- `{f.family}` case `{f.case}` ({f.input}): {f.reason}")
+            lines += [f"  - {d}" for d in f.differences[:3]]
+        first = v.failures[0]
+        lines.append("\n" + _details(f"Reproduce `{first.case}` (ready-to-paste pytest)",
+                                     f"```python\n{first.test}```"))
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+def _candidates_table(result: RunResult) -> str:
+    rows = []
+    for c in result.candidates:
+        t = c.headline
+        verdict = {"pass": "✅ pass", "fail": "❌ fail", "error": "💥 error"}.get(c.verdict, c.verdict)
+        if t is None:
+            rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, "—", "not timed", "—", "—", "—"])
+            continue
+        pct = f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—"
+        rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, fmt_time(t.candidate.median_s), _interval(t),
+                     t.verdict, f"{t.gbps:.2f}", pct])
+    size = next((c.headline.size for c in result.candidates if c.headline), None)
+    note = f" at size `{size}`" if size else ""
+    return (f"## Candidates\n\nBaseline: `{result.baseline}`{note}. Speedup is the median of paired "
+            f"baseline/candidate rounds with its 95% bootstrap interval.\n\n"
+            + _table(["Candidate", "Spec", "Verdict", "Median", "Speedup [95% CI]", "Significance", "GB/s",
+                      "% of copy BW"], rows))
+
+
+def _by_size(result: RunResult) -> str:
+    timed = [c for c in result.candidates if c.timings]
+    if not timed:
+        return ""
+    sizes = list(dict.fromkeys(t.size for c in timed for t in c.timings))
+    speed = {(c.name, t.size): t.speedup for c in timed for t in c.timings}
+    top = max(speed.values())
+    chart = [
+        "```mermaid", "xychart-beta", '    title "Speedup over the baseline by size"',
+        "    x-axis [" + ", ".join(json.dumps(s) for s in sizes) + "]",
+        f'    y-axis "speedup (x)" 0 --> {math.ceil(top * 1.1 * 10) / 10}',
+    ]
+    for c in timed:
+        chart.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
+    chart.append("```")
+    rows = [[f"`{s}`", *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)] for s in sizes]
+    return ("## Speedup by size\n\n" + "\n".join(chart) + "\n\n"
+            + f"Lines, in order: {', '.join(f'`{c.name}`' for c in timed)}.\n\n"
+            + _table(["Size", *(f"`{c.name}`" for c in timed)], rows))
+
+
+def _regression_tests(result: RunResult) -> str:
+    best = best_candidate(result) or next((c for c in result.candidates if c.case_timings), None)
+    if best is None or not best.case_timings:
+        return ""
+    tests = []
+    for ct in best.case_timings:
+        note = change_note(ct.baseline_s, ct.candidate_s)
+        tests.append(ct.test.rstrip("\n") + f"  # {note}\n")
+    header = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
+    body = (f"Candidate `{best.name}` against the baseline, each case timed as one call (best of 5; the "
+            f"size ladder above carries the verdict).\n\n```python\n{header}" + "\n\n".join(tests) + "```")
+    return _details("🌀 Generated regression tests and runtime", body)
+
+
+def _footer(result: RunResult) -> str:
+    e, b = result.environment, result.bench
+    lines = [
+        f"Device: {e.device_name} (`{e.device}`) · torch {e.torch} · triton {e.triton or 'n/a'} · "
+        f"Python {e.python} · {e.threads} threads · {e.platform}",
+        f"Copy bandwidth (measured): {e.copy_gbps:.1f} GB/s" if e.copy_gbps else "Copy bandwidth: not measured",
+        f"Commit `{e.git_commit or 'unknown'}` · harness {e.harness_version} · {result.created}",
+        f"Command: `{e.command}`",
+    ]
+    if b:
+        lines.append(
+            f"Timing: interleaved rounds until the median's relative standard error < {b.target_rse:.1%} or "
+            f"{b.budget_s:g} s per candidate and size; verdict \"faster\"/\"slower\" only when the whole 95% "
+            f"interval is beyond the ±{b.noise_floor:.0%} noise floor, else \"no significant difference\"."
+        )
+    return "---\n\n" + "<br>\n".join(lines) + "\n"
+
+
+def _sections(result: RunResult) -> list[str]:
+    sections = [_headline(result), _explanation(result), _correctness(result), _candidates_table(result),
+                _by_size(result), _regression_tests(result), _footer(result)]
+    return [s for s in sections if s]
+
+
+def markdown(result: RunResult) -> str:
+    return "\n".join(_sections(result))
+
+
+def pr_comment(result: RunResult, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """The report with a hidden marker (so a bot edits its own comment), trimmed to GitHub's limit by
+    dropping collapsible sections first, last first."""
+    sections = _sections(result)
+    text = MARKER + "\n" + "\n".join(sections)
+    for i in reversed(range(len(sections))):
+        if len(text) <= limit:
+            break
+        if sections[i].startswith("<details>"):
+            sections[i] = "_(section trimmed to fit GitHub's comment limit; see the full report)_\n"
+            text = MARKER + "\n" + "\n".join(sections)
+    return text[:limit]

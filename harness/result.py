@@ -1,0 +1,258 @@
+"""The one JSON schema: frozen dataclasses for everything a run produces, and their (de)serialisation.
+
+Every renderer is a pure function of a ``RunResult``; ``load`` rebuilds one from its JSON exactly (floats
+round-trip through ``repr``), so a report re-rendered from the JSON is byte-for-byte the original.
+Writes are atomic (temporary file, then rename), so an interrupted run never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FamilyCount:
+    family: str
+    checked: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    case: str
+    family: str
+    params: dict
+    seed: int
+    input: str  # one-line description of the input
+    reason: str  # one-line diagnosis (segment counts, exception, ...)
+    kind: str  # "mismatch" (a wrong answer) or "error" (raised, or returned something that is no output)
+    differences: tuple[str, ...]  # the first located differences, decoded
+    test: str  # a ready-to-paste pytest test reproducing it
+
+
+@dataclass(frozen=True)
+class Verification:
+    policy: str
+    device: str
+    seed: int
+    cases: int
+    failed: int
+    families: tuple[FamilyCount, ...]
+    failures: tuple[CaseFailure, ...]
+    pattern: str | None  # e.g. "only where dtype in {bfloat16, float16}"
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0
+
+    @property
+    def first_failure(self) -> str | None:
+        if not self.failures:
+            return None
+        f = self.failures[0]
+        return f"{f.family} case {f.case} [{f.input}]: {f.reason}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Statistics of per-call times (seconds) over the timed rounds of one function at one size."""
+
+    rounds: int
+    min_s: float
+    median_s: float
+    mean_s: float
+    iqr_s: float
+    stderr_s: float  # standard error of the median
+    rse: float  # stderr_s / median_s
+
+
+@dataclass(frozen=True)
+class SizeTiming:
+    size: str
+    input: str
+    bytes_moved: int
+    calls_per_round: int
+    converged: bool  # the relative standard error target was reached within the budget
+    baseline: Summary
+    candidate: Summary
+    speedup: float  # median over paired rounds of baseline time / candidate time
+    speedup_ci: tuple[float, float]  # 95% bootstrap interval of that median
+    verdict: str  # "faster", "slower" or "no significant difference"
+    gbps: float  # bytes_moved / candidate median
+    pct_copy_bandwidth: float | None
+    baseline_rounds_s: tuple[float, ...]
+    candidate_rounds_s: tuple[float, ...]
+
+    @property
+    def significant(self) -> bool:
+        return self.verdict != "no significant difference"
+
+
+@dataclass(frozen=True)
+class CaseTiming:
+    """One regression case timed as a single call (best of a few), for the report's annotated tests."""
+
+    case: str
+    baseline_s: float  # an error-parity case times the call up to its raise
+    candidate_s: float
+    test: str
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    name: str
+    spec: str
+    doc: str
+    verdict: str  # "pass", "fail" or "error"
+    error: str | None = None
+    verification: Verification | None = None
+    timings: tuple[SizeTiming, ...] = ()
+    case_timings: tuple[CaseTiming, ...] = ()
+
+    @property
+    def headline(self) -> SizeTiming | None:
+        """The timing at the largest size (the one the report's headline quotes)."""
+        return max(self.timings, key=lambda t: t.bytes_moved) if self.timings else None
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    target_rse: float
+    budget_s: float
+    noise_floor: float
+    min_rounds: int
+    warmup_max_s: float
+    threads: int | None
+    l2_flush: bool
+
+
+@dataclass(frozen=True)
+class Environment:
+    device: str
+    device_name: str
+    python: str
+    torch: str
+    triton: str | None
+    platform: str
+    threads: int
+    git_commit: str | None
+    harness_version: str
+    command: str
+    copy_gbps: float | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    target: str
+    function: str
+    source: str
+    baseline: str
+    policy: str
+    created: str
+    environment: Environment
+    candidates: tuple[CandidateResult, ...]
+    bench: BenchSettings | None = None
+    schema: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+
+def to_dict(obj: Any) -> dict:
+    """A JSON-able dict that also carries the derived per-candidate fields tools look for."""
+    data = dataclasses.asdict(obj)
+    if isinstance(obj, RunResult):
+        for cand, raw in zip(obj.candidates, data["candidates"]):
+            raw.update(_candidate_digest(cand))
+    return data
+
+
+def _candidate_digest(cand: CandidateResult) -> dict:
+    v, h = cand.verification, cand.headline
+    return {
+        "cases": v.cases if v else 0,
+        "failed": v.failed if v else 0,
+        "first_failure": v.first_failure if v else cand.error,
+        "median_s": h.candidate.median_s if h else None,
+        "speedup": h.speedup if h else None,
+        "speedup_ci": list(h.speedup_ci) if h else None,
+        "significant": h.significant if h else None,
+        "gbps": h.gbps if h else None,
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(to_dict(obj), indent=2, sort_keys=False) + "\n"
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(options[0], value) if len(options) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(args, value))
+    return value
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _decode(hints[k], v) for k, v in data.items() if k in names})
+
+
+def load_text(text: str, source: str = "result") -> RunResult:
+    """Rebuild a ``RunResult`` from its JSON; ValueError with a one-line reason if it is not one."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
+        raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
+    try:
+        return from_dict(RunResult, data)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{source} is not a harness result: {exc}") from None
+
+
+def load(path: str | os.PathLike) -> RunResult:
+    """Read a result written by ``harness run``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"no such result file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    return load_text(text, str(path))
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,147 @@
+"""The contract between the generic harness and one function under optimisation (a *target*).
+
+Everything particular to a target lives next to its oracle in ``oracles/<name>.py``, which exposes
+``TARGET = SomeTarget()``: the oracle function, its named case families, a hypothesis strategy for
+property cases, how inputs are built from a case's plain-data parameters, how two outputs are compared
+under each policy, how many bytes a call must move, and which sizes to time.  ``harness/`` only calls
+these methods, so a second target is one new file in ``oracles/`` plus its candidates.
+
+Cases are plain data (name, family, JSON-able params, seed) so that a result can name them, a report can
+print them and ``export-tests`` can rebuild them without re-running anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to check or time, described as data.  ``seed`` picks the random values."""
+
+    name: str
+    family: str
+    params: Mapping[str, Any]
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """The positional and keyword arguments of one call of the target."""
+
+    args: tuple
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One located difference between expected and actual output, already decoded for humans."""
+
+    segment: str
+    where: str
+    expected: str
+    got: str
+    note: str = ""
+
+    def describe(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.segment} at {self.where}: expected {self.expected}, got {self.got}{note}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict of comparing one output against the oracle's under one policy."""
+
+    ok: bool
+    summary: str  # one line, e.g. "scales: 3/64 differ; codes: 41/8192 differ (max 1 ulp)"
+    differences: tuple[Difference, ...] = ()
+
+    @staticmethod
+    def passed() -> "Comparison":
+        return Comparison(ok=True, summary="identical")
+
+
+class Target:
+    """Base class of a target.  Subclasses in ``oracles/`` override what their function needs."""
+
+    name: str = ""  # short identifier, e.g. "quantize_k_cache"
+    function_name: str = ""  # the original function's name, used in report titles
+    source: str = ""  # where the original lives, used in report headlines
+    policies: tuple[str, ...] = ("exact",)
+    # Exception types the oracle raises for violated preconditions: a candidate must raise the same type.
+    precondition_errors: tuple[type[BaseException], ...] = (AssertionError,)
+
+    # -- the oracle -------------------------------------------------------------------------------
+    def oracle(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    # -- cases ------------------------------------------------------------------------------------
+    def build(self, case: Case, device: str) -> Call:
+        """Materialise a case's inputs on ``device``; deterministic in (params, seed)."""
+        raise NotImplementedError
+
+    def named_cases(self) -> list[Case]:
+        """Explicit regression cases (seed document, edge and error cases)."""
+        return []
+
+    def property_strategy(self) -> Any | None:
+        """A hypothesis strategy of case params for property-based cases, or None."""
+        return None
+
+    def describe(self, case: Case) -> str:
+        """A one-line human description of a case's input (shape, dtype, values...)."""
+        return ", ".join(f"{k}={v}" for k, v in case.params.items()) + f", seed={case.seed}"
+
+    # -- comparison -------------------------------------------------------------------------------
+    def check_output(self, call: Call, got: Any) -> str | None:
+        """Return why ``got`` is not even an output of the right type/shape/dtype, or None."""
+        return None
+
+    def compare(self, call: Call, expected: Any, got: Any, policy: str) -> Comparison:
+        raise NotImplementedError
+
+    # -- timing -----------------------------------------------------------------------------------
+    def bytes_moved(self, call: Call) -> int:
+        """The fewest bytes one call must move: inputs read once plus output written once."""
+        return 0
+
+    def sizes(self, device: str, quick: bool) -> list[Case]:
+        """The default ladder of sizes to time."""
+        return []
+
+    def parse_size(self, text: str) -> Case:
+        """Turn a ``--sizes`` entry into a case; raise ValueError with a one-line reason."""
+        raise ValueError(f"target {self.name!r} takes no --sizes")
+
+
+class TargetError(Exception):
+    """A target could not be found or loaded (a user mistake, reported in one line)."""
+
+
+def discover_targets(package: str = "oracles") -> dict[str, Target]:
+    """Every ``TARGET`` defined by a public module of the ``oracles`` package, by name."""
+    pkg = importlib.import_module(package)
+    found: dict[str, Target] = {}
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        target = getattr(module, "TARGET", None)
+        if isinstance(target, Target):
+            found[target.name] = target
+    return found
+
+
+def get_target(name: str | None, targets: Mapping[str, Target] | None = None) -> Target:
+    targets = discover_targets() if targets is None else targets
+    if not targets:
+        raise TargetError("no target found in oracles/")
+    if name is None:
+        return next(iter(targets.values()))
+    if name not in targets:
+        raise TargetError(f"unknown target {name!r}; known: {', '.join(targets)}")
+    return targets[name]
+

@@ -1,0 +1,223 @@
+"""Verification: is a candidate still the same function as the oracle?
+
+For every case — the target's named cases, a twin of each with different data (so a candidate that caches
+results by shape fails), and hypothesis-generated property cases (shrunk to a minimal failing case) — the
+oracle and the candidate each run on their own fresh inputs (``sandbox``), and the outcome is judged:
+error parity (where the oracle raises, the candidate must raise, the same type for asserted
+preconditions), no mutation of the input, an output of the right kind, then the target's comparison under
+the chosen policy.  The result is a frozen ``Verification`` (see ``result``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from harness.result import CaseFailure, FamilyCount, Verification
+from harness.sandbox import Outcome, invoke
+from harness.target import Case, Comparison, Target
+
+MAX_FAILURES_KEPT = 20
+REPEAT_SEED_OFFSET = 7919  # a twin's data seed: same shape, different values
+
+
+@dataclass(frozen=True)
+class Judgement:
+    passed: bool
+    reason: str = ""
+    comparison: Comparison | None = None
+    kind: str = "mismatch"  # or "error": the candidate raised, or returned something that is no output
+
+
+def judge(target: Target, call_for_check: Any, expected: Outcome, got: Outcome, policy: str) -> Judgement:
+    """The verdict on one case, given what the oracle and the candidate did."""
+    if got.mutated_input:
+        return Judgement(False, "changed its input in place")
+    if expected.error is not None:
+        if got.error is None:
+            return Judgement(False, f"returned normally where the oracle raised {expected.error_line}")
+        if isinstance(expected.error, target.precondition_errors) and type(got.error) is not type(expected.error):
+            return Judgement(False, f"raised {got.error_line} where the oracle's precondition raised "
+                                    f"{type(expected.error).__name__}")
+        return Judgement(True)
+    if got.error is not None:
+        return Judgement(False, f"raised {got.error_line}", kind="error")
+    wrong = target.check_output(call_for_check, got.value)
+    if wrong:
+        return Judgement(False, wrong, kind="error")
+    comparison = target.compare(call_for_check, expected.value, got.value, policy)
+    return Judgement(comparison.ok, "" if comparison.ok else comparison.summary, comparison)
+
+
+class _OracleMemo:
+    """The oracle's outcome per case, computed once and shared by every candidate."""
+
+    def __init__(self, target: Target, device: str) -> None:
+        self.target, self.device, self._memo = target, device, {}
+
+    def __call__(self, case: Case) -> Outcome:
+        key = (case.name, case.seed, json.dumps(case.params, sort_keys=True, default=str))
+        if key not in self._memo:
+            self._memo[key] = invoke(self.target.oracle, lambda: self.target.build(case, self.device),
+                                     self.device, check_mutation=False)
+        return self._memo[key]
+
+
+def regression_test(target: Target, case: Case, spec: str, policy: str, note: str = "") -> str:
+    """A ready-to-paste pytest test that reproduces one case against the oracle."""
+    name = "".join(c if c.isalnum() else "_" for c in case.name).strip("_") or "case"
+    params = json.dumps(dict(case.params), sort_keys=True)
+    comment = f"  # {note}" if note else ""
+    return (
+        f"def test_{target.name}_{name}():\n"
+        f"    # {target.describe(case)}{comment}\n"
+        f"    case = Case({case.name!r}, {case.family!r}, {params}, seed={case.seed})\n"
+        f"    check_case({target.name!r}, {spec!r}, case, policy={policy!r})\n"
+    )
+
+
+class Verifier:
+    """Checks candidates of one target on one device under one policy."""
+
+    def __init__(self, target: Target, policy: str = "exact", device: str = "cpu", examples: int = 100,
+                 seed: int = 0, named: Iterable[Case] | None = None) -> None:
+        if policy not in target.policies:
+            raise ValueError(f"unknown policy {policy!r} for {target.name}; choose from {', '.join(target.policies)}")
+        self.target, self.policy, self.device = target, policy, device
+        self.examples, self.seed = examples, seed
+        named = list(target.named_cases() if named is None else named)
+        twins = [Case(f"{c.name}_again", "repeat", c.params, c.seed + REPEAT_SEED_OFFSET) for c in named]
+        self.cases = named + twins
+        self.oracle = _OracleMemo(target, device)
+
+    def check(self, case: Case, fn: Callable[..., Any]) -> Judgement:
+        got = invoke(fn, lambda: self.target.build(case, self.device), self.device)
+        return judge(self.target, self.target.build(case, self.device), self.oracle(case), got, self.policy)
+
+    def verify(self, fn: Callable[..., Any], spec: str, progress: Callable[[int, int], None] | None = None) -> Verification:
+        checked: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        failures: list[CaseFailure] = []
+        outcomes: list[tuple[Mapping[str, Any], bool]] = []
+        for i, case in enumerate(self.cases):
+            verdict = self.check(case, fn)
+            checked[case.family] += 1
+            outcomes.append((case.params, verdict.passed))
+            if not verdict.passed:
+                failed[case.family] += 1
+                failures.append(self._failure(case, verdict, spec))
+            if progress:
+                progress(i + 1, len(self.cases) + self.examples)
+        failures = failures[:MAX_FAILURES_KEPT]
+        if self.examples and self.target.property_strategy() is not None:
+            ran, failure = self._properties(fn, spec)
+            checked["property"] += ran
+            if failure:  # kept whatever the cap: it is the shrunk, minimal failing case
+                failed["property"] += 1
+                failures.append(failure)
+                outcomes.append((failure.params, False))
+        if progress:
+            progress(len(self.cases) + self.examples, len(self.cases) + self.examples)
+        families = tuple(FamilyCount(f, checked[f], failed[f]) for f in checked)
+        return Verification(
+            policy=self.policy, device=self.device, seed=self.seed, cases=sum(checked.values()),
+            failed=sum(failed.values()), families=families, failures=tuple(failures),
+            pattern=failure_pattern(outcomes),
+        )
+
+    def _failure(self, case: Case, verdict: Judgement, spec: str) -> CaseFailure:
+        differences = tuple(d.describe() for d in (verdict.comparison.differences if verdict.comparison else ()))
+        return CaseFailure(case=case.name, family=case.family, params=dict(case.params), seed=case.seed,
+                           input=self.target.describe(case), reason=verdict.reason, kind=verdict.kind,
+                           differences=differences,
+                           test=regression_test(self.target, case, spec, self.policy))
+
+    def _properties(self, fn: Callable[..., Any], spec: str) -> tuple[int, CaseFailure | None]:
+        """Run ``examples`` hypothesis cases; on failure return the shrunk minimal one."""
+        generated = [0]
+        first_failure: list[tuple[Case, Judgement]] = []
+
+        @hypothesis_seed(self.seed)
+        @settings(max_examples=self.examples, database=None, deadline=None, derandomize=False,
+                  suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink],
+                  verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False)
+        @given(params=self.target.property_strategy(), data_seed=st.integers(0, 2**31 - 1))
+        def prop(params: dict, data_seed: int) -> None:
+            case = Case("property", "property", params, data_seed)
+            verdict = self.check(case, fn)
+            if not first_failure:
+                generated[0] += 1
+            if not verdict.passed:
+                first_failure.append((case, verdict))
+                raise _CaseFailed(case, verdict)
+
+        try:
+            prop()
+        except BaseException as exc:  # hypothesis re-raises the minimal example's failure (or a Flaky group)
+            failed = _find_case_failed(exc)
+            if failed is None:
+                raise
+            case, verdict = failed.case, failed.verdict
+            shrunk = Case(f"property_{_short_name(case)}", "property", case.params, case.seed)
+            return generated[0], self._failure(shrunk, verdict, spec)
+        return generated[0], None
+
+
+class _CaseFailed(Exception):
+    def __init__(self, case: Case, verdict: Judgement) -> None:
+        super().__init__(verdict.reason)
+        self.case, self.verdict = case, verdict
+
+
+def _find_case_failed(exc: BaseException) -> _CaseFailed | None:
+    if isinstance(exc, _CaseFailed):
+        return exc
+    for inner in getattr(exc, "exceptions", ()) or ():
+        if (found := _find_case_failed(inner)) is not None:
+            return found
+    cause = exc.__cause__ or exc.__context__
+    return _find_case_failed(cause) if cause is not None and cause is not exc else None
+
+
+def _short_name(case: Case) -> str:
+    return "_".join(str(v) for v in case.params.values())[:60]
+
+
+def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses: int = 1) -> str | None:
+    """Say which parameter values the failures are confined to, e.g.
+    "only where dtype in {bfloat16, float16} (never with float32)".  A parameter is named only when some of
+    its values were checked at least 3 times without a failure and those clean cases are at least a fifth
+    of all cases, so that a value seen once does not pass for a pattern."""
+    if all(ok for _, ok in outcomes):
+        return None
+    clauses = []
+    for key in sorted({k for params, _ in outcomes for k in params}):
+        tally: dict[str, list[int]] = {}
+        for params, ok in outcomes:
+            counts = tally.setdefault(str(params.get(key)), [0, 0])
+            counts[0] += not ok
+            counts[1] += 1
+        bad = sorted(v for v, (failed, _) in tally.items() if failed)
+        clean = sorted(v for v, (failed, total) in tally.items() if not failed and total >= 3)
+        clean_cases = sum(tally[v][1] for v in clean)
+        if clean and clean_cases >= 0.2 * len(outcomes):
+            clauses.append((clean_cases, f"{key} in {{{', '.join(bad)}}} (never with {', '.join(clean)})"))
+    if not clauses:
+        return "across all parameter values"
+    clauses.sort(key=lambda c: -c[0])
+    return "only where " + " and ".join(text for _, text in clauses[:max_clauses])
+
+
+def check_case(target: str, spec: str, case: Case, policy: str = "exact", device: str = "cpu") -> None:
+    """Assert that candidate ``spec`` agrees with the oracle of ``target`` on ``case`` (used by generated tests)."""
+    from harness.candidates import load
+    from harness.target import get_target
+
+    verdict = Verifier(get_target(target), policy, device, examples=0, named=[]).check(case, load(spec).function)
+    assert verdict.passed, f"{case.name}: {verdict.reason}"

@@ -1,0 +1,79 @@
+"""Target: sglang's FP8 K-cache quantizer ``_quantize_k_cache_slow``.
+
+Declares what the generic harness needs to know about it: the oracle (``kcache_reference``), its cases
+(``_kcache_cases``), the layout-aware comparison (``_kcache_compare``), the bytes one call must move, and
+the sizes to time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from harness.target import Call, Case, Comparison, Target
+from oracles import _kcache_cases as cases
+from oracles._kcache_compare import Tolerances, compare
+from oracles.kcache_reference import FP8, KCacheLayout, quantize_k_cache_slow
+
+
+class QuantizeKCache(Target):
+    name = "quantize_k_cache"
+    function_name = "_quantize_k_cache_slow"
+    source = "python/sglang/srt/layers/attention/nsa/quant_k_cache.py"
+    policies = ("exact", "ulp", "dequant")
+    precondition_errors = (AssertionError,)
+
+    def __init__(self, tolerances: Tolerances = Tolerances()) -> None:
+        self.tolerances = tolerances
+
+    def oracle(self, input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> torch.Tensor:
+        return quantize_k_cache_slow(input_k_cache, dv=dv, tile_size=tile_size)
+
+    def build(self, case: Case, device: str) -> Call:
+        p = case.params
+        return Call((cases.build_input(p, case.seed, device),), {"dv": p["dv"], "tile_size": p["tile_size"]})
+
+    def named_cases(self) -> list[Case]:
+        return cases.named_cases()
+
+    def property_strategy(self) -> Any:
+        return cases.property_params()
+
+    def describe(self, case: Case) -> str:
+        p = case.params
+        shape = (p["num_blocks"], p["block_size"], p["h_k"], p["d"])
+        return (f"x{shape} {p['dtype']} {p['values']} {p['layout']}, dv={p['dv']}, tile_size={p['tile_size']}, "
+                f"seed={case.seed}")
+
+    def check_output(self, call: Call, got: Any) -> str | None:
+        (x,), dv, tile = call.args, call.kwargs["dv"], call.kwargs["tile_size"]
+        if not isinstance(got, torch.Tensor):
+            return f"returned {type(got).__name__}, expected a torch.Tensor"
+        if got.dtype != FP8:
+            return f"returned dtype {got.dtype}, expected {FP8}"
+        layout = KCacheLayout.of(x, dv, tile)
+        expected_shape = (x.shape[0], x.shape[1], 1, layout.width)
+        if tuple(got.shape) != expected_shape:
+            return f"returned shape {tuple(got.shape)}, expected {expected_shape}"
+        if got.device != x.device:
+            return f"returned a tensor on {got.device}, expected {x.device}"
+        return None
+
+    def compare(self, call: Call, expected: Any, got: Any, policy: str) -> Comparison:
+        (x,), dv, tile = call.args, call.kwargs["dv"], call.kwargs["tile_size"]
+        return compare(KCacheLayout.of(x, dv, tile), x.shape[1], expected, got, policy, self.tolerances)
+
+    def bytes_moved(self, call: Call) -> int:
+        (x,), dv, tile = call.args, call.kwargs["dv"], call.kwargs["tile_size"]
+        tokens = x.shape[0] * x.shape[1]
+        return tokens * (x.shape[-1] * x.element_size() + KCacheLayout.of(x, dv, tile).width)
+
+    def sizes(self, device: str, quick: bool) -> list[Case]:
+        return cases.sizes(device, quick)
+
+    def parse_size(self, text: str) -> Case:
+        return cases.parse_size(text)
+
+
+TARGET = QuantizeKCache()

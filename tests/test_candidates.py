@@ -1,0 +1,88 @@
+"""Discovery and spec loading, and each built-in candidate against the oracle byte for byte."""
+
+import textwrap
+
+import pytest
+import torch
+
+from harness.candidates import SpecError, discover, load
+from harness.target import get_target
+
+TARGET = get_target("quantize_k_cache")
+BUILT_IN = {c.name: c for c in discover(TARGET.name, TARGET.name)}
+
+
+def test_discovers_the_three_candidates_with_their_explanations():
+    assert set(BUILT_IN) == {"slow_loop", "amax_vectorized", "fused"}
+    assert BUILT_IN["fused"].spec == "candidates/fused.py:fused"
+    assert "bit-identical" in BUILT_IN["fused"].doc
+    assert BUILT_IN["slow_loop"].function is TARGET.oracle.__func__ or "original" in BUILT_IN["slow_loop"].doc
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_IN))
+@pytest.mark.parametrize("case", TARGET.named_cases(), ids=lambda c: c.name)
+def test_candidate_matches_oracle_byte_for_byte(name, case):
+    call = TARGET.build(case, "cpu")
+    try:
+        expected = TARGET.oracle(*call.args, **call.kwargs)
+    except Exception as exc:  # the candidate must raise too, the same type for the asserted preconditions
+        with pytest.raises(type(exc) if isinstance(exc, AssertionError) else Exception):
+            BUILT_IN[name].function(*call.args, **call.kwargs)
+        return
+    call = TARGET.build(case, "cpu")
+    got = BUILT_IN[name].function(*call.args, **call.kwargs)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    e, g = expected.view(torch.uint8), got.view(torch.uint8)
+    both_nan = ((e & 0x7F) == 0x7F) & ((g & 0x7F) == 0x7F)
+    # bytes identical, except that both sides may spell an fp8 NaN code 0x7F or 0xFF
+    assert bool(((e == g) | both_nan).all())
+
+
+def test_dropping_a_file_in_a_candidates_folder_is_enough(tmp_path):
+    (tmp_path / "mine.py").write_text(textwrap.dedent('''
+        from harness import candidate
+        from candidates.fused import fused as _fused
+
+        @candidate
+        def mine(input_k_cache, dv=512, tile_size=128):
+            """Mine."""
+            return _fused(input_k_cache, dv, tile_size)
+
+        def helper():
+            pass
+    '''))
+    found = discover("quantize_k_cache", "quantize_k_cache", directory=tmp_path)
+    assert [c.name for c in found] == ["mine"]
+    assert found[0].doc == "Mine."
+
+
+def test_file_spec_outside_the_repo(tmp_path):
+    path = tmp_path / "elsewhere.py"
+    path.write_text("def quant(input_k_cache, dv=512, tile_size=128):\n    '''Doc.'''\n    return 1\n")
+    cand = load(f"{path}:quant")
+    assert cand.name == "quant" and cand.doc == "Doc." and cand.function(None) == 1
+
+
+def test_module_spec():
+    assert load("candidates.fused:fused").function is BUILT_IN["fused"].function
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nowhere/missing.py:fn", "candidate file not found"),
+    ("candidates/fused.py:nope", "no function 'nope'"),
+    ("no_such_package.mod:fn", "no module named 'no_such_package'"),
+    ("just_a_name", "bad candidate spec"),
+    ("candidates/fused.py:FP8", "not a function"),
+])
+def test_bad_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(SpecError, match=message):
+        load(spec)
+
+
+def test_syntax_and_import_errors_are_one_line(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(:\n")
+    (tmp_path / "badimport.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(SpecError, match=r"SyntaxError: .* \(line 1\)"):
+        load(f"{tmp_path / 'broken.py'}:f")
+    with pytest.raises(SpecError, match="no module named 'not_a_module_anywhere'"):
+        load(f"{tmp_path / 'badimport.py'}:f")

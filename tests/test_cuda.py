@@ -1,0 +1,42 @@
+"""CUDA checks; they skip with a reason where torch.cuda.is_available() is false.  Run them on a GPU
+machine with `python -m pytest tests/test_cuda.py`."""
+
+import torch
+
+from harness.bench import Bench, BenchConfig
+from harness.candidates import discover
+from harness.target import Case, get_target
+from harness.verify import Verifier
+from tests.conftest import cuda
+
+TARGET = get_target("quantize_k_cache")
+
+
+@cuda
+def test_built_in_candidates_pass_exact_on_cuda():
+    verifier = Verifier(TARGET, "exact", "cuda", examples=50, seed=0)
+    for cand in discover(TARGET.name, TARGET.name):
+        result = verifier.verify(cand.function, cand.spec)
+        assert result.passed, f"{cand.name}: {result.first_failure}"
+
+
+@cuda
+def test_cuda_output_agrees_with_cpu_output_up_to_nan_spelling():
+    for case in [c for c in TARGET.named_cases() if c.family in ("seed", "edge")]:
+        cpu_call, gpu_call = TARGET.build(case, "cpu"), TARGET.build(case, "cuda")
+        try:
+            cpu = TARGET.oracle(*cpu_call.args, **cpu_call.kwargs)
+        except AssertionError:
+            continue
+        gpu = TARGET.oracle(*gpu_call.args, **gpu_call.kwargs).cpu()
+        comparison = TARGET.compare(cpu_call, cpu, gpu, "ulp")
+        assert comparison.ok, f"{case.name}: {comparison.summary}"
+
+
+@cuda
+def test_cuda_timing_uses_events_and_reports_bandwidth():
+    size = Case("prod-16384", "size", TARGET.parse_size("16384").params)
+    bench = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5), copy_gbps=3000.0)
+    timing = bench.compare(TARGET.oracle, TARGET.oracle, size)
+    assert timing.verdict == "no significant difference"
+    assert 0 < timing.gbps < 5000

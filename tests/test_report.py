@@ -1,0 +1,110 @@
+"""The markdown report of a real (small) run: its sections, parsed as GitHub-flavoured markdown, and its
+byte-for-byte reproduction from the JSON."""
+
+import pytest
+from markdown_it import MarkdownIt
+
+from harness import report, result
+from harness.bench import BenchConfig
+from harness.pipeline import Pipeline, RunOptions
+
+
+@pytest.fixture(scope="module")
+def run():
+    options = RunOptions(sizes=["1x64x576", "2x64x576"], examples=10, bench=BenchConfig(budget_s=0.3, min_rounds=3))
+    return Pipeline(options).run()
+
+
+@pytest.fixture(scope="module")
+def text(run):
+    return report.markdown(run)
+
+
+def tokens(text):
+    return MarkdownIt("commonmark").enable("table").parse(text)
+
+
+def test_sections_in_order(text):
+    order = ["# ", "📝 Explanation and details", "Correctness verification report", "## Candidates",
+             "## Speedup by size", "🌀 Generated regression tests and runtime", "\nCommand: `harness"]
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+
+def test_headline_has_runtime_interval_and_meaning(run, text):
+    best = report.best_candidate(run)
+    first = text.splitlines()[0]
+    if best is None:
+        assert first.startswith("# ⚖️ No speedup for function `_quantize_k_cache_slow`")
+    else:
+        assert first.startswith("# ⚡️ Speed up function `_quantize_k_cache_slow` by ")
+        assert f"(best of {best.headline.candidate.rounds} runs)" in text
+        assert "(95% interval)" in text
+    assert "X.XXx is baseline time / candidate time" in text
+
+
+def test_tables_have_the_right_columns(text):
+    toks = tokens(text)
+    headers = []
+    for i, tok in enumerate(toks):
+        if tok.type == "thead_open":
+            row = []
+            for t in toks[i:]:
+                if t.type == "inline":
+                    row.append(t.content)
+                if t.type == "thead_close":
+                    break
+            headers.append(row)
+    assert ["Case family", "`amax_vectorized`", "`fused`", "`slow_loop`"] in headers
+    assert ["Candidate", "Spec", "Verdict", "Median", "Speedup [95% CI]", "Significance", "GB/s", "% of copy BW"] in headers
+    assert ["Size", "`amax_vectorized`", "`fused`", "`slow_loop`"] in headers
+    for i, tok in enumerate(toks):  # every body row has as many cells as its header
+        if tok.type == "table_open":
+            widths, cells = [], 0
+            for t in toks[i:]:
+                if t.type in ("th_open", "td_open"):
+                    cells += 1
+                if t.type == "tr_close":
+                    widths.append(cells)
+                    cells = 0
+                if t.type == "table_close":
+                    break
+            assert len(set(widths)) == 1
+
+
+def test_details_blocks_close_and_mermaid_is_fenced(text):
+    assert text.count("<details>") == text.count("</details>") >= 2
+    fences = [t for t in tokens(text) if t.type == "fence"]
+    mermaid = [t for t in fences if t.info == "mermaid"]
+    assert len(mermaid) == 1 and mermaid[0].content.startswith("xychart-beta\n")
+    assert 'x-axis ["1x64x576", "2x64x576"]' in mermaid[0].content
+
+
+def test_regression_tests_are_annotated_like_the_seed(text):
+    assert "def test_quantize_k_cache_basic_shape_and_dtype_cpu():" in text
+    annotated = [line for line in text.splitlines() if line.strip().startswith("check_case(") and "  # " in line]
+    assert len(annotated) >= 20
+    assert all(("% faster)" in line or "% slower)" in line) and " -> " in line for line in annotated)
+
+
+def test_rerender_from_json_is_byte_for_byte(run, text, tmp_path):
+    path = result.write_atomic(tmp_path / "r.json", result.dumps(run))
+    assert report.markdown(result.load(path)) == text
+
+
+def test_pr_comment_has_marker_and_fits(run):
+    body = report.pr_comment(run)
+    assert body.startswith(report.MARKER)
+    small = report.pr_comment(run, limit=4000)
+    assert len(small) <= 4000 and "section trimmed" in small
+
+
+@pytest.mark.parametrize("seconds, text", [(16.4e-3, "16.4 ms"), (95.6e-6, "95.6 μs"), (104e-6, "104 μs"),
+                                           (1.41e-6, "1.41 μs"), (2.5, "2.50 s"), (841e-9, "841 ns")])
+def test_time_format(seconds, text):
+    assert report.fmt_time(seconds) == text
+
+
+def test_change_note_matches_the_seed():
+    assert report.change_note(104e-6, 95.6e-6) == "104μs -> 95.6μs (8.79% faster)"
+    assert report.change_note(2.63e-6, 2.68e-6) == "2.63μs -> 2.68μs (1.87% slower)"

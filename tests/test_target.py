@@ -1,0 +1,103 @@
+"""A second target is one new module in an oracles package plus its candidates: no change to harness/."""
+
+import sys
+import textwrap
+
+import pytest
+
+from harness import report, result
+from harness.bench import BenchConfig
+from harness.pipeline import Pipeline, RunOptions, UsageError
+from harness.target import discover_targets, get_target
+
+TOY = '''
+    """A toy target: y = 2 * x, compared exactly, one byte per element."""
+    import torch
+    from harness.target import Call, Case, Comparison, Difference, Target
+
+    def double(x):
+        assert x.dim() == 1
+        return x * 2
+
+    class Double(Target):
+        name = "double"
+        function_name = "double"
+        source = "toy.py"
+
+        def oracle(self, x):
+            return double(x)
+
+        def build(self, case, device):
+            g = torch.Generator().manual_seed(case.seed)
+            shape = [case.params["n"]] * case.params.get("dims", 1)
+            return Call((torch.randn(shape, generator=g).to(device),))
+
+        def named_cases(self):
+            return [Case("small", "seed", {"n": 3}), Case("two_dims", "error", {"n": 2, "dims": 2})]
+
+        def compare(self, call, expected, got, policy):
+            bad = (expected != got).nonzero().flatten().tolist()
+            if not bad:
+                return Comparison.passed()
+            return Comparison(False, f"{len(bad)} elements differ",
+                              tuple(Difference("y", f"index {i}", str(float(expected[i])), str(float(got[i]))) for i in bad[:3]))
+
+        def bytes_moved(self, call):
+            return 8 * call.args[0].numel()
+
+        def sizes(self, device, quick):
+            return [Case("n-4096", "size", {"n": 4096})]
+
+    TARGET = Double()
+'''
+
+CANDIDATES = '''
+    def good(x):
+        """Adds x to itself."""
+        assert x.dim() == 1
+        return x + x
+
+    def off_by_one(x):
+        """Wrong."""
+        return x * 2 + 1
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    pkg = tmp_path / "toy_oracles"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "double.py").write_text(textwrap.dedent(TOY))
+    (tmp_path / "toy_candidates.py").write_text(textwrap.dedent(CANDIDATES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield discover_targets("toy_oracles"), tmp_path
+    for name in [m for m in sys.modules if m.startswith("toy_oracles")]:
+        del sys.modules[name]
+
+
+def test_toy_target_runs_through_the_whole_pipeline(toy):
+    targets, where = toy
+    assert list(targets) == ["double"]
+    options = RunOptions(target="double", candidates=[f"{where}/toy_candidates.py:good", f"{where}/toy_candidates.py:off_by_one"],
+                         examples=0, bench=BenchConfig(budget_s=0.2, min_rounds=3))
+    run = Pipeline(options, targets=targets).run()
+    good, bad = run.candidates
+    assert (good.verdict, bad.verdict) == ("pass", "fail")
+    assert good.verification.cases == 4  # two named cases and their repeat twins
+    assert bad.verification.failures[0].reason == "3 elements differ"
+    assert good.headline.size == "n-4096" and good.headline.bytes_moved == 8 * 4096
+    assert bad.timings == ()  # a candidate that failed verification is not timed
+    text = report.markdown(run)
+    assert "`double`" in text and "3 elements differ" in text
+    assert result.load_text(result.dumps(run)) == run
+
+
+def test_unknown_target_is_a_usage_error(toy):
+    targets, _ = toy
+    with pytest.raises(UsageError, match="unknown target 'nope'; known: double"):
+        Pipeline(RunOptions(target="nope"), targets=targets)
+
+
+def test_default_target_is_the_quantizer():
+    assert get_target(None).name == "quantize_k_cache"
