@@ -1,0 +1,7 @@
+"""``python -m harness`` is the ``harness`` command (useful where the package is on PYTHONPATH only)."""
+
+import sys
+
+from harness.cli import main
+
+sys.exit(main())
