@@ -9,8 +9,9 @@ row-contiguous stores (production rows are 656 bytes, 16-byte aligned).
 
 Two things the hardware does differently from torch, handled explicitly:
 - ``tl.max`` ignores NaN, torch's max propagates it: a tile with a NaN gets a NaN scale.
-- the fp32 -> e4m3 instruction saturates (satfinite) where torch's conversion gives NaN: |q| > 464
-  (the rounding midpoint above 448), infinities and NaN become the NaN code 0x7F with the value's sign.
+- the fp32 -> e4m3 instruction saturates (satfinite: beyond the 464 midpoint and infinities become +-448);
+  torch's conversion does so or gives the NaN code depending on the torch build and device
+  (``_torch_fp8.saturates`` probes it once), so SAT_FINITE / SAT_INF choose; NaN always gives 0x7F | sign.
 """
 
 from __future__ import annotations
@@ -19,10 +20,28 @@ import torch
 import triton
 import triton.language as tl
 
+from candidates._kernels import prepare, saturates
+
 FP8 = torch.float8_e4m3fn
 ROUNDING = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
 ROWS_BLOCK_T, ROWS_NUM_WARPS = 2, 2  # tuned on an H100 at 1M production tokens: benchmarks/NOTES.md
 INV_448 = tl.constexpr(1.0 / 448.0)  # as torch on CUDA: amax * (1/448), see the docstring
+
+
+@triton.jit
+def _as_torch_e4m3(q, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr):
+    """fp32 -> e4m3fn codes (uint8) as torch converts: the hardware's round-to-nearest-even, then torch's
+    choice between saturation and NaN beyond the range, NaN always the NaN code with q's sign."""
+    code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+    nan_code = ((q.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8) | 0x7F
+    magnitude = tl.abs(q)
+    is_inf = magnitude == float("inf")
+    code = tl.where(q != q, nan_code, code)
+    if not SAT_FINITE:
+        code = tl.where((magnitude > 464.0) & ~is_inf, nan_code, code)
+    if not SAT_INF:
+        code = tl.where(is_inf, nan_code, code)
+    return code
 
 
 @triton.jit
@@ -31,7 +50,7 @@ def _quantize_kernel(
     row_bytes, row_words, row_elems,
     DV: tl.constexpr, TILE: tl.constexpr, TILE_P2: tl.constexpr, NUM_TILES: tl.constexpr,
     ROPE: tl.constexpr, ROPE_P2: tl.constexpr, ROPE_START: tl.constexpr, SCALE_START: tl.constexpr,
-    ROUND_SCALE: tl.constexpr, BLOCK_T: tl.constexpr,
+    ROUND_SCALE: tl.constexpr, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     pid = tl.program_id(0)
     tok = (pid * BLOCK_T + tl.arange(0, BLOCK_T)).to(tl.int64)
@@ -46,14 +65,11 @@ def _quantize_kernel(
         amax = tl.where(has_nan, float("nan"), amax)
         scale = amax * INV_448
         if ROUND_SCALE == 1:
-            scale = scale.to(tl.bfloat16).to(tl.float32)
+            scale = scale.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
         elif ROUND_SCALE == 2:
-            scale = scale.to(tl.float16).to(tl.float32)
+            scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
         q = tl.math.div_rn(x, scale[:, None])
-        code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-        sign = ((q.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8)
-        not_finite_in_fp8 = (tl.abs(q) > 464.0) | (q != q)
-        code = tl.where(not_finite_in_fp8, sign | 0x7F, code)
+        code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
         tl.store(codes_ptr + tok[:, None] * row_bytes + (t * TILE + col)[None, :], code, mask=mask)
         tl.store(scales_ptr + tok * row_words + SCALE_START + t, scale, mask=tmask)
     if ROPE > 0:
@@ -69,7 +85,7 @@ def _quantize_rows_kernel(
     row_bytes, row_words, row_elems,
     DV: tl.constexpr, TILE: tl.constexpr, NUM_TILES: tl.constexpr,
     ROPE: tl.constexpr, ROPE_P2: tl.constexpr, ROPE_START: tl.constexpr, SCALE_START: tl.constexpr,
-    ROUND_SCALE: tl.constexpr, BLOCK_T: tl.constexpr,
+    ROUND_SCALE: tl.constexpr, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """The same arithmetic for power-of-two tiling: the whole nope row and the rope are loaded up front
     (more independent loads in flight), the row is viewed as [tokens, tiles, tile] for the reduction."""
@@ -89,13 +105,11 @@ def _quantize_rows_kernel(
     amax = tl.where(has_nan, float("nan"), amax)
     scale = amax * INV_448
     if ROUND_SCALE == 1:
-        scale = scale.to(tl.bfloat16).to(tl.float32)
+        scale = scale.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
     elif ROUND_SCALE == 2:
-        scale = scale.to(tl.float16).to(tl.float32)
+        scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
     q = tl.math.div_rn(tiles, scale[:, :, None])
-    code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-    sign = ((q.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8)
-    code = tl.where((tl.abs(q) > 464.0) | (q != q), sign | 0x7F, code)
+    code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
     tl.store(codes_ptr + tok[:, None] * row_bytes + col[None, :], tl.reshape(code, (BLOCK_T, DV)),
              mask=tmask[:, None])
     tile_idx = tl.arange(0, NUM_TILES)
@@ -115,37 +129,29 @@ def supports(x: torch.Tensor) -> bool:
 def quantize(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128, block_t: int | None = None,
              num_warps: int | None = None, variant: str | None = None) -> torch.Tensor:
     """The quantizer's contract (same preconditions and errors as the oracle), computed by one kernel."""
-    assert dv % tile_size == 0
-    num_tiles = dv // tile_size
-    num_blocks, block_size, h_k, d = input_k_cache.shape
-    assert h_k == 1
-    elem = input_k_cache.element_size()
-    width = dv + 4 * num_tiles + elem * (d - dv)
-    if d < dv:
-        raise IndexError(f"d={d} is smaller than dv={dv}")
-    if dv % 4 or width % 4:  # the oracle's float32 view of the scales fails the same way
-        raise RuntimeError(f"rows of {width} bytes with scales at byte {dv} are not 4-byte aligned")
-    out = torch.empty((num_blocks, block_size, width), dtype=FP8, device=input_k_cache.device)
-    tokens = num_blocks * block_size
+    prep = prepare(input_k_cache, dv, tile_size)
+    x, out, width, num_tiles = prep.rows, prep.out, prep.width, prep.num_tiles
+    tokens, d, elem = x.shape[0], x.shape[1], x.element_size()
     if tokens == 0:
-        return out.view(num_blocks, block_size, 1, width)
-    x = input_k_cache.reshape(tokens, d)  # a view when the layout allows it, else a copy
+        return prep.result()
     flat = out.view(-1)
     views = (x, flat.view(torch.uint8), flat.view(torch.float32), flat.view(input_k_cache.dtype), tokens,
              x.stride(0), x.stride(1), width, width // 4, width // elem)
-    rope = dict(ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)), ROPE_START=(dv + 4 * num_tiles) // elem,
-                SCALE_START=dv // 4, ROUND_SCALE=ROUNDING[input_k_cache.dtype])
+    sat_finite, sat_inf = saturates(str(input_k_cache.device))
+    shared = dict(ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)), ROPE_START=(dv + 4 * num_tiles) // elem,
+                  SCALE_START=dv // 4, ROUND_SCALE=ROUNDING[input_k_cache.dtype], SAT_FINITE=sat_finite,
+                  SAT_INF=sat_inf)
     if variant is None:
         variant = "rows" if _power_of_two(tile_size) and _power_of_two(num_tiles) and dv <= 1024 else "tiles"
     if variant == "rows":
         block_t = block_t or ROWS_BLOCK_T
         _quantize_rows_kernel[(triton.cdiv(tokens, block_t),)](
-            *views, DV=dv, TILE=tile_size, NUM_TILES=num_tiles, **rope, BLOCK_T=block_t,
+            *views, DV=dv, TILE=tile_size, NUM_TILES=num_tiles, **shared, BLOCK_T=block_t,
             num_warps=num_warps or ROWS_NUM_WARPS)
     else:
         tile_p2 = triton.next_power_of_2(tile_size)
         block_t = block_t or max(1, min(64, 4096 // tile_p2))
         _quantize_kernel[(triton.cdiv(tokens, block_t),)](
-            *views, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles, **rope, BLOCK_T=block_t,
+            *views, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles, **shared, BLOCK_T=block_t,
             num_warps=num_warps or 4)
-    return out.view(num_blocks, block_size, 1, width)
+    return prep.result()

@@ -1,5 +1,5 @@
-"""Candidate 3: the fully fused quantizer (all tiles at once, no per-tile Python loop; one Triton kernel
-on CUDA)."""
+"""Candidate 3: the fully fused quantizer: one pass, no per-tile Python loop (a Triton kernel on CUDA, a
+C kernel on the CPU, a vectorised torch fallback elsewhere)."""
 
 import torch
 
@@ -8,28 +8,31 @@ from harness.candidates import candidate
 FP8 = torch.float8_e4m3fn
 
 
-def _triton_kernel():
-    """The Triton path, or None where Triton is not installed."""
-    try:
-        from candidates import _fused_triton
-    except ImportError:
-        return None
-    return _fused_triton
+def _kernel(x: torch.Tensor):
+    """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another dtype)."""
+    if x.is_cuda:
+        try:
+            from candidates import _fused_triton as kernel
+        except ImportError:
+            return None
+    else:
+        from candidates import _fused_cpu as kernel
+    return kernel if kernel.supports(x) else None
 
 
 @candidate
 def fused(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> torch.Tensor:
-    """All tiles of all tokens at once.  On CUDA it is one Triton kernel (`candidates/_fused_triton.py`):
-    each program reads a block of tokens once and writes their output rows once — fp8 codes, float32
-    scales and rope bytes — so the call moves the minimum number of bytes instead of the slow loop's
-    several passes and per-tile launches.  Elsewhere it is one vectorised torch pass: the nope part viewed
-    as `[..., num_tiles, tile_size]`, one `amax` for every scale, one division and one fp8 conversion.
-    Both keep the oracle's arithmetic (scale rounded to the input dtype, IEEE float32 division), so the
-    output is bit-identical to the oracle on the same device."""
-    if input_k_cache.is_cuda:
-        kernel = _triton_kernel()
-        if kernel is not None and kernel.supports(input_k_cache):
-            return kernel.quantize(input_k_cache, dv, tile_size)
+    """One pass over memory instead of the slow loop's several passes per tile.  On CUDA, one Triton
+    kernel (`candidates/_fused_triton.py`); on the CPU, one C loop parallel over tokens
+    (`candidates/_fused_cpu.c`, compiled on first use).  Each reads a token's row once and writes its
+    output row once — fp8 codes, float32 scales, rope bytes — with no temporaries, so the call moves the
+    minimum number of bytes; the slow loop allocates and walks a full-size float32 copy, a quotient and an
+    fp8 tensor for every tile.  Both keep the oracle's arithmetic on their device (scale rounded to the
+    input dtype, IEEE float32 division, torch's fp8 conversion), so the output is bit-identical.  Where
+    neither kernel is available it falls back to one vectorised torch pass over all tiles."""
+    kernel = _kernel(input_k_cache)
+    if kernel is not None:
+        return kernel.quantize(input_k_cache, dv, tile_size)
     assert dv % tile_size == 0
     num_tiles = dv // tile_size
     num_blocks, block_size, h_k, d = input_k_cache.shape

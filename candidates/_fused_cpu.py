@@ -1,0 +1,86 @@
+"""The fused quantizer's CPU kernel: ``_fused_cpu.c`` compiled on first use with the system C compiler
+(no Python build dependency) and called through ctypes.  ``load()`` returns None where no compiler is
+available; the fused candidate then falls back to its vectorised torch pass and says so once.
+
+The shared library is cached per source and compiler flags in ``$HARNESS_CACHE`` (default
+``~/.cache/harness``) and written atomically, so concurrent first uses cannot see half a file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from candidates._kernels import prepare, saturates
+
+SOURCE = Path(__file__).with_name("_fused_cpu.c")
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC"]
+FUNCTIONS = {torch.bfloat16: "quantize_bf16", torch.float16: "quantize_f16", torch.float32: "quantize_f32"}
+
+
+def _compile(target: Path) -> None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler found (set CC)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, text=True)
+        os.replace(tmp, target)
+    except subprocess.CalledProcessError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(f"compiling {SOURCE.name} failed: {exc.stderr.strip()[:500]}") from None
+
+
+@lru_cache(maxsize=1)
+def load() -> ctypes.CDLL | None:
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+    library = cache / f"fused_cpu_{digest}.so"
+    try:
+        if not library.exists():
+            _compile(library)
+        lib = ctypes.CDLL(str(library))
+    except OSError as exc:
+        warnings.warn(f"fused CPU kernel unavailable, using the torch fallback: {exc}", RuntimeWarning, stacklevel=2)
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    for name in FUNCTIONS.values():
+        getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i64, i64, i64, ctypes.c_int, ctypes.c_int,
+                                       ctypes.c_int]
+        getattr(lib, name).restype = None
+    lib.e4m3_from_floats.argtypes = [ptr, ptr, i64, ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+def supports(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in FUNCTIONS and load() is not None
+
+
+def quantize(input_k_cache: torch.Tensor, dv: int, tile_size: int) -> torch.Tensor:
+    """The quantizer's contract (same preconditions and errors as the oracle), computed in one pass."""
+    prep = prepare(input_k_cache, dv, tile_size)
+    x = prep.rows
+    if x.shape[0]:
+        getattr(load(), FUNCTIONS[x.dtype])(x.data_ptr(), x.shape[0], x.stride(0), x.stride(1), prep.out.data_ptr(),
+                                            prep.width, dv, tile_size, x.shape[1] - dv, *saturates("cpu"),
+                                            torch.get_num_threads())
+    return prep.result()
+
+
+def e4m3_from_floats(values: torch.Tensor) -> torch.Tensor:
+    """The kernel's float32 -> e4m3fn conversion alone (for tests against torch's)."""
+    values = values.contiguous().float()
+    out = torch.empty(values.shape, dtype=torch.uint8)
+    load().e4m3_from_floats(values.data_ptr(), out.data_ptr(), values.numel(), *saturates("cpu"))
+    return out

@@ -1,0 +1,46 @@
+"""What the one-pass kernels (``_fused_triton``, ``_fused_cpu``) share: the oracle's contract for inputs
+and output (preconditions, errors, the output row), and how the installed torch converts float32 to
+float8_e4m3fn beyond its range, which they must reproduce to stay bit-exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+
+@dataclass(frozen=True)
+class Prepared:
+    out: torch.Tensor  # (num_blocks, block_size, width) float8_e4m3fn, to be filled
+    rows: torch.Tensor  # the input as (tokens, d): a view when its layout allows, else a copy
+    width: int  # output bytes per token
+    num_tiles: int
+
+    def result(self) -> torch.Tensor:
+        return self.out.view(self.out.shape[0], self.out.shape[1], 1, self.width)
+
+
+def prepare(input_k_cache: torch.Tensor, dv: int, tile_size: int) -> Prepared:
+    """Check what the oracle checks (raising what it raises) and allocate the output."""
+    assert dv % tile_size == 0
+    num_tiles = dv // tile_size
+    num_blocks, block_size, h_k, d = input_k_cache.shape
+    assert h_k == 1
+    width = dv + 4 * num_tiles + input_k_cache.element_size() * (d - dv)
+    if d < dv:
+        raise IndexError(f"d={d} is smaller than dv={dv}")
+    if dv % 4 or width % 4:  # the oracle's float32 view of the scales fails the same way
+        raise RuntimeError(f"rows of {width} bytes with scales at byte {dv} are not 4-byte aligned")
+    out = torch.empty((num_blocks, block_size, width), dtype=torch.float8_e4m3fn, device=input_k_cache.device)
+    return Prepared(out, input_k_cache.reshape(num_blocks * block_size, d), width, num_tiles)
+
+
+@lru_cache(maxsize=None)
+def saturates(device: str) -> tuple[int, int]:
+    """(finite overflow saturates, infinity saturates) for torch's conversion on ``device``: 1 where it
+    gives +-448, 0 where it gives the NaN code.  c10's scalar routine (torch 2.11 on CUDA, for one) gives
+    NaN above the 464 midpoint and for infinities; torch 2.13 on the CPU saturates both."""
+    probe = torch.tensor([470.0, float("inf")], device=device).to(torch.float8_e4m3fn)
+    codes = probe.view(torch.uint8).tolist()
+    return int(codes[0] == 0x7E), int(codes[1] == 0x7E)
