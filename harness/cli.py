@@ -1,4 +1,4 @@
-"""The ``harness`` command line: list, run, verify, bench, report.
+"""The ``harness`` command line: list, run, verify, bench, profile, report.
 
 Exit codes: 0 everything asked for passed; 1 a candidate failed verification (or the regression gate
 tripped); 2 a usage mistake (bad spec, policy, device, size or path), reported in one line without a
@@ -8,6 +8,8 @@ traceback (``--debug`` shows one).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -84,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
                                    "baseline over a ladder of sizes, write reports/<target>-<device>.md and .json.")
     _add_common(p, timing=True, verifying=True)
     p.add_argument("--out", default="reports", metavar="DIR", help="where the report and JSON go (default reports/)")
+    p.add_argument("--no-profile", action="store_true", help="skip the line and kernel profiles")
     p.add_argument("--compare", metavar="PREVIOUS.json", help="a saved result to gate against")
     p.add_argument("--fail-slower", type=_percent, default=0.05,
                    help="with --compare: exit 1 if a candidate is slower than before by more than this (default 5%%)")
@@ -97,6 +100,16 @@ def parser() -> argparse.ArgumentParser:
                        description="Time candidates against the baseline in interleaved rounds, with a 95%% "
                                    "interval on each speedup.")
     _add_common(p, timing=True, verifying=False)
+
+    p = sub.add_parser("profile", help="line-by-line and kernel profile of one candidate",
+                       description="Profile SPEC (a candidate spec, or oracle:<target> for the original) on one "
+                                   "size: line_profiler per line (device time on CUDA) and torch.profiler per op/kernel.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--target", help="the function under optimisation (default: the first in oracles/)")
+    p.add_argument("--size", default=None, help="one size (default: the largest of the quick ladder)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--json", metavar="PATH", help="also write the profile as JSON")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("report", help="re-render a saved JSON result without re-running anything")
     p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
@@ -120,7 +133,9 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
 
 
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
-    pipeline = Pipeline(_options(args, verify, time))
+    options = _options(args, verify, time)
+    options.profile = time and verify and not getattr(args, "no_profile", True)
+    pipeline = Pipeline(options)
     with tty.LiveProgress(err) as progress:
         pipeline.progress = progress
         return pipeline.run()
@@ -197,6 +212,24 @@ def cmd_bench(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
+def cmd_profile(args: argparse.Namespace, out: Console) -> int:
+    from harness import profile as profiling
+    from harness.pipeline import check_device
+
+    check_device(args.device)
+    try:
+        target = get_target(args.target)
+        size = target.parse_size(args.size) if args.size else target.sizes(args.device, quick=True)[-1]
+        profiling.resolve(args.spec)
+    except (ValueError, TargetError) as exc:
+        raise UsageError(str(exc)) from None
+    (prof,) = profiling.profile_specs([args.spec], target, size, args.device)
+    if args.json:
+        _write(args.json, json.dumps(dataclasses.asdict(prof), indent=2) + "\n")
+    out.print(tty.profile_view(prof))
+    return EXIT_OK
+
+
 def _load(path: str) -> result.RunResult:
     try:
         return result.load(path)
@@ -219,12 +252,14 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    out, err = Console(), Console(stderr=True)
+    out, err = tty.make_console(), tty.make_console(stderr=True)
     try:
         if args.command == "list":
             return cmd_list(args, out)
         if args.command == "report":
             return cmd_report(args, out)
+        if args.command == "profile":
+            return cmd_profile(args, out)
         return {"run": cmd_run, "verify": cmd_verify, "bench": cmd_bench}[args.command](args, out, err)
     except (UsageError, SpecError, TargetError) as exc:
         if args.debug:

@@ -3,6 +3,7 @@ failure diagnoses at the end.  The tables are pure functions of a ``RunResult``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,7 +13,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from harness.report import best_candidate, fmt_speedup, fmt_time
-from harness.result import RunResult
+from harness.result import Profile, RunResult
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
 SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red"}
@@ -54,7 +55,8 @@ def summary_table(result: RunResult) -> Table:
     best = best_candidate(result)
     table = Table(title=f"{result.function} — policy {result.policy}, baseline {result.baseline}")
     for column in ("candidate", "verdict", "cases", "median", "speedup [95% CI]", "significance", "GB/s"):
-        table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right")
+        table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right",
+                         no_wrap=column != "candidate")
     for c in result.candidates:
         v, t = c.verification, c.headline
         cases = f"{v.cases - v.failed}/{v.cases}" if v else "—"
@@ -75,9 +77,9 @@ def sizes_table(result: RunResult) -> Table | None:
         return None
     pct = result.environment.copy_gbps
     table = Table(title=f"by size (copy bandwidth {pct:.1f} GB/s)" if pct else "by size")
-    for column in ("candidate", "size", "baseline", "candidate median", "speedup [95% CI]", "significance",
-                   "rounds", "GB/s", "% copy BW"):
-        table.add_column(column, justify="left" if column in ("candidate", "size", "significance") else "right")
+    for column in ("candidate", "size", "baseline", "median", "speedup [95% CI]", "verdict", "rounds", "GB/s", "%BW"):
+        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right",
+                         no_wrap=column not in ("candidate", "size"))
     for c in timed:
         for t in c.timings:
             rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
@@ -105,7 +107,37 @@ def failures(result: RunResult) -> Group | None:
     return Group(*parts) if parts else None
 
 
+def make_console(stderr: bool = False) -> Console:
+    """A terminal's own width; 140 columns where output goes to a pipe or a log (rich would assume 80)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 140)
+
+
 def render(result: RunResult, console: Console) -> None:
     for part in (sizes_table(result), failures(result), summary_table(result)):
         if part is not None:
             console.print(part)
+
+
+def profile_view(p: Profile) -> Group:
+    """A profile for the terminal: the line table in source order with hot lines highlighted, then the
+    kernel/op table sorted by cost."""
+    head = (f"[bold]{escape(p.spec)}[/] ({escape(p.function)}) at size {escape(p.size)} on {p.device}: "
+            f"{fmt_time(p.total_s)} per call over {p.calls} calls — {escape(p.timing)}")
+    lines = Table(title="lines (hits and time per call)", title_justify="left")
+    for column in ("line", "hits", "time", "per hit", "%"):
+        lines.add_column(column, justify="right", no_wrap=True)
+    lines.add_column("kind", no_wrap=True)
+    lines.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
+    for stat in p.lines:
+        style = "bold red" if stat.percent >= 20 else "yellow" if stat.percent >= 5 else "dim" if stat.percent < 0.5 else ""
+        lines.add_row(str(stat.line), f"{stat.hits / p.calls:g}", fmt_time(stat.total_s), fmt_time(stat.per_hit_s),
+                      f"{stat.percent:.1f}", escape(stat.kind), escape(stat.source), style=style)
+    kernels = Table(title=f"ops and kernels ({p.kernel_clock} time, one call, by cost)", title_justify="left")
+    kernels.add_column("name", overflow="ellipsis", no_wrap=True)
+    for column in ("calls", "total", "mean", "%"):
+        kernels.add_column(column, justify="right", no_wrap=True)
+    for k in p.kernels:
+        kernels.add_row(escape(k.name), str(k.calls), fmt_time(k.total_s), fmt_time(k.mean_s), f"{k.percent:.1f}",
+                        style="bold red" if k.percent >= 20 else "")
+    return Group(head, lines, kernels)

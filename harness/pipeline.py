@@ -7,6 +7,7 @@ and returns one frozen ``RunResult``.  It reports progress through a callback an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -21,7 +22,7 @@ import torch
 from harness import __version__
 from harness.bench import Bench, BenchConfig, measure_copy_bandwidth
 from harness.candidates import Candidate, SpecError, discover, load
-from harness.result import CandidateResult, CaseTiming, Environment, RunResult, SizeTiming, Verification
+from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
 from harness.target import Case, Target, discover_targets, get_target
 from harness.verify import Verifier, regression_test
 
@@ -46,9 +47,10 @@ class RunOptions:
     bench: BenchConfig = field(default_factory=BenchConfig)
     verify: bool = True
     time: bool = True
+    profile: bool = False
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}: choose cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
@@ -89,7 +91,7 @@ def _cpu_name() -> str | None:
 class Pipeline:
     def __init__(self, options: RunOptions, progress: Progress | None = None,
                  targets: Mapping[str, Target] | None = None) -> None:
-        _check_device(options.device)
+        check_device(options.device)
         self.options = options
         self.progress = progress or (lambda *a, **k: None)
         targets = discover_targets() if targets is None else targets
@@ -162,13 +164,26 @@ class Pipeline:
                 error=_error_reason(verification), verification=verification, timings=timings,
                 case_timings=case_timings,
             ))
+        profiles = self._profiles([c for c in self.candidates if c in timed]) if opts.profile and timed else {}
+        results = [dataclasses.replace(r, profile=profiles.get(r.spec)) for r in results]
         return RunResult(
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
             created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
             environment=environment(opts.device, copy_gbps), candidates=tuple(results),
-            bench=opts.bench.settings() if timed else None,
+            bench=opts.bench.settings() if timed else None, baseline_profile=profiles.get(self.baseline_spec),
         )
+
+    def _profiles(self, candidates: list[Candidate]) -> dict[str, Profile]:
+        """Line and kernel profiles of the baseline and each timed candidate at the last (largest) size."""
+        from harness import profile as profiling
+
+        size = self.sizes[-1]  # the ladder ends with its largest size
+        functions = {self.baseline_spec: self.baseline_fn, **{c.spec: c.function for c in candidates}}
+        self.progress("phase", name=f"profile @ {size.name}", total=1)
+        found = profiling.profile_specs(list(functions), self.target, size, self.options.device, functions)
+        self.progress("done", name="profile", ok=True)
+        return {p.spec: p for p in found}
 
     def _case_timings(self, bench: Bench, cand: Candidate) -> tuple[CaseTiming, ...]:
         """Each named regression case timed once more (best of a few interleaved calls), for the report's

@@ -2,8 +2,9 @@
 ``harness report --from RESULT.json`` reproduces the original byte for byte.
 
 Sections, in order: title and headline (best passing candidate, runtime, median with its interval, what
-N% and X.XXx mean), explanation, correctness verification, all candidates, speedup by size (a mermaid
-chart and a table), generated regression tests with their runtimes, and a footer with the environment.
+N% and X.XXx mean), explanation (docstring and profile-derived facts), correctness verification, all
+candidates, speedup by size (a mermaid chart and a table), generated regression tests with their runtimes,
+line profiles of the baseline and the best candidate, and a footer with the environment.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import math
 
 from harness import stats
-from harness.result import CandidateResult, RunResult, SizeTiming
+from harness.result import CandidateResult, Profile, RunResult, SizeTiming
 
 MARKER = "<!-- harness-report -->"
 GITHUB_COMMENT_LIMIT = 65536
@@ -101,6 +102,13 @@ def _explanation(result: RunResult) -> str:
     if best is None:
         return ""
     body = [f"**`{best.name}`** — {best.doc or '(no docstring)'}", ""]
+    if result.baseline_profile and best.profile:
+        from harness.profile import explain
+
+        p = best.profile
+        body.append(f"Where the time went (line profiles at `{p.size}`, {p.timing}; baseline → `{best.name}`):")
+        body += [f"- {fact}" for fact in explain(result.baseline_profile, p)]
+        body.append("")
     for t in best.timings:
         body.append(f"- `{t.size}` ({t.input}): {fmt_time(t.baseline.median_s)} → {fmt_time(t.candidate.median_s)}, "
                     f"{_interval(t)}, {t.verdict}; {t.gbps:.1f} GB/s")
@@ -197,6 +205,25 @@ def _regression_tests(result: RunResult) -> str:
     return _details("🌀 Generated regression tests and runtime", body)
 
 
+def _profile_table(p: Profile) -> str:
+    rows = [[str(s.line), f"{s.hits / p.calls:g}", fmt_time(s.total_s), f"{s.percent:.1f}%", s.kind, f"`{s.source}`"]
+            for s in p.lines]
+    kernels = [[f"`{k.name}`", str(k.calls), fmt_time(k.total_s), f"{k.percent:.1f}%"] for k in p.kernels[:10]]
+    return (f"**`{p.spec}`** (`{p.function}`) at `{p.size}` on `{p.device}`: {fmt_time(p.total_s)} per call over "
+            f"{p.calls} calls; {p.timing}.\n\n"
+            + _table(["Line", "Hits", "Time/call", "%", "Kind", "Source"], rows)
+            + f"\nOps and kernels ({p.kernel_clock} time of one call, by cost):\n\n"
+            + _table(["Name", "Calls", "Total", "%"], kernels))
+
+
+def _profiles(result: RunResult) -> str:
+    best = best_candidate(result)
+    shown = [p for p in (result.baseline_profile, best.profile if best else None) if p is not None]
+    if not shown:
+        return ""
+    return _details("🔬 Line profiles of the baseline and the best candidate", "\n".join(_profile_table(p) for p in shown))
+
+
 def _footer(result: RunResult) -> str:
     e, b = result.environment, result.bench
     lines = [
@@ -217,7 +244,7 @@ def _footer(result: RunResult) -> str:
 
 def _sections(result: RunResult) -> list[str]:
     sections = [_headline(result), _explanation(result), _correctness(result), _candidates_table(result),
-                _by_size(result), _regression_tests(result), _footer(result)]
+                _by_size(result), _regression_tests(result), _profiles(result), _footer(result)]
     return [s for s in sections if s]
 
 

@@ -99,6 +99,44 @@ class SizeTiming:
 
 
 @dataclass(frozen=True)
+class LineStat:
+    line: int
+    hits: int
+    total_s: float  # per call
+    per_hit_s: float
+    percent: float
+    source: str
+    kind: str = "other"  # the kind of work of the statement this line belongs to (profile.KINDS)
+
+
+@dataclass(frozen=True)
+class KernelStat:
+    name: str
+    calls: int
+    total_s: float
+    mean_s: float
+    percent: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    spec: str
+    function: str
+    file: str
+    size: str
+    device: str
+    timing: str  # which clock the line times are (WALL or DEVICE)
+    calls: int
+    total_s: float  # per call, summed over the function's lines
+    lines: tuple[LineStat, ...]
+    kernel_clock: str  # "device" or "cpu": what the kernel table's times are
+    kernels: tuple[KernelStat, ...]
+
+    def hottest(self) -> LineStat | None:
+        return max(self.lines, key=lambda s: s.total_s, default=None)
+
+
+@dataclass(frozen=True)
 class CaseTiming:
     """One regression case timed as a single call (best of a few), for the report's annotated tests."""
 
@@ -118,6 +156,7 @@ class CandidateResult:
     verification: Verification | None = None
     timings: tuple[SizeTiming, ...] = ()
     case_timings: tuple[CaseTiming, ...] = ()
+    profile: Profile | None = None
 
     @property
     def headline(self) -> SizeTiming | None:
@@ -162,6 +201,7 @@ class RunResult:
     environment: Environment
     candidates: tuple[CandidateResult, ...]
     bench: BenchSettings | None = None
+    baseline_profile: Profile | None = None
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 

@@ -69,6 +69,8 @@ def test_verify_exits_1_and_prints_the_minimal_case(capsys, outside, tmp_path):
     (["verify", "--device", "tpu"], "unknown device 'tpu'"),
     (["bench", "--sizes", "12x"], "bad size '12x'"),
     (["report", "--from", "missing.json"], "no such result file: missing.json"),
+    (["profile", "missing.py:fn"], "candidate file not found: missing.py"),
+    (["profile", "candidates/fused.py:fused", "--size", "huge"], "bad size 'huge'"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
@@ -134,3 +136,11 @@ def test_bench_json_keeps_every_round(capsys, tmp_path):
     run = result.load(tmp_path / "b.json")
     (cand,) = run.candidates
     assert cand.verdict == "untested" and cand.timings[0].baseline_rounds_s
+
+
+def test_profile_command(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "profile", "candidates/slow_loop.py:slow_loop", "--size", "256",
+                           "--json", str(tmp_path / "p.json"))
+    assert code == 0 and "abs + max reduction" in out and "aten::max" in out
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["spec"] == "candidates/slow_loop.py:slow_loop" and sum(l["percent"] for l in data["lines"]) == pytest.approx(100)

@@ -11,7 +11,8 @@ from harness.pipeline import Pipeline, RunOptions
 
 @pytest.fixture(scope="module")
 def run():
-    options = RunOptions(sizes=["1x64x576", "2x64x576"], examples=10, bench=BenchConfig(budget_s=0.3, min_rounds=3))
+    options = RunOptions(sizes=["1x64x576", "2x64x576"], examples=10, bench=BenchConfig(budget_s=0.3, min_rounds=3),
+                         profile=True)
     return Pipeline(options).run()
 
 
@@ -26,7 +27,7 @@ def tokens(text):
 
 def test_sections_in_order(text):
     order = ["# ", "📝 Explanation and details", "Correctness verification report", "## Candidates",
-             "## Speedup by size", "🌀 Generated regression tests and runtime", "\nCommand: `harness"]
+             "## Speedup by size", "🌀 Generated regression tests and runtime", "🔬 Line profiles", "\nCommand: `harness"]
     positions = [text.index(marker) for marker in order]
     assert positions == sorted(positions)
 
@@ -108,3 +109,9 @@ def test_time_format(seconds, text):
 def test_change_note_matches_the_seed():
     assert report.change_note(104e-6, 95.6e-6) == "104μs -> 95.6μs (8.79% faster)"
     assert report.change_note(2.63e-6, 2.68e-6) == "2.63μs -> 2.68μs (1.87% slower)"
+
+
+def test_explanation_carries_profile_facts(run, text):
+    assert run.baseline_profile is not None and run.baseline_profile.spec == "oracle:quantize_k_cache"
+    assert "Where the time went (line profiles at `2x64x576`" in text
+    assert "abs + max reduction: " in text

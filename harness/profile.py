@@ -1,0 +1,244 @@
+"""Profiling: where a candidate's time goes, line by line and kernel by kernel.
+
+- Lines: line_profiler over the candidate's own function on one size, a few calls.  On CUDA a line's
+  wall time measures launches, not work, so CUDA profiles run in a child process with
+  ``CUDA_LAUNCH_BLOCKING=1``: every launch then returns only when its kernel has finished, and a line's
+  time is the device time of the work it launched (``Profile.timing`` says which clock a profile used).
+- Kernels: ``torch.profiler`` over one call: each op or kernel with its calls, total and mean time and
+  share of the call — the view for candidates whose work is not in Python lines (Triton, C, compiled).
+- ``explain`` compares the baseline's and a candidate's line profiles by kind of work (reduction,
+  conversion, slicing, ...) and says in words what dominated and what its share became.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import gc
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from harness.result import KernelStat, LineStat, Profile, from_dict
+from harness.sandbox import synchronize
+from harness.target import Case, Target
+
+WALL = "CPU wall time per line"
+DEVICE = "device time per line (CUDA_LAUNCH_BLOCKING=1: each launch waits for its kernel)"
+
+
+def _line_profile(fn: Callable[..., Any], calls: list, device: str, min_calls: int, budget_s: float) -> tuple[list, int, str]:
+    from line_profiler import LineProfiler
+
+    profiler = LineProfiler()
+    wrapped = profiler(fn)
+    done, deadline = 0, time.perf_counter() + budget_s
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as in timing rounds: a collection would be billed to whichever line allocates
+    try:
+        while done < min_calls or (time.perf_counter() < deadline and done < 50):
+            call = calls[done % len(calls)]
+            wrapped(*call.args, **call.kwargs)
+            synchronize(device)
+            done += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    stats = profiler.get_stats()
+    ((filename, _, _), timings), = [(k, v) for k, v in stats.timings.items() if v] or [((fn.__code__.co_filename, 0, ""), [])]
+    return [(line, hits, t * stats.unit) for line, hits, t in timings], done, filename
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Kineto prints start/stop lines on file descriptor 2 from C++; hide them (the candidate has already run
+    once outside this window, so its own warnings were shown)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _kernel_table(fn: Callable[..., Any], call: Any, device: str) -> tuple[list[KernelStat], str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    fn(*call.args, **call.kwargs)  # compile/warm outside the profile
+    synchronize(device)
+    with _quiet_stderr(), profile(activities=activities) as prof:
+        fn(*call.args, **call.kwargs)
+        synchronize(device)
+    events = prof.key_averages()
+    if device == "cuda":
+        clock = "device"
+        rows = [(e.key, e.count, getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0))
+                for e in events]
+    else:
+        clock = "cpu"
+        rows = [(e.key, e.count, e.self_cpu_time_total) for e in events]
+    rows = [(name, count, us * 1e-6) for name, count, us in rows if us > 0]
+    total = sum(t for _, _, t in rows) or 1.0
+    rows.sort(key=lambda r: -r[2])
+    return [KernelStat(name, count, t, t / count, 100 * t / total) for name, count, t in rows], clock
+
+
+def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, device: str = "cpu",
+            min_calls: int = 3, budget_s: float = 1.0) -> Profile:
+    """Profile ``fn`` in this process (on CUDA, see ``profile_specs`` for device-time lines)."""
+    calls = [target.build(size, device)]
+    fn(*calls[0].args, **calls[0].kwargs)  # first-call costs stay out of the line times
+    synchronize(device)
+    timings, done, filename = _line_profile(fn, calls, device, min_calls, budget_s)
+    text = Path(filename).read_text(encoding="utf-8") if Path(filename).exists() else ""
+    source, statements = text.splitlines(), statement_sources(text)
+    total = sum(t for _, _, t in timings) or 1.0
+    lines = tuple(
+        LineStat(line, hits, t / done, t / hits if hits else 0.0, 100 * t / total,
+                 source[line - 1].strip() if 0 < line <= len(source) else "",
+                 kind_of(statements.get(line, source[line - 1] if 0 < line <= len(source) else "")))
+        for line, hits, t in timings
+    )
+    kernels, clock = _kernel_table(fn, calls[0], device)
+    blocking = device == "cuda" and os.environ.get("CUDA_LAUNCH_BLOCKING") == "1"
+    return Profile(spec=spec, function=getattr(fn, "__qualname__", str(fn)), file=filename, size=size.name,
+                   device=device, timing=DEVICE if blocking else WALL, calls=done, total_s=total / done,
+                   lines=lines, kernel_clock=clock, kernels=tuple(kernels[:25]))
+
+
+def resolve(spec: str) -> tuple[Callable[..., Any], Target | None]:
+    """A candidate spec, or ``oracle:<target>`` for the target's original function."""
+    from harness.candidates import load
+    from harness.target import get_target
+
+    if spec.startswith("oracle:"):
+        target = get_target(spec.split(":", 1)[1])
+        return target.oracle, target
+    return load(spec).function, None
+
+
+def profile_specs(specs: list[str], target: Target, size: Case, device: str,
+                  functions: dict[str, Callable[..., Any]] | None = None) -> list[Profile]:
+    """Profile several specs (``functions`` may give them already loaded); on CUDA in one child process with
+    CUDA_LAUNCH_BLOCKING=1, which must be set before CUDA starts (see the module doc)."""
+    if device != "cuda" or os.environ.get("CUDA_LAUNCH_BLOCKING") == "1":
+        functions = functions or {}
+        return [profile(functions.get(spec) or resolve(spec)[0], spec, target, size, device) for spec in specs]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "profiles.json"
+        command = [sys.executable, "-m", "harness.profile", "--target", target.name, "--size", size.name,
+                   "--params", json.dumps(dict(size.params)), "--seed", str(size.seed), "--out", str(out), *specs]
+        proc = subprocess.run(command, env={**os.environ, "CUDA_LAUNCH_BLOCKING": "1"}, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"profiling child failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        return [from_dict(Profile, p) for p in json.loads(out.read_text())]
+
+
+# -- the derived explanation ------------------------------------------------------------------------
+
+KINDS = [  # (kind of work, pattern over a line's source); first match wins
+    ("loop header", re.compile(r"^\s*for\b")),
+    ("allocation", re.compile(r"torch\.(empty|zeros|ones|full)\b")),
+    ("abs + max reduction", re.compile(r"\b(abs|amax|max)\b")),
+    ("division + fp8 conversion", re.compile(r"((?<!/)/(?!/)|\bdiv\b|\.to\(|float8)")),
+    ("kernel launch", re.compile(r"\b(quantize|kernel|launch)\w*\(")),
+    ("copy / store", re.compile(r"(copy_|\[:\]\s*=|\]\s*=)")),
+    ("slicing / indexing", re.compile(r"\[.*:.*\]")),
+]
+
+
+def kind_of(source: str) -> str:
+    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+    for kind, pattern in KINDS:
+        if pattern.search(code):
+            return kind
+    return "other"
+
+
+def statement_sources(text: str) -> dict[int, str]:
+    """For every line of a module, the source of the innermost simple statement that spans it (so a
+    multi-line statement is classified as a whole); compound statements contribute their header line."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    spans: dict[int, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt):
+            continue
+        compound = hasattr(node, "body")
+        end = node.lineno if compound else (node.end_lineno or node.lineno)
+        segment = text.splitlines()[node.lineno - 1] if compound else (ast.get_source_segment(text, node) or "")
+        for line in range(node.lineno, end + 1):
+            if line not in spans or not compound:  # inner statements are visited after outer ones
+                spans[line] = segment
+    return spans
+
+
+def by_kind(p: Profile) -> dict[str, tuple[float, float]]:
+    """Per kind of work: (share of the call in %, seconds per call)."""
+    out: dict[str, tuple[float, float]] = {}
+    for stat in p.lines:
+        share, seconds = out.get(stat.kind, (0.0, 0.0))
+        out[stat.kind] = (share + stat.percent, seconds + stat.total_s)
+    return out
+
+
+def explain(baseline: Profile, candidate: Profile, floor: float = 5.0) -> list[str]:
+    """Plain-words facts: what dominated the baseline (>= floor % of its time) and what it became in the
+    candidate, as a share of each call and in time per call (shares alone mislead when the call got faster)."""
+    from harness.report import fmt_time
+
+    before, after = by_kind(baseline), by_kind(candidate)
+    facts = []
+    for kind, (share, seconds) in sorted(before.items(), key=lambda kv: -kv[1][0]):
+        if share < floor:
+            continue
+        now_share, now_seconds = after.get(kind, (0.0, 0.0))
+        became = "gone" if now_share < 0.05 else f"{now_share:.1f}% ({fmt_time(now_seconds)})"
+        facts.append(f"{kind}: {share:.1f}% ({fmt_time(seconds)}) → {became}")
+    for kind, (share, seconds) in sorted(after.items(), key=lambda kv: -kv[1][0]):
+        if share >= 10 and before.get(kind, (0.0, 0.0))[0] < floor:
+            facts.append(f"{kind}: new, {share:.1f}% ({fmt_time(seconds)}) of the candidate")
+    if candidate.kernels and candidate.kernels[0].percent >= 50:
+        k = candidate.kernels[0]
+        facts.append(f"the candidate's time is in `{k.name}` ({k.percent:.0f}% of its {candidate.kernel_clock} time)")
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child-process entry: profile specs and write their JSON (used for CUDA device-time profiles)."""
+    import argparse
+    import dataclasses
+
+    from harness.target import get_target
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target")
+    ap.add_argument("--size")
+    ap.add_argument("--params")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out")
+    ap.add_argument("specs", nargs="+")
+    args = ap.parse_args(argv)
+    target = get_target(args.target)
+    size = Case(args.size, "size", json.loads(args.params), args.seed)
+    profiles = profile_specs(args.specs, target, size, "cuda")
+    Path(args.out).write_text(json.dumps([dataclasses.asdict(p) for p in profiles]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
