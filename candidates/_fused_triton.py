@@ -16,6 +16,9 @@ Two things the hardware does differently from torch, handled explicitly:
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 import torch
 import triton
 import triton.language as tl
@@ -34,22 +37,22 @@ def _as_torch_e4m3(q, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr):
     choice between saturation and NaN beyond the range, NaN always the NaN code with q's sign."""
     code = q.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
     nan_code = ((q.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8) | 0x7F
-    magnitude = tl.abs(q)
-    is_inf = magnitude == float("inf")
-    code = tl.where(q != q, nan_code, code)
-    if not SAT_FINITE:
-        code = tl.where((magnitude > 464.0) & ~is_inf, nan_code, code)
-    if not SAT_INF:
-        code = tl.where(is_inf, nan_code, code)
+    if SAT_FINITE and SAT_INF:  # the hardware already saturates both
+        code = tl.where(q != q, nan_code, code)
+    elif not SAT_FINITE and not SAT_INF:  # one select: beyond 464 (infinities included) or NaN
+        code = tl.where((tl.abs(q) > 464.0) | (q != q), nan_code, code)
+    else:
+        is_inf = tl.abs(q) == float("inf")
+        beyond = tl.where(is_inf, SAT_INF == 0, (tl.abs(q) > 464.0) & (SAT_FINITE == 0))
+        code = tl.where(beyond | (q != q), nan_code, code)
     return code
 
 
 @triton.jit
 def _quantize_kernel(
-    x_ptr, codes_ptr, scales_ptr, rope_ptr, n_tokens, x_row_stride, x_col_stride,
-    row_bytes, row_words, row_elems,
+    x_ptr, out_ptr, n_tokens, x_row_stride, x_col_stride, row_bytes,
     DV: tl.constexpr, TILE: tl.constexpr, TILE_P2: tl.constexpr, NUM_TILES: tl.constexpr,
-    ROPE: tl.constexpr, ROPE_P2: tl.constexpr, ROPE_START: tl.constexpr, SCALE_START: tl.constexpr,
+    ROPE: tl.constexpr, ROPE_P2: tl.constexpr,
     ROUND_SCALE: tl.constexpr, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -58,6 +61,7 @@ def _quantize_kernel(
     col = tl.arange(0, TILE_P2)
     mask = tmask[:, None] & (col < TILE)[None, :]
     x_rows = x_ptr + tok[:, None] * x_row_stride
+    out_rows = out_ptr.to(tl.pointer_type(tl.uint8)) + tok[:, None] * row_bytes  # bytes of the fp8 rows
     for t in tl.static_range(NUM_TILES):
         x = tl.load(x_rows + (t * TILE + col)[None, :] * x_col_stride, mask=mask, other=0.0).to(tl.float32)
         amax = tl.max(tl.abs(x), axis=1)
@@ -70,21 +74,21 @@ def _quantize_kernel(
             scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
         q = tl.math.div_rn(x, scale[:, None])
         code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
-        tl.store(codes_ptr + tok[:, None] * row_bytes + (t * TILE + col)[None, :], code, mask=mask)
-        tl.store(scales_ptr + tok * row_words + SCALE_START + t, scale, mask=tmask)
+        tl.store(out_rows + (t * TILE + col)[None, :], code, mask=mask)
+        tl.store((out_rows + DV + 4 * t).to(tl.pointer_type(tl.float32)), scale[:, None], mask=tmask[:, None])
     if ROPE > 0:
         rcol = tl.arange(0, ROPE_P2)
         rmask = tmask[:, None] & (rcol < ROPE)[None, :]
         rope = tl.load(x_rows + (DV + rcol)[None, :] * x_col_stride, mask=rmask)
-        tl.store(rope_ptr + tok[:, None] * row_elems + ROPE_START + rcol[None, :], rope, mask=rmask)
+        rope_out = (out_rows + DV + 4 * NUM_TILES).to(tl.pointer_type(x_ptr.dtype.element_ty))
+        tl.store(rope_out + rcol[None, :], rope, mask=rmask)
 
 
 @triton.jit
 def _quantize_rows_kernel(
-    x_ptr, codes_ptr, scales_ptr, rope_ptr, n_tokens, x_row_stride, x_col_stride,
-    row_bytes, row_words, row_elems,
+    x_ptr, out_ptr, n_tokens, x_row_stride, x_col_stride, row_bytes,
     DV: tl.constexpr, TILE: tl.constexpr, NUM_TILES: tl.constexpr,
-    ROPE: tl.constexpr, ROPE_P2: tl.constexpr, ROPE_START: tl.constexpr, SCALE_START: tl.constexpr,
+    ROPE: tl.constexpr, ROPE_P2: tl.constexpr,
     ROUND_SCALE: tl.constexpr, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """The same arithmetic for power-of-two tiling: the whole nope row and the rope are loaded up front
@@ -94,6 +98,7 @@ def _quantize_rows_kernel(
     tmask = tok < n_tokens
     col = tl.arange(0, DV)
     x_rows = x_ptr + tok[:, None] * x_row_stride
+    out_rows = out_ptr.to(tl.pointer_type(tl.uint8)) + tok[:, None] * row_bytes  # bytes of the fp8 rows
     x = tl.load(x_rows + col[None, :] * x_col_stride, mask=tmask[:, None], other=0.0)
     if ROPE > 0:
         rcol = tl.arange(0, ROPE_P2)
@@ -110,12 +115,12 @@ def _quantize_rows_kernel(
         scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
     q = tl.math.div_rn(tiles, scale[:, :, None])
     code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
-    tl.store(codes_ptr + tok[:, None] * row_bytes + col[None, :], tl.reshape(code, (BLOCK_T, DV)),
-             mask=tmask[:, None])
-    tile_idx = tl.arange(0, NUM_TILES)
-    tl.store(scales_ptr + tok[:, None] * row_words + SCALE_START + tile_idx[None, :], scale, mask=tmask[:, None])
+    tl.store(out_rows + col[None, :], tl.reshape(code, (BLOCK_T, DV)), mask=tmask[:, None])
+    scales_out = (out_rows + DV).to(tl.pointer_type(tl.float32))
+    tl.store(scales_out + tl.arange(0, NUM_TILES)[None, :], scale, mask=tmask[:, None])
     if ROPE > 0:
-        tl.store(rope_ptr + tok[:, None] * row_elems + ROPE_START + rcol[None, :], rope, mask=rmask)
+        rope_out = (out_rows + DV + 4 * NUM_TILES).to(tl.pointer_type(x_ptr.dtype.element_ty))
+        tl.store(rope_out + rcol[None, :], rope, mask=rmask)
 
 
 def _power_of_two(n: int) -> bool:
@@ -126,32 +131,34 @@ def supports(x: torch.Tensor) -> bool:
     return x.dtype in ROUNDING and (x.is_cuda or x.device.type == "cpu")
 
 
-def quantize(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128, block_t: int | None = None,
-             num_warps: int | None = None, variant: str | None = None) -> torch.Tensor:
-    """The quantizer's contract (same preconditions and errors as the oracle), computed by one kernel."""
-    prep = prepare(input_k_cache, dv, tile_size)
-    x, out, width, num_tiles = prep.rows, prep.out, prep.width, prep.num_tiles
-    tokens, d, elem = x.shape[0], x.shape[1], x.element_size()
-    if tokens == 0:
-        return prep.result()
-    flat = out.view(-1)
-    views = (x, flat.view(torch.uint8), flat.view(torch.float32), flat.view(input_k_cache.dtype), tokens,
-             x.stride(0), x.stride(1), width, width // 4, width // elem)
-    sat_finite, sat_inf = saturates(str(input_k_cache.device))
-    shared = dict(ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)), ROPE_START=(dv + 4 * num_tiles) // elem,
-                  SCALE_START=dv // 4, ROUND_SCALE=ROUNDING[input_k_cache.dtype], SAT_FINITE=sat_finite,
-                  SAT_INF=sat_inf)
+@lru_cache(maxsize=256)
+def _launch_plan(dtype: torch.dtype, device: str, d: int, dv: int, tile_size: int, block_t: int | None,
+                 num_warps: int | None, variant: str | None) -> tuple[Any, int, dict]:
+    """The kernel, tokens per program and constants for one configuration, computed once."""
+    num_tiles = dv // tile_size
+    sat_finite, sat_inf = saturates(device)
+    constants = dict(DV=dv, TILE=tile_size, NUM_TILES=num_tiles, ROPE=d - dv,
+                     ROPE_P2=triton.next_power_of_2(max(d - dv, 1)), ROUND_SCALE=ROUNDING[dtype],
+                     SAT_FINITE=sat_finite, SAT_INF=sat_inf)
     if variant is None:
         variant = "rows" if _power_of_two(tile_size) and _power_of_two(num_tiles) and dv <= 1024 else "tiles"
     if variant == "rows":
         block_t = block_t or ROWS_BLOCK_T
-        _quantize_rows_kernel[(triton.cdiv(tokens, block_t),)](
-            *views, DV=dv, TILE=tile_size, NUM_TILES=num_tiles, **shared, BLOCK_T=block_t,
-            num_warps=num_warps or ROWS_NUM_WARPS)
-    else:
-        tile_p2 = triton.next_power_of_2(tile_size)
-        block_t = block_t or max(1, min(64, 4096 // tile_p2))
-        _quantize_kernel[(triton.cdiv(tokens, block_t),)](
-            *views, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles, **shared, BLOCK_T=block_t,
-            num_warps=num_warps or 4)
+        return _quantize_rows_kernel, block_t, dict(constants, BLOCK_T=block_t, num_warps=num_warps or ROWS_NUM_WARPS)
+    tile_p2 = triton.next_power_of_2(tile_size)
+    block_t = block_t or max(1, min(64, 4096 // tile_p2))
+    return _quantize_kernel, block_t, dict(constants, TILE_P2=tile_p2, BLOCK_T=block_t, num_warps=num_warps or 4)
+
+
+def quantize(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128, block_t: int | None = None,
+             num_warps: int | None = None, variant: str | None = None) -> torch.Tensor:
+    """The quantizer's contract (same preconditions and errors as the oracle), computed by one kernel."""
+    prep = prepare(input_k_cache, dv, tile_size)
+    x = prep.rows
+    tokens = x.shape[0]
+    if tokens:
+        kernel, per_program, constants = _launch_plan(x.dtype, str(x.device), x.shape[1], dv, tile_size, block_t,
+                                                       num_warps, variant)
+        kernel[(triton.cdiv(tokens, per_program),)](x, prep.out, tokens, x.stride(0), x.stride(1), prep.width,
+                                                     **constants)
     return prep.result()

@@ -19,4 +19,4 @@ def test_kernel_under_the_interpreter():
                           env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONWARNINGS": "ignore"}, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("ok")]
-    assert len(lines) == 25, proc.stdout  # 22 kernel checks and 3 error-parity checks
+    assert len(lines) == 26, proc.stdout  # saturation modes, 22 kernel checks, 3 error-parity checks
