@@ -186,9 +186,17 @@ def _by_size(result: RunResult) -> str:
         chart.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
     chart.append("```")
     rows = [[f"`{s}`", *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)] for s in sizes]
+    stats_rows = [
+        [f"`{c.name}`", f"`{t.size}`", who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s), fmt_time(m.iqr_s),
+         fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "budget spent"]
+        for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
+    ]
     return ("## Speedup by size\n\n" + "\n".join(chart) + "\n\n"
             + f"Lines, in order: {', '.join(f'`{c.name}`' for c in timed)}.\n\n"
-            + _table(["Size", *(f"`{c.name}`" for c in timed)], rows))
+            + _table(["Size", *(f"`{c.name}`" for c in timed)], rows) + "\n"
+            + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
+                       _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
+                               "Rounds", "RSE target met"], stats_rows)))
 
 
 def _regression_tests(result: RunResult) -> str:

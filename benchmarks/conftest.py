@@ -1,0 +1,3 @@
+import warnings
+
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
