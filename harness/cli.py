@@ -1,4 +1,4 @@
-"""The ``harness`` command line: list, run, verify, bench, profile, report.
+"""The ``harness`` command line: list, run, verify, bench, profile, report, export-tests, comment.
 
 Exit codes: 0 everything asked for passed; 1 a candidate failed verification (or the regression gate
 tripped); 2 a usage mistake (bad spec, policy, device, size or path), reported in one line without a
@@ -19,7 +19,7 @@ from rich.console import Console
 from harness import console as tty
 from harness import gate, report, result
 from harness.bench import BenchConfig
-from harness.candidates import SpecError, discover
+from harness.candidates import SpecError, discover, load
 from harness.pipeline import Pipeline, RunOptions, UsageError
 from harness.target import TargetError, discover_targets, get_target
 
@@ -109,6 +109,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default=None, help="one size (default: the largest of the quick ladder)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--json", metavar="PATH", help="also write the profile as JSON")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("export-tests", help="a saved run's regression cases as a standalone pytest file")
+    p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="the pytest file to write")
+    p.add_argument("--candidate", metavar="SPEC", help="the candidate the tests check (default: the run's best)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("comment", help="the PR comment body for a saved run; --post creates or updates it",
+                       description="Print the pull-request comment for RESULT.json. With --post --pr N, create "
+                                   "the comment on PR N through the gh CLI, or update the one an earlier run posted.")
+    p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
+    p.add_argument("--post", action="store_true", help="post it with gh instead of printing it")
+    p.add_argument("--pr", type=int, metavar="N", help="the pull request number (with --post)")
+    p.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY or gh's current repository")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("report", help="re-render a saved JSON result without re-running anything")
@@ -250,6 +265,39 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
+    from harness.export import export_tests
+
+    run = _load(args.source)
+    if args.candidate:
+        try:
+            load(args.candidate)
+        except SpecError as exc:
+            raise UsageError(str(exc)) from None
+    path = _write(args.output, export_tests(run, args.candidate))
+    out.print(f"wrote {path}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_comment(args: argparse.Namespace, out: Console) -> int:
+    from harness.prbot import PostError, post_comment
+
+    run = _load(args.source)
+    body = report.pr_comment(run)
+    if not args.post:
+        sys.stdout.write(body)
+        return EXIT_OK
+    if args.pr is None:
+        raise UsageError("--post needs --pr N")
+    try:
+        posted = post_comment(body, args.pr, report.marker(run), args.repo)
+    except PostError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    out.print(f"{posted.action} the comment on PR {args.pr}: {posted.url}", highlight=False)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out, err = tty.make_console(), tty.make_console(stderr=True)
@@ -260,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args, out)
         if args.command == "profile":
             return cmd_profile(args, out)
+        if args.command == "export-tests":
+            return cmd_export_tests(args, out)
+        if args.command == "comment":
+            return cmd_comment(args, out)
         return {"run": cmd_run, "verify": cmd_verify, "bench": cmd_bench}[args.command](args, out, err)
     except (UsageError, SpecError, TargetError) as exc:
         if args.debug:

@@ -194,7 +194,8 @@ class Pipeline:
                 continue
             base_s, cand_s = bench.best_of(self.baseline_fn, cand.function, self.target.build(case, self.options.device))
             out.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
-                                  test=regression_test(self.target, case, cand.spec, self.options.policy)))
+                                  test=regression_test(self.target, case, cand.spec, self.options.policy),
+                                  family=case.family, params=dict(case.params), seed=case.seed))
         return tuple(out)
 
 

@@ -15,7 +15,7 @@ import math
 from harness import stats
 from harness.result import CandidateResult, Profile, RunResult, SizeTiming
 
-MARKER = "<!-- harness-report -->"
+MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
 GITHUB_COMMENT_LIMIT = 65536
 POLICY_TEXT = {
     "exact": "bytes identical, every NaN code counted as one NaN",
@@ -260,15 +260,21 @@ def markdown(result: RunResult) -> str:
     return "\n".join(_sections(result))
 
 
+def marker(result: RunResult) -> str:
+    """The hidden first line of the PR comment: one comment per target and device."""
+    return f"{MARKER} {result.target} {result.environment.device} -->"
+
+
 def pr_comment(result: RunResult, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """The report with a hidden marker (so a bot edits its own comment), trimmed to GitHub's limit by
-    dropping collapsible sections first, last first."""
+    replacing collapsible sections with a note, last first."""
     sections = _sections(result)
-    text = MARKER + "\n" + "\n".join(sections)
+    head = marker(result) + "\n"
+    text = head + "\n".join(sections)
     for i in reversed(range(len(sections))):
         if len(text) <= limit:
             break
         if sections[i].startswith("<details>"):
             sections[i] = "_(section trimmed to fit GitHub's comment limit; see the full report)_\n"
-            text = MARKER + "\n" + "\n".join(sections)
+            text = head + "\n".join(sections)
     return text[:limit]

@@ -144,6 +144,9 @@ class CaseTiming:
     baseline_s: float  # an error-parity case times the call up to its raise
     candidate_s: float
     test: str
+    family: str = "seed"
+    params: dict = field(default_factory=dict)
+    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -69,16 +69,17 @@ class _OracleMemo:
         return self._memo[key]
 
 
-def regression_test(target: Target, case: Case, spec: str, policy: str, note: str = "") -> str:
-    """A ready-to-paste pytest test that reproduces one case against the oracle."""
+def regression_test(target: Target, case: Case, spec: str, policy: str, spec_expr: str | None = None,
+                    policy_expr: str | None = None) -> str:
+    """A ready-to-paste pytest test that reproduces one case against the oracle (``spec_expr`` and
+    ``policy_expr``: code to use instead of the literal spec and policy, e.g. a module constant)."""
     name = "".join(c if c.isalnum() else "_" for c in case.name).strip("_") or "case"
     params = json.dumps(dict(case.params), sort_keys=True)
-    comment = f"  # {note}" if note else ""
     return (
         f"def test_{target.name}_{name}():\n"
-        f"    # {target.describe(case)}{comment}\n"
+        f"    # {target.describe(case)}\n"
         f"    case = Case({case.name!r}, {case.family!r}, {params}, seed={case.seed})\n"
-        f"    check_case({target.name!r}, {spec!r}, case, policy={policy!r})\n"
+        f"    check_case({target.name!r}, {spec_expr or repr(spec)}, case, policy={policy_expr or repr(policy)})\n"
     )
 
 

@@ -1,0 +1,120 @@
+"""The PR bot and export-tests, against a stand-in `gh` on PATH that records its arguments."""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import report, result
+from harness.bench import BenchConfig
+from harness.cli import main
+from harness.export import export_tests
+from harness.pipeline import Pipeline, RunOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    run = Pipeline(RunOptions(sizes=["1x32x576"], examples=5, bench=BenchConfig(budget_s=0.2, min_rounds=3))).run()
+    path = tmp_path_factory.mktemp("run") / "result.json"
+    result.write_atomic(path, result.dumps(run))
+    return run, path
+
+
+def fake_gh(tmp_path, existing: list[dict]) -> Path:
+    """A `gh` that logs each call's arguments (and --input payload) and answers the comments listing."""
+    log = tmp_path / "gh.log"
+    script = tmp_path / "bin" / "gh"
+    script.parent.mkdir()
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, sys
+        args = sys.argv[1:]
+        entry = {{"args": args}}
+        if "--input" in args:
+            entry["payload"] = json.load(open(args[args.index("--input") + 1]))
+        with open({str(log)!r}, "a") as f:
+            f.write(json.dumps(entry) + "\\n")
+        if args[:2] == ["api", "--paginate"]:
+            print(json.dumps({json.dumps(existing)}))
+        elif "-X" in args:
+            print(json.dumps({{"html_url": "https://example.invalid/comment/1"}}))
+        """))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return log
+
+
+def calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_post_creates_a_comment(saved, tmp_path, monkeypatch, capsys):
+    run, path = saved
+    log = fake_gh(tmp_path, existing=[{"id": 5, "body": "an unrelated comment"}])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GH_TOKEN", "token")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "owner/repo")
+    assert main(["comment", "--from", str(path), "--post", "--pr", "7"]) == 0
+    listing, create = calls(log)
+    assert listing["args"] == ["api", "--paginate", "repos/owner/repo/issues/7/comments"]
+    assert create["args"][:4] == ["api", "-X", "POST", "repos/owner/repo/issues/7/comments"]
+    assert create["payload"]["body"] == report.pr_comment(run)
+    assert "created the comment on PR 7" in capsys.readouterr().out
+
+
+def test_post_updates_its_own_earlier_comment(saved, tmp_path, monkeypatch):
+    run, path = saved
+    earlier = {"id": 99, "body": report.marker(run) + "\nold report"}
+    log = fake_gh(tmp_path, existing=[{"id": 5, "body": "hello"}, earlier])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GH_TOKEN", "token")
+    assert main(["comment", "--from", str(path), "--post", "--pr", "7", "--repo", "o/r"]) == 0
+    update = calls(log)[-1]
+    assert update["args"][:4] == ["api", "-X", "PATCH", "repos/o/r/issues/comments/99"]
+
+
+def test_post_without_gh_says_so_in_one_line(saved, tmp_path, monkeypatch, capsys):
+    _, path = saved
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gh here
+    assert main(["comment", "--from", str(path), "--post", "--pr", "7"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: cannot post: the GitHub CLI `gh` is not on PATH") and "\n" not in err
+
+
+def test_comment_prints_the_body(saved, capsys):
+    run, path = saved
+    assert main(["comment", "--from", str(path)]) == 0
+    assert capsys.readouterr().out == report.pr_comment(run)
+
+
+def test_exported_tests_run_and_catch_a_wrong_candidate(saved, tmp_path):
+    run, path = saved
+    out = tmp_path / "generated" / "test_quant_regression.py"
+    assert main(["export-tests", "--from", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text == export_tests(run) and text.count("\ndef test_") == 25
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    good = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    assert good.returncode == 0 and "25 passed" in good.stdout, good.stdout[-1500:]
+    bad = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(out)], cwd=ROOT,
+                         env={**env, "HARNESS_CANDIDATE": "tests/wrong_candidates.py:wrong_for_fp16"},
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "1 failed" in bad.stdout, bad.stdout[-1500:]
+
+
+def test_workflow_is_safe_for_forks():
+    workflow = (ROOT / ".github" / "workflows" / "harness.yml").read_text()
+    assert not re.search(r"^\s*pull_request_target\s*:", workflow, re.M)  # never the privileged trigger
+    assert "\n  pull_request:\n" in workflow
+    assert "permissions:\n  contents: read" in workflow
+    assert "head.repo.full_name == github.repository" in workflow
+    for path in ("candidates/**", "oracles/**", "harness/**"):
+        assert f'"{path}"' in workflow
