@@ -55,6 +55,10 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--json", metavar="PATH", help="also write the JSON result here")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--timeout", type=_positive(float), default=300.0,
+                   help="seconds each candidate's work may take in its child process (default 300)")
+    p.add_argument("--no-isolation", action="store_true",
+                   help="run candidates in this process (faster to start; a crashing candidate takes the run down)")
     if verifying:
         p.add_argument("--policy", default="exact", help="comparison policy: exact (default), ulp or dequant")
         p.add_argument("--seed", type=int, default=0, help="hypothesis seed for property cases (default 0)")
@@ -150,10 +154,27 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
     options = _options(args, verify, time)
     options.profile = time and verify and not getattr(args, "no_profile", True)
+    options.isolate, options.timeout = not args.no_isolation, args.timeout
     pipeline = Pipeline(options)
-    with tty.LiveProgress(err) as progress:
-        pipeline.progress = progress
-        return pipeline.run()
+    try:
+        with tty.LiveProgress(err) as progress:
+            pipeline.progress = progress
+            return pipeline.run()
+    except KeyboardInterrupt:
+        finished = getattr(pipeline, "finished", [])
+        if finished:
+            out.print(f"interrupted after {len(finished)} of {len(pipeline.candidates)} candidates:")
+            out.print(tty.summary_table(_partial(pipeline, finished)))
+        raise
+
+
+def _partial(pipeline: Pipeline, finished: list) -> result.RunResult:
+    from harness.pipeline import environment
+
+    return result.RunResult(target=pipeline.target.name, function=pipeline.target.function_name,
+                            source=pipeline.target.source, baseline=pipeline.baseline_spec,
+                            policy=pipeline.options.policy, created="", candidates=tuple(finished),
+                            environment=environment(pipeline.options.device, None))
 
 
 def _write(path: str | Path, text: str) -> Path:

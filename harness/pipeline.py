@@ -1,13 +1,14 @@
 """The whole run, in the order the mission reads: cases -> run (isolated) -> verify -> bench -> report data.
 
-``Pipeline`` loads the target and its candidates, verifies each candidate, times those that passed against
-the baseline over the size ladder, times each regression case once more for the report's annotated tests,
-and returns one frozen ``RunResult``.  It reports progress through a callback and renders nothing.
+``Pipeline`` loads the target and its candidates, then runs one ``Job`` per candidate — verify; if it
+passed, time it against the baseline over the size ladder, time each regression case once more for the
+report's annotated tests, and profile it — in a child process with a timeout when ``isolate`` is set, so
+that a candidate that hangs or crashes only earns the verdict ``error``.  It returns one frozen
+``RunResult``, reports progress through a callback and renders nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import platform
@@ -21,6 +22,7 @@ import torch
 
 from harness import __version__
 from harness.bench import Bench, BenchConfig, measure_copy_bandwidth
+from harness.sandbox import Isolated, run_isolated
 from harness.candidates import Candidate, SpecError, discover, load
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
 from harness.target import Case, Target, discover_targets, get_target
@@ -48,6 +50,8 @@ class RunOptions:
     verify: bool = True
     time: bool = True
     profile: bool = False
+    isolate: bool = False  # each candidate's work in a child process (the CLI's default)
+    timeout: float = 300.0  # seconds per candidate when isolated
 
 
 def check_device(device: str) -> None:
@@ -127,76 +131,137 @@ class Pipeline:
         return self.baseline.spec if self.baseline else f"oracle:{self.target.name}"
 
     def run(self) -> RunResult:
+        """Verify, time and profile each candidate (one job per candidate, isolated when asked), and keep
+        what finished in ``self.finished`` so an interrupted run can still show it."""
         opts = self.options
-        verifications: dict[str, Verification] = {}
-        if opts.verify:
-            verifier = Verifier(self.target, opts.policy, opts.device, opts.examples, opts.seed)
-            self.progress("phase", name="verify", total=len(self.candidates))
-            for cand in self.candidates:
-                self.progress("step", name=cand.name)
-                verifications[cand.spec] = verifier.verify(
-                    cand.function, cand.spec, lambda i, n: self.progress("advance", done=i, total=n))
-                self.progress("done", name=cand.name, ok=verifications[cand.spec].passed)
         copy_gbps = None
-        results: list[CandidateResult] = []
-        timed = [c for c in self.candidates if not opts.verify or verifications[c.spec].passed] if opts.time else []
-        if timed:
+        if opts.time:
             self.progress("phase", name="copy bandwidth", total=1)
             copy_gbps = measure_copy_bandwidth(opts.device)
             self.progress("done", name="copy bandwidth", ok=True)
-            bench = Bench(self.target, opts.device, opts.bench, copy_gbps)
-            self.progress("phase", name="bench", total=len(timed) * len(self.sizes))
-            inputs = {size.name: bench.inputs(size) for size in self.sizes}
+        self.finished: list[CandidateResult] = []
+        self.progress("phase", name="candidates", total=len(self.candidates))
         for cand in self.candidates:
-            verification = verifications.get(cand.spec)
-            timings: tuple[SizeTiming, ...] = ()
-            case_timings: tuple[CaseTiming, ...] = ()
-            if cand in timed:
-                timing_list = []
-                for size in self.sizes:
-                    self.progress("step", name=f"{cand.name} @ {size.name}")
-                    timing_list.append(bench.compare(self.baseline_fn, cand.function, size, inputs[size.name]))
-                    self.progress("done", name=f"{cand.name} @ {size.name}", ok=True)
-                timings = tuple(timing_list)
-                case_timings = self._case_timings(bench, cand)
-            results.append(CandidateResult(
-                name=cand.name, spec=cand.spec, doc=cand.doc, verdict=_verdict(verification),
-                error=_error_reason(verification), verification=verification, timings=timings,
-                case_timings=case_timings,
-            ))
-        profiles = self._profiles([c for c in self.candidates if c in timed]) if opts.profile and timed else {}
-        results = [dataclasses.replace(r, profile=profiles.get(r.spec)) for r in results]
+            job = Job(target=self.target.name, spec=cand.spec, name=cand.name, doc=cand.doc,
+                      baseline=self.baseline_spec, device=opts.device, policy=opts.policy, seed=opts.seed,
+                      examples=opts.examples, sizes=tuple(self.sizes), bench=opts.bench, verify=opts.verify,
+                      time=opts.time, profile=opts.profile, copy_gbps=copy_gbps)
+            outcome = self._run(run_job, job, {cand.spec: cand.function})
+            if isinstance(outcome, str):
+                outcome = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error", error=outcome)
+            self.finished.append(outcome)
+            self.progress("done", name=cand.name, ok=outcome.verdict == "pass")
+        timed = any(r.timings for r in self.finished)
+        baseline_profile = None
+        if opts.profile and timed:
+            self.progress("phase", name="baseline profile", total=1)
+            job = Job(target=self.target.name, spec=self.baseline_spec, name="baseline", doc="",
+                      baseline=self.baseline_spec, device=opts.device, policy=opts.policy, seed=opts.seed,
+                      examples=0, sizes=tuple(self.sizes), bench=opts.bench, verify=False, time=False,
+                      profile=True, copy_gbps=copy_gbps)
+            found = self._run(profile_job, job, {})
+            baseline_profile = found if not isinstance(found, str) else None
+            self.progress("done", name="baseline profile", ok=baseline_profile is not None)
         return RunResult(
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
             created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            environment=environment(opts.device, copy_gbps), candidates=tuple(results),
-            bench=opts.bench.settings() if timed else None, baseline_profile=profiles.get(self.baseline_spec),
+            environment=environment(opts.device, copy_gbps), candidates=tuple(self.finished),
+            bench=opts.bench.settings() if timed else None, baseline_profile=baseline_profile,
         )
 
-    def _profiles(self, candidates: list[Candidate]) -> dict[str, Profile]:
-        """Line and kernel profiles of the baseline and each timed candidate at the last (largest) size."""
-        from harness import profile as profiling
+    def _run(self, work: Callable[..., Any], job: "Job", functions: dict[str, Callable[..., Any]]) -> Any:
+        """``work(job)`` in a child process (returns a one-line reason string if the child failed) or here."""
+        if self.options.isolate:
+            try:
+                return run_isolated(work, (job,), self.options.timeout, self.progress)
+            except Isolated as exc:
+                return str(exc)
+        return work(job, progress=self.progress, target=self.target,
+                    functions={**functions, self.baseline_spec: self.baseline_fn})
 
-        size = self.sizes[-1]  # the ladder ends with its largest size
-        functions = {self.baseline_spec: self.baseline_fn, **{c.spec: c.function for c in candidates}}
-        self.progress("phase", name=f"profile @ {size.name}", total=1)
-        found = profiling.profile_specs(list(functions), self.target, size, self.options.device, functions)
-        self.progress("done", name="profile", ok=True)
-        return {p.spec: p for p in found}
 
-    def _case_timings(self, bench: Bench, cand: Candidate) -> tuple[CaseTiming, ...]:
-        """Each named regression case timed once more (best of a few interleaved calls), for the report's
-        annotated tests; the size ladder above is the measurement that carries the verdict."""
-        out = []
-        for case in self.target.named_cases():
-            if case.family != "seed":
-                continue
-            base_s, cand_s = bench.best_of(self.baseline_fn, cand.function, self.target.build(case, self.options.device))
-            out.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
-                                  test=regression_test(self.target, case, cand.spec, self.options.policy),
-                                  family=case.family, params=dict(case.params), seed=case.seed))
-        return tuple(out)
+@dataclass(frozen=True)
+class Job:
+    """Everything one candidate's work needs, as data a child process can receive."""
+
+    target: str
+    spec: str
+    name: str
+    doc: str
+    baseline: str  # a spec, or oracle:<target>
+    device: str
+    policy: str
+    seed: int
+    examples: int
+    sizes: tuple[Case, ...]
+    bench: BenchConfig
+    verify: bool
+    time: bool
+    profile: bool
+    copy_gbps: float | None
+
+
+def _function(spec: str, functions: dict[str, Callable[..., Any]] | None) -> Callable[..., Any]:
+    from harness.profile import resolve
+
+    return (functions or {}).get(spec) or resolve(spec)[0]
+
+
+def run_job(job: Job, progress: Progress, target: Target | None = None,
+            functions: dict[str, Callable[..., Any]] | None = None) -> CandidateResult:
+    """One candidate: verify it, and if it passed time it against the baseline over the sizes, time each
+    regression case once more for the report, and profile it at the last size."""
+    target = target or get_target(job.target)
+    fn = _function(job.spec, functions)
+    verification = None
+    if job.verify:
+        progress("step", name=f"{job.name}: verify")
+        verification = Verifier(target, job.policy, job.device, job.examples, job.seed).verify(
+            fn, job.spec, lambda i, n: progress("advance", done=i, total=n))
+    timings: list[SizeTiming] = []
+    case_timings: tuple[CaseTiming, ...] = ()
+    profile = None
+    if job.time and (verification is None or verification.passed):
+        baseline = _function(job.baseline, functions)
+        bench = Bench(target, job.device, job.bench, job.copy_gbps)
+        for size in job.sizes:
+            progress("step", name=f"{job.name}: time @ {size.name}")
+            timings.append(bench.compare(baseline, fn, size))
+        progress("step", name=f"{job.name}: time each regression case")
+        case_timings = _case_timings(target, bench, baseline, fn, job)
+        if job.profile:
+            profile = profile_job(job, progress, target, functions)
+    return CandidateResult(name=job.name, spec=job.spec, doc=job.doc, verdict=_verdict(verification),
+                           error=_error_reason(verification), verification=verification, timings=tuple(timings),
+                           case_timings=case_timings, profile=profile)
+
+
+def profile_job(job: Job, progress: Progress, target: Target | None = None,
+                functions: dict[str, Callable[..., Any]] | None = None) -> Profile:
+    """Line and kernel profile of one spec at the last (largest) size."""
+    from harness import profile as profiling
+
+    target = target or get_target(job.target)
+    size = job.sizes[-1]
+    progress("step", name=f"{job.name}: profile @ {size.name}")
+    (found,) = profiling.profile_specs([job.spec], target, size, job.device, {job.spec: _function(job.spec, functions)})
+    return found
+
+
+def _case_timings(target: Target, bench: Bench, baseline: Callable[..., Any], fn: Callable[..., Any],
+                  job: Job) -> tuple[CaseTiming, ...]:
+    """Each named regression case timed once more (best of a few interleaved calls), for the report's
+    annotated tests; the size ladder is the measurement that carries the verdict."""
+    out = []
+    for case in target.named_cases():
+        if case.family != "seed":
+            continue
+        base_s, cand_s = bench.best_of(baseline, fn, target.build(case, job.device))
+        out.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
+                              test=regression_test(target, case, job.spec, job.policy),
+                              family=case.family, params=dict(case.params), seed=case.seed))
+    return tuple(out)
 
 
 def _verdict(v: Verification | None) -> str:

@@ -1,9 +1,11 @@
-"""Running one call of a candidate (or the oracle) so that it cannot fool or break the caller.
+"""Running candidates so that they cannot fool or break the harness.
 
-Each call gets inputs freshly built from the case (so strides, offsets and aliasing are exactly the
-case's, which ``clone()`` would not preserve), exceptions are captured rather than propagated, CUDA work is
-synchronised inside the guarded region (so asynchronous errors are the candidate's), and the inputs are
-compared afterwards with another fresh build to catch a candidate that writes into its input.
+- One call (``invoke``): inputs freshly built from the case (so strides, offsets and aliasing are exactly
+  the case's, which ``clone()`` would not preserve), exceptions captured rather than propagated, CUDA work
+  synchronised inside the guarded region (so asynchronous errors are the candidate's), and the inputs
+  compared afterwards with another fresh build to catch a candidate that writes into its input.
+- A whole job (``run_isolated``): a spawned child process with a timeout, so that a candidate that hangs,
+  calls ``os._exit`` or crashes the interpreter costs only its own verdict, with a one-line reason.
 """
 
 from __future__ import annotations
@@ -57,3 +59,77 @@ def invoke(fn: Callable[..., Any], build: Callable[[], Call], device: str, check
         not _same_bytes(after, pristine) for after, pristine in zip(_tensors(call), _tensors(build()))
     )
     return Outcome(value=value, mutated_input=mutated)
+
+
+# -- process isolation -------------------------------------------------------------------------------
+
+class Isolated(Exception):
+    """A child process did not return a result: it timed out, exited or was killed by a signal."""
+
+
+def _child(conn: Any, job: Callable[..., Any], args: tuple) -> None:
+    def progress(event: str, **info: Any) -> None:
+        conn.send(("progress", (event, info)))
+
+    try:
+        value = job(*args, progress=progress)
+    except BaseException as exc:  # report a harness-side failure instead of dying silently
+        conn.send(("failed", f"{type(exc).__name__}: {_first_line(exc)}"))
+    else:
+        conn.send(("result", value))
+    finally:
+        conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def run_isolated(job: Callable[..., Any], args: tuple, timeout: float,
+                 progress: Callable[..., None] | None = None) -> Any:
+    """Run ``job(*args, progress=...)`` in a spawned child and return its result; raise ``Isolated`` with a
+    one-line reason when the child times out, exits or crashes.  Progress events are forwarded.  The child's
+    start-up (interpreter, imports) happens before the job, so it never falls inside a timed region."""
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sender, job, args), daemon=True)
+    child.start()
+    sender.close()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Isolated(f"timed out after {timeout:g} s")
+            if not receiver.poll(min(remaining, 0.5)):
+                if not child.is_alive() and not receiver.poll(0):
+                    child.join()
+                    raise Isolated(_death(child.exitcode))
+                continue
+            try:
+                kind, payload = receiver.recv()
+            except (EOFError, OSError):
+                child.join(5)
+                raise Isolated(_death(child.exitcode)) from None
+            if kind == "progress" and progress is not None:
+                event, info = payload
+                progress(event, **info)
+            elif kind == "result":
+                return payload
+            elif kind == "failed":
+                raise Isolated(payload)
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+        receiver.close()
