@@ -1,9 +1,11 @@
 """harness: verify candidate implementations of a PyTorch function against its oracle, time them
 honestly and report the speedup.
 
-The stages, one module each: ``target`` (what a function under test declares), ``candidates``
-(finding them), ``sandbox`` (running one call in isolation), ``verify``, ``bench`` with ``stats``,
-``profile``, ``result`` (the one JSON schema) and ``render`` (pure functions of a result).
+The stages, one module each: ``target`` (what a function under test declares), ``candidates`` (finding
+them), ``sandbox`` (one call guarded, one job in a child process), ``verify``, ``bench`` with ``stats``,
+``profile``, ``pipeline`` (the stages in order), ``result`` (the one JSON schema), and the renderers, pure
+functions of a result: ``report`` (markdown, PR comment), ``console`` (terminal), ``export`` (pytest
+file); plus ``gate`` (regression check), ``prbot`` (posting through gh) and ``cli``.
 """
 
 import warnings

@@ -4,7 +4,7 @@
 Sections, in order: title and headline (best passing candidate, runtime, median with its interval, what
 N% and X.XXx mean), explanation (docstring and profile-derived facts), correctness verification, all
 candidates, speedup by size (a mermaid chart and a table), generated regression tests with their runtimes,
-line profiles of the baseline and the best candidate, and a footer with the environment.
+line profiles of the baseline and each candidate, and a footer with the environment.
 """
 
 from __future__ import annotations
@@ -225,11 +225,10 @@ def _profile_table(p: Profile) -> str:
 
 
 def _profiles(result: RunResult) -> str:
-    best = best_candidate(result)
-    shown = [p for p in (result.baseline_profile, best.profile if best else None) if p is not None]
+    shown = [p for p in (result.baseline_profile, *(c.profile for c in result.candidates)) if p is not None]
     if not shown:
         return ""
-    return _details("🔬 Line profiles of the baseline and the best candidate", "\n".join(_profile_table(p) for p in shown))
+    return _details("🔬 Line profiles of the baseline and each candidate", "\n".join(_profile_table(p) for p in shown))
 
 
 def _footer(result: RunResult) -> str:

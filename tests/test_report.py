@@ -27,7 +27,7 @@ def tokens(text):
 
 def test_sections_in_order(text):
     order = ["# ", "📝 Explanation and details", "Correctness verification report", "## Candidates",
-             "## Speedup by size", "🌀 Generated regression tests and runtime", "🔬 Line profiles", "\nCommand: `harness"]
+             "## Speedup by size", "🌀 Generated regression tests and runtime", "🔬 Line profiles of the baseline and each candidate", "\nCommand: `harness"]
     positions = [text.index(marker) for marker in order]
     assert positions == sorted(positions)
 
@@ -115,3 +115,8 @@ def test_explanation_carries_profile_facts(run, text):
     assert run.baseline_profile is not None and run.baseline_profile.spec == "oracle:quantize_k_cache"
     assert "Where the time went (line profiles at `2x64x576`" in text
     assert "abs + max reduction: " in text
+
+
+def test_every_candidate_profile_is_in_the_report(run, text):
+    for cand in run.candidates:
+        assert cand.profile is not None and f"**`{cand.spec}`**" in text
