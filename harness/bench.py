@@ -8,7 +8,9 @@ of both medians is under the target, or the time budget is spent (``converged`` 
 
 Clocks: on CPU ``perf_counter_ns`` with the garbage collector off during a round and a fixed torch thread
 count; on CUDA device events around each call, the L2 flushed (a buffer 4x the L2 is zeroed) before each
-call outside the event pair, synchronisation outside the timed region.
+call outside the event pair, synchronisation outside the timed region, and optionally (``cuda_graphs``)
+each call replayed from a CUDA graph captured once per function and input, so that launch-bound sizes
+measure device work rather than host overhead.
 """
 
 from __future__ import annotations
@@ -42,15 +44,19 @@ class BenchConfig:
     max_buffers: int = 4
     threads: int | None = None
     l2_flush: bool = True
+    cuda_graphs: bool = False  # replay each call from a CUDA graph: device work without launch overhead
 
     def settings(self) -> BenchSettings:
         return BenchSettings(target_rse=self.target_rse, budget_s=self.budget_s, noise_floor=self.noise_floor,
                              min_rounds=self.min_rounds, warmup_max_s=self.warmup_max_s,
-                             threads=torch.get_num_threads(), l2_flush=self.l2_flush)
+                             threads=torch.get_num_threads(), l2_flush=self.l2_flush, cuda_graphs=self.cuda_graphs)
 
 
 class CpuClock:
-    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0) -> float:
+    def reset(self) -> None:
+        pass
+
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
         """Seconds per call over ``n`` calls rotating through ``calls``."""
         gc_was_enabled = gc.isenabled()
         gc.disable()
@@ -67,21 +73,46 @@ class CpuClock:
 
 
 class CudaClock:
-    def __init__(self, l2_flush: bool) -> None:
+    def __init__(self, l2_flush: bool, graphs: bool = False) -> None:
         l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
         self.flush = torch.empty(4 * max(l2, 1 << 20), dtype=torch.uint8, device="cuda") if l2_flush else None
+        self.graphs = graphs
+        self._captured: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
 
-    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0) -> float:
+    def reset(self) -> None:
+        """Forget captured graphs (they hold their own copies of the outputs' memory)."""
+        self._captured.clear()
+
+    def _graph(self, fn: Fn, index: int, call: Call) -> torch.cuda.CUDAGraph:
+        key = (id(fn), index)
+        if key not in self._captured:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm up on a side stream, as capture requires
+                fn(*call.args, **call.kwargs)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fn(*call.args, **call.kwargs)
+            self._captured[key] = graph
+        return self._captured[key]
+
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
+        replay = replay and self.graphs
         pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
             for i, (begin, end) in zip(range(start, start + n), pairs):
                 call = calls[i % len(calls)]
+                graph = self._graph(fn, i % len(calls), call) if replay else None  # captured outside the events
                 if self.flush is not None:
                     self.flush.zero_()
                 begin.record()
-                fn(*call.args, **call.kwargs)
+                if graph is not None:
+                    graph.replay()
+                else:
+                    fn(*call.args, **call.kwargs)
                 end.record()
             torch.cuda.synchronize()
         finally:
@@ -91,7 +122,7 @@ class CudaClock:
 
 
 def make_clock(device: str, config: BenchConfig) -> CpuClock | CudaClock:
-    return CudaClock(config.l2_flush) if device.startswith("cuda") else CpuClock()
+    return CudaClock(config.l2_flush, config.cuda_graphs) if device.startswith("cuda") else CpuClock()
 
 
 def measure_copy_bandwidth(device: str, nbytes: int | None = None) -> float:
@@ -169,6 +200,7 @@ class Bench:
                 break
             if time.perf_counter() > deadline and len(base_rounds) >= 2:
                 break
+        self.clock.reset()
         return self._timing(size, calls[0], n[id(candidate)], converged, base_rounds, cand_rounds)
 
     def best_of(self, baseline: Fn, candidate: Fn, call: Call, repeats: int = 5) -> tuple[float, float]:
@@ -177,7 +209,7 @@ class Bench:
         best = [math.inf, math.inf]
         for _ in range(repeats):
             for i, fn in enumerate((baseline, candidate)):
-                best[i] = min(best[i], self.clock.time(_swallowing(fn), [call], 1))
+                best[i] = min(best[i], self.clock.time(_swallowing(fn), [call], 1, replay=False))
         return best[0], best[1]
 
     def _timing(self, size: Case, call: Call, calls_per_round: int, converged: bool,

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rich.console import Console
 
@@ -34,7 +34,7 @@ def _percent(text: str) -> float:
     return value / 100 if text.endswith("%") or value >= 1 else value
 
 
-def _positive(kind: type) -> callable:
+def _positive(kind: type) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)
@@ -73,6 +73,8 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
         p.add_argument("--noise-floor", type=_percent, default=0.05,
                        help="a speedup interval must clear 1 +/- this to be significant (default 5%%)")
         p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
+        p.add_argument("--cuda-graphs", action="store_true",
+                       help="on CUDA, replay each timed call from a CUDA graph (launch-bound sizes: device work only)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,7 +149,8 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
         examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time,
         bench=BenchConfig(target_rse=getattr(args, "rse", 0.01), budget_s=budget,
-                          noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None)),
+                          noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
+                          cuda_graphs=getattr(args, "cuda_graphs", False)),
     )
 
 

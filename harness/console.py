@@ -117,6 +117,9 @@ def render(result: RunResult, console: Console) -> None:
     for part in (sizes_table(result), failures(result), summary_table(result)):
         if part is not None:
             console.print(part)
+    notes = dict.fromkeys(n for c in result.candidates if c.verification for n in c.verification.notes)
+    for note in notes:
+        console.print(f"[dim]{escape(note)}[/]")
 
 
 def profile_view(p: Profile) -> Group:

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from harness.result import KernelStat, LineStat, Profile, from_dict
 from harness.sandbox import synchronize

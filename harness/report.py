@@ -135,6 +135,9 @@ def _correctness(result: RunResult) -> str:
            f"Policy: **`{result.policy}`** — {POLICY_TEXT.get(result.policy, result.policy)}. "
            f"Device: `{v0.device}`, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
            _table(["Case family", *(f"`{c.name}`" for c in verified)], rows)]
+    notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
+    if notes:
+        out.append("\n".join(f"- {n}" for n in notes) + "\n")
     for c in verified:
         v = c.verification
         if v.passed:
@@ -245,6 +248,7 @@ def _footer(result: RunResult) -> str:
             f"Timing: interleaved rounds until the median's relative standard error < {b.target_rse:.1%} or "
             f"{b.budget_s:g} s per candidate and size; verdict \"faster\"/\"slower\" only when the whole 95% "
             f"interval is beyond the ±{b.noise_floor:.0%} noise floor, else \"no significant difference\"."
+            + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
         )
     return "---\n\n" + "<br>\n".join(lines) + "\n"
 

@@ -50,6 +50,7 @@ class Verification:
     families: tuple[FamilyCount, ...]
     failures: tuple[CaseFailure, ...]
     pattern: str | None  # e.g. "only where dtype in {bfloat16, float16}"
+    notes: tuple[str, ...] = ()  # facts worth knowing that are not failures (e.g. about the oracle itself)
 
     @property
     def passed(self) -> bool:
@@ -176,6 +177,7 @@ class BenchSettings:
     warmup_max_s: float
     threads: int | None
     l2_flush: bool
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)

@@ -96,10 +96,38 @@ class Verifier:
         twins = [Case(f"{c.name}_again", "repeat", c.params, c.seed + REPEAT_SEED_OFFSET) for c in named]
         self.cases = named + twins
         self.oracle = _OracleMemo(target, device)
+        # On CUDA, the named cases once more on the CPU: a candidate that runs on both devices must match
+        # the oracle on each (the oracle itself may differ between devices; see cross_device_notes).
+        self.cpu_cases = [Case(c.name, "cross-device (cpu)", c.params, c.seed) for c in named] if device == "cuda" else []
+        self.cpu_oracle = _OracleMemo(target, "cpu") if self.cpu_cases else None
 
-    def check(self, case: Case, fn: Callable[..., Any]) -> Judgement:
-        got = invoke(fn, lambda: self.target.build(case, self.device), self.device)
-        return judge(self.target, self.target.build(case, self.device), self.oracle(case), got, self.policy)
+    def check(self, case: Case, fn: Callable[..., Any], device: str | None = None) -> Judgement:
+        device = device or self.device
+        oracle = self.cpu_oracle if device == "cpu" and self.cpu_oracle else self.oracle
+        got = invoke(fn, lambda: self.target.build(case, device), device)
+        return judge(self.target, self.target.build(case, device), oracle(case), got, self.policy)
+
+    def _cross_device(self, fn: Callable[..., Any]) -> tuple[list[tuple[Case, Judgement]], list[str]]:
+        """The named cases on the CPU, unless the candidate does not run there at all (a CUDA-only kernel)."""
+        judged = [(case, self.check(case, fn, "cpu")) for case in self.cpu_cases]
+        errors = [j for c, j in judged if j.kind == "error" and not j.passed]
+        runnable = [j for c, j in judged if self.cpu_oracle(c).error is None]
+        if runnable and len(errors) == len(runnable):
+            return [], [f"cross-device: not checked on the CPU, where the candidate does not run ({errors[0].reason})"]
+        return judged, self.cross_device_notes()
+
+    def cross_device_notes(self) -> list[str]:
+        differing = []
+        for case in self.cpu_cases:
+            cpu, gpu = self.cpu_oracle(case), self.oracle(case)
+            if cpu.error is None and gpu.error is None:
+                comparison = self.target.compare(self.target.build(case, "cpu"), cpu.value, gpu.value.cpu(), "exact")
+                if not comparison.ok:
+                    differing.append(f"{case.name} ({comparison.summary})")
+        if not differing:
+            return ["cross-device: the oracle gives identical bytes on CPU and CUDA for every named case"]
+        return [f"cross-device: the oracle itself differs between CPU and CUDA on {len(differing)} of "
+                f"{len(self.cpu_cases)} named cases, e.g. {differing[0]}"]
 
     def verify(self, fn: Callable[..., Any], spec: str, progress: Callable[[int, int], None] | None = None) -> Verification:
         checked: Counter[str] = Counter()
@@ -115,6 +143,14 @@ class Verifier:
                 failures.append(self._failure(case, verdict, spec))
             if progress:
                 progress(i + 1, len(self.cases) + self.examples)
+        notes: list[str] = []
+        if self.cpu_cases:
+            judged, notes = self._cross_device(fn)
+            for case, verdict in judged:
+                checked[case.family] += 1
+                if not verdict.passed:
+                    failed[case.family] += 1
+                    failures.append(self._failure(case, verdict, spec))
         failures = failures[:MAX_FAILURES_KEPT]
         if self.examples and self.target.property_strategy() is not None:
             ran, failure = self._properties(fn, spec)
@@ -129,7 +165,7 @@ class Verifier:
         return Verification(
             policy=self.policy, device=self.device, seed=self.seed, cases=sum(checked.values()),
             failed=sum(failed.values()), families=families, failures=tuple(failures),
-            pattern=failure_pattern(outcomes),
+            pattern=failure_pattern(outcomes), notes=tuple(notes),
         )
 
     def _failure(self, case: Case, verdict: Judgement, spec: str) -> CaseFailure:

@@ -19,7 +19,6 @@ import triton.language as tl
 import harness  # noqa: F401
 from candidates import _fused_triton as kernel
 from oracles.kcache_reference import KCacheLayout
-from harness.target import Case
 from oracles._kcache_cases import build_input, params
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run me with TRITON_INTERPRET=1"

@@ -9,7 +9,7 @@ import torch
 
 from harness import bench as bench_mod
 from harness.bench import Bench, BenchConfig, CpuClock
-from harness.target import Case, get_target
+from harness.target import get_target
 
 TARGET = get_target("quantize_k_cache")
 SIZE = TARGET.parse_size("1x4x576")
@@ -22,7 +22,10 @@ class ScriptedClock:
         self.seconds, self.penalty, self.calls, self.log = seconds, first_call_penalty, {}, []
         self.jitter = itertools.cycle([1.0, 1.004, 0.996, 1.002, 0.998])
 
-    def time(self, fn, calls, n, start=0):
+    def reset(self):
+        pass
+
+    def time(self, fn, calls, n, start=0, replay=True):
         self.log.append(fn.__name__)
         first = self.calls.get(fn, 0) == 0
         self.calls[fn] = self.calls.get(fn, 0) + n

@@ -1,7 +1,6 @@
 """CUDA checks; they skip with a reason where torch.cuda.is_available() is false.  Run them on a GPU
 machine with `python -m pytest tests/test_cuda.py`."""
 
-import torch
 
 from harness.bench import Bench, BenchConfig
 from harness.candidates import discover
@@ -40,3 +39,21 @@ def test_cuda_timing_uses_events_and_reports_bandwidth():
     timing = bench.compare(TARGET.oracle, TARGET.oracle, size)
     assert timing.verdict == "no significant difference"
     assert 0 < timing.gbps < 5000
+
+
+@cuda
+def test_cuda_verification_also_checks_the_cpu_side():
+    result = Verifier(TARGET, "exact", "cuda", examples=0, seed=0).verify(
+        discover(TARGET.name, TARGET.name)[0].function, "x")
+    assert any(f.family == "cross-device (cpu)" and f.checked > 0 for f in result.families)
+    assert result.notes and result.notes[0].startswith("cross-device: ")
+
+
+@cuda
+def test_cuda_graph_replay_times_device_work():
+    size = TARGET.parse_size("1024")
+    candidate = next(c for c in discover(TARGET.name, TARGET.name) if c.name == "fused")
+    eager = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5)).compare(TARGET.oracle, candidate.function, size)
+    graphs = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5, cuda_graphs=True)).compare(TARGET.oracle, candidate.function, size)
+    assert 0 < graphs.candidate.median_s <= eager.candidate.median_s * 1.05
+    print(f"1024 tokens: fused eager {eager.candidate.median_s * 1e6:.1f} us, graph replay {graphs.candidate.median_s * 1e6:.1f} us")

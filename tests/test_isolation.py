@@ -2,9 +2,7 @@
 the good candidate is still verified and timed, the report is written, and the exit code is non-zero.
 Also the isolation primitive on its own, and atomic writes."""
 
-import json
 import os
-import sys
 
 import pytest
 

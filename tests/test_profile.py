@@ -4,7 +4,6 @@ statement, the kernel table, and the derived explanation."""
 import time
 
 import pytest
-import torch
 
 from candidates.fused import fused
 from harness.profile import WALL, by_kind, explain, kind_of, profile, statement_sources
