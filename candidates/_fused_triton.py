@@ -32,6 +32,20 @@ INV_448 = tl.constexpr(1.0 / 448.0)  # as torch on CUDA: amax * (1/448), see the
 
 
 @triton.jit
+def _tile_scales(tiles, AXIS: tl.constexpr, ROUND_SCALE: tl.constexpr):
+    """The oracle's scale as torch computes it on CUDA: max |x| along AXIS (a NaN propagates, which
+    ``tl.max`` alone would not do), times float32(1/448), rounded to the input dtype (nearest even)."""
+    amax = tl.max(tl.abs(tiles), axis=AXIS)
+    has_nan = tl.max((tiles != tiles).to(tl.int32), axis=AXIS) > 0
+    scale = tl.where(has_nan, float("nan"), amax) * INV_448
+    if ROUND_SCALE == 1:
+        scale = scale.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
+    elif ROUND_SCALE == 2:
+        scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
+    return scale
+
+
+@triton.jit
 def _as_torch_e4m3(q, SAT_FINITE: tl.constexpr, SAT_INF: tl.constexpr):
     """fp32 -> e4m3fn codes (uint8) as torch converts: the hardware's round-to-nearest-even, then torch's
     choice between saturation and NaN beyond the range, NaN always the NaN code with q's sign."""
@@ -64,14 +78,7 @@ def _quantize_kernel(
     out_rows = out_ptr.to(tl.pointer_type(tl.uint8)) + tok[:, None] * row_bytes  # bytes of the fp8 rows
     for t in tl.static_range(NUM_TILES):
         x = tl.load(x_rows + (t * TILE + col)[None, :] * x_col_stride, mask=mask, other=0.0).to(tl.float32)
-        amax = tl.max(tl.abs(x), axis=1)
-        has_nan = tl.max((x != x).to(tl.int32), axis=1) > 0
-        amax = tl.where(has_nan, float("nan"), amax)
-        scale = amax * INV_448
-        if ROUND_SCALE == 1:
-            scale = scale.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
-        elif ROUND_SCALE == 2:
-            scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
+        scale = _tile_scales(x, 1, ROUND_SCALE)
         q = tl.math.div_rn(x, scale[:, None])
         code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
         tl.store(out_rows + (t * TILE + col)[None, :], code, mask=mask)
@@ -105,14 +112,7 @@ def _quantize_rows_kernel(
         rmask = tmask[:, None] & (rcol < ROPE)[None, :]
         rope = tl.load(x_rows + (DV + rcol)[None, :] * x_col_stride, mask=rmask)
     tiles = tl.reshape(x.to(tl.float32), (BLOCK_T, NUM_TILES, TILE))
-    amax = tl.max(tl.abs(tiles), axis=2)
-    has_nan = tl.max((tiles != tiles).to(tl.int32), axis=2) > 0
-    amax = tl.where(has_nan, float("nan"), amax)
-    scale = amax * INV_448
-    if ROUND_SCALE == 1:
-        scale = scale.to(tl.bfloat16, fp_downcast_rounding="rtne").to(tl.float32)
-    elif ROUND_SCALE == 2:
-        scale = scale.to(tl.float16, fp_downcast_rounding="rtne").to(tl.float32)
+    scale = _tile_scales(tiles, 2, ROUND_SCALE)
     q = tl.math.div_rn(tiles, scale[:, :, None])
     code = _as_torch_e4m3(q, SAT_FINITE, SAT_INF)
     tl.store(out_rows + col[None, :], tl.reshape(code, (BLOCK_T, DV)), mask=tmask[:, None])
