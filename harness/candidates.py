@@ -127,13 +127,16 @@ def load(spec: str) -> Candidate:
     return _from(module, attr, shown)
 
 
-def discover(target: str, default_target: str, directory: Path | None = None) -> list[Candidate]:
-    """Every candidate marked for ``target`` in ``directory`` (default: the ``candidates`` package)."""
-    directory = directory or candidates_dir()
+def candidate_files(directory: Path | None = None) -> list[Path]:
+    """The files of ``directory`` (default: the ``candidates`` package) that may hold candidates."""
+    return [p for p in sorted((directory or candidates_dir()).glob("*.py")) if not p.name.startswith("_")]
+
+
+def discover(target: str, default_target: str, directory: Path | None = None,
+             files: list[Path] | None = None) -> list[Candidate]:
+    """Every candidate marked for ``target`` in ``files`` (default: those of ``directory``)."""
     found: list[Candidate] = []
-    for path in sorted(directory.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
+    for path in files if files is not None else candidate_files(directory):
         try:
             module = _import_file(path)
         except SyntaxError as exc:
@@ -147,3 +150,24 @@ def discover(target: str, default_target: str, directory: Path | None = None) ->
             if mark and (mark.target or default_target) == target:
                 found.append(_from(module, attr, f"{_display(path)}:{attr}"))
     return found
+
+
+@dataclass(frozen=True)
+class Described:
+    """What the parent process needs of a candidate it must not import itself."""
+
+    name: str
+    spec: str
+    doc: str
+    crashed: str | None = None  # why importing it killed the process that tried
+
+
+def describe(target: str, default_target: str, specs: list[str], files: list[Path] | None = None,
+             progress: Any = None) -> list[Described] | str:
+    """Load ``specs`` (or discover candidates, in ``files`` if given) and describe them; a user mistake comes
+    back as its one-line message.  Run in a child process, so the caller never imports candidate code."""
+    try:
+        found = [load(spec) for spec in specs] if specs else discover(target, default_target, files=files)
+    except SpecError as exc:
+        return str(exc)
+    return [Described(c.name, c.spec, c.doc) for c in found]

@@ -15,6 +15,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -23,7 +24,7 @@ import torch
 from harness import __version__
 from harness.bench import Bench, BenchConfig, measure_copy_bandwidth
 from harness.sandbox import Isolated, run_isolated
-from harness.candidates import Candidate, SpecError, discover, load
+from harness.candidates import Described, SpecError, candidate_files, describe, discover, load
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
 from harness.target import Case, Target, discover_targets, get_target
 from harness.verify import Verifier, regression_test
@@ -106,14 +107,18 @@ class Pipeline:
         if options.policy not in self.target.policies:
             raise UsageError(f"unknown policy {options.policy!r}: choose from {', '.join(self.target.policies)}")
         default = next(iter(targets))
-        try:
-            self.candidates: list[Candidate] = (
-                [load(spec) for spec in options.candidates] if options.candidates
-                else discover(self.target.name, default)
-            )
-            self.baseline = load(options.baseline) if options.baseline else None
-        except SpecError as exc:
-            raise UsageError(str(exc)) from None
+        if options.isolate:  # candidate code is imported only in child processes
+            self.candidates: list[Any] = self._describe_isolated(default)
+            self.baseline = self._describe_isolated(default, [options.baseline])[0] if options.baseline else None
+            if self.baseline is not None and self.baseline.crashed:
+                raise UsageError(f"--baseline {options.baseline}: importing it {self.baseline.crashed}")
+        else:
+            try:
+                self.candidates = ([load(spec) for spec in options.candidates] if options.candidates
+                                   else discover(self.target.name, default))
+                self.baseline = load(options.baseline) if options.baseline else None
+            except SpecError as exc:
+                raise UsageError(str(exc)) from None
         if not self.candidates:
             raise UsageError(f"no candidates for {self.target.name}: add one to candidates/ or pass --candidate")
         try:
@@ -122,9 +127,33 @@ class Pipeline:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
 
+    def _describe_isolated(self, default: str, specs: list[str] | None = None) -> list[Described]:
+        """Load or discover candidates in a child process; if importing one kills it, try one spec (or one
+        candidates/ file) per child so that only the culprit is marked as crashed."""
+        specs = self.options.candidates if specs is None else specs
+        try:
+            found = run_isolated(describe, (self.target.name, default, specs), self.options.timeout)
+        except Isolated:
+            found = []
+            for spec, files in ([(s, None) for s in specs] if specs else [(None, [f]) for f in candidate_files()]):
+                try:
+                    part = run_isolated(describe, (self.target.name, default, [spec] if spec else [], files),
+                                        self.options.timeout)
+                except Isolated as exc:
+                    where = spec or f"{files[0].name}:*"
+                    part = [Described(Path(where.split(":")[0]).stem, where, "", crashed=str(exc))]
+                if isinstance(part, str):
+                    raise UsageError(part) from None
+                found += part
+        if isinstance(found, str):
+            raise UsageError(found)
+        return found
+
     @property
     def baseline_fn(self) -> Callable[..., Any]:
-        return self.baseline.function if self.baseline else self.target.oracle
+        if self.baseline is None:
+            return self.target.oracle
+        return getattr(self.baseline, "function", None) or _function(self.baseline.spec, None)
 
     @property
     def baseline_spec(self) -> str:
@@ -142,11 +171,16 @@ class Pipeline:
         self.finished: list[CandidateResult] = []
         self.progress("phase", name="candidates", total=len(self.candidates))
         for cand in self.candidates:
+            if getattr(cand, "crashed", None):
+                self.finished.append(CandidateResult(name=cand.name, spec=cand.spec, doc="", verdict="error",
+                                                     error=f"importing it {cand.crashed}"))
+                self.progress("done", name=cand.name, ok=False)
+                continue
             job = Job(target=self.target.name, spec=cand.spec, name=cand.name, doc=cand.doc,
                       baseline=self.baseline_spec, device=opts.device, policy=opts.policy, seed=opts.seed,
                       examples=opts.examples, sizes=tuple(self.sizes), bench=opts.bench, verify=opts.verify,
                       time=opts.time, profile=opts.profile, copy_gbps=copy_gbps)
-            outcome = self._run(run_job, job, {cand.spec: cand.function})
+            outcome = self._run(run_job, job, {cand.spec: getattr(cand, "function", None)})
             if isinstance(outcome, str):
                 outcome = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error", error=outcome)
             self.finished.append(outcome)
@@ -178,7 +212,8 @@ class Pipeline:
             except Isolated as exc:
                 return str(exc)
         return work(job, progress=self.progress, target=self.target,
-                    functions={**functions, self.baseline_spec: self.baseline_fn})
+                    functions={**{k: v for k, v in functions.items() if v is not None},
+                               self.baseline_spec: self.baseline_fn})
 
 
 @dataclass(frozen=True)

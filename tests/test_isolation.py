@@ -100,3 +100,16 @@ def test_bad_specs_exit_2(capsys, tmp_path, argv, message, monkeypatch):
 def test_debug_shows_the_traceback():
     with pytest.raises(Exception, match="candidate file not found"):
         main(["verify", "--candidate", "missing.py:f", "--debug"])
+
+
+def test_a_module_that_crashes_on_import_costs_only_its_verdict(tmp_path, capsys):
+    crasher = tmp_path / "crash_on_import.py"
+    crasher.write_text("import ctypes\nctypes.string_at(0)\n\ndef quantize(input_k_cache, dv=512, tile_size=128):\n    pass\n")
+    out = tmp_path / "out"
+    code = main(["run", "--out", str(out), "--sizes", "1x16x576", "--budget", "0.2", "--examples", "5", "--no-profile",
+                 "--candidate", f"{crasher}:quantize", "--candidate", "candidates/fused.py:fused"])
+    assert code == 1
+    run = result.load(out / "quantize_k_cache-cpu.json")
+    crashed, fused = run.candidates
+    assert crashed.verdict == "error" and crashed.error == "importing it killed by signal SIGSEGV"
+    assert fused.verdict == "pass" and fused.timings
