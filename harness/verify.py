@@ -100,6 +100,7 @@ class Verifier:
         # the oracle on each (the oracle itself may differ between devices; see cross_device_notes).
         self.cpu_cases = [Case(c.name, "cross-device (cpu)", c.params, c.seed) for c in named] if device == "cuda" else []
         self.cpu_oracle = _OracleMemo(target, "cpu") if self.cpu_cases else None
+        self._device_differences: dict[str, list[tuple[Case, Comparison]]] = {}
 
     def check(self, case: Case, fn: Callable[..., Any], device: str | None = None) -> Judgement:
         device = device or self.device
@@ -116,18 +117,27 @@ class Verifier:
             return [], [f"cross-device: not checked on the CPU, where the candidate does not run ({errors[0].reason})"]
         return judged, self.cross_device_notes()
 
+    def oracle_device_differences(self, policy: str = "exact") -> list[tuple[Case, Comparison]]:
+        """The named cases on which the oracle's CPU and CUDA outputs differ under ``policy`` (CUDA runs;
+        computed once per policy, since every candidate's notes quote it)."""
+        if policy not in self._device_differences:
+            found = []
+            for case in self.cpu_cases:
+                cpu, gpu = self.cpu_oracle(case), self.oracle(case)
+                if cpu.error is None and gpu.error is None:
+                    comparison = self.target.compare(self.target.build(case, "cpu"), cpu.value, gpu.value.cpu(), policy)
+                    if not comparison.ok:
+                        found.append((case, comparison))
+            self._device_differences[policy] = found
+        return self._device_differences[policy]
+
     def cross_device_notes(self) -> list[str]:
-        differing = []
-        for case in self.cpu_cases:
-            cpu, gpu = self.cpu_oracle(case), self.oracle(case)
-            if cpu.error is None and gpu.error is None:
-                comparison = self.target.compare(self.target.build(case, "cpu"), cpu.value, gpu.value.cpu(), "exact")
-                if not comparison.ok:
-                    differing.append(f"{case.name} ({comparison.summary})")
+        differing = self.oracle_device_differences()
         if not differing:
             return ["cross-device: the oracle gives identical bytes on CPU and CUDA for every named case"]
+        case, comparison = differing[0]
         return [f"cross-device: the oracle itself differs between CPU and CUDA on {len(differing)} of "
-                f"{len(self.cpu_cases)} named cases, e.g. {differing[0]}"]
+                f"{len(self.cpu_cases)} named cases, e.g. {case.name} ({comparison.summary})"]
 
     def verify(self, fn: Callable[..., Any], spec: str, progress: Callable[[int, int], None] | None = None) -> Verification:
         checked: Counter[str] = Counter()

@@ -21,15 +21,9 @@ def test_built_in_candidates_pass_exact_on_cuda():
 
 @cuda
 def test_cuda_output_agrees_with_cpu_output_up_to_nan_spelling():
-    for case in [c for c in TARGET.named_cases() if c.family in ("seed", "edge")]:
-        cpu_call, gpu_call = TARGET.build(case, "cpu"), TARGET.build(case, "cuda")
-        try:
-            cpu = TARGET.oracle(*cpu_call.args, **cpu_call.kwargs)
-        except AssertionError:
-            continue
-        gpu = TARGET.oracle(*gpu_call.args, **gpu_call.kwargs).cpu()
-        comparison = TARGET.compare(cpu_call, cpu, gpu, "ulp")
-        assert comparison.ok, f"{case.name}: {comparison.summary}"
+    # the oracle differs between devices (1/448 on CUDA) by at most one ulp of a code or 1% of a scale
+    differences = Verifier(TARGET, "ulp", "cuda", examples=0).oracle_device_differences("ulp")
+    assert not differences, [f"{case.name}: {cmp.summary}" for case, cmp in differences]
 
 
 @cuda
