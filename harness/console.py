@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.syntax import Syntax
 from rich.table import Table
 
-from harness.report import best_candidate, fmt_speedup, fmt_time
+from harness.report import best_candidate, fmt_interval, fmt_time
 from harness.result import Profile, RunResult
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
@@ -66,7 +66,7 @@ def summary_table(result: RunResult) -> Table:
             table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != "pass" else "—", "—")
             continue
         table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s),
-                      f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]",
+                      fmt_interval(t),
                       f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", f"{t.gbps:.2f}")
     return table
 
@@ -84,7 +84,7 @@ def sizes_table(result: RunResult) -> Table | None:
         for t in c.timings:
             rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
             table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
-                          f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]",
+                          fmt_interval(t),
                           f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", rounds, f"{t.gbps:.2f}",
                           f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
     return table

@@ -65,7 +65,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]) + "\n"
 
 
-def _interval(t: SizeTiming) -> str:
+def fmt_interval(t: SizeTiming) -> str:
+    """``1.55x [1.51–1.59]``: the speedup and its 95% interval."""
     return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
 
 
@@ -78,7 +79,7 @@ def _headline(result: RunResult) -> str:
         timed = [c for c in result.candidates if c.headline]
         why = "no candidate was timed" if not timed else "no passing candidate is significantly faster than the baseline"
         text = f"# ⚖️ No speedup for function {fn}\n\n{why.capitalize()} at the headline size (rule below).\n"
-        elsewhere = [f"`{c.name}` {_interval(t)} at `{t.size}`" for c in timed if c.verdict == "pass"
+        elsewhere = [f"`{c.name}` {fmt_interval(t)} at `{t.size}`" for c in timed if c.verdict == "pass"
                      for t in c.timings if t.verdict == stats.FASTER]
         if elsewhere:
             text += "\nSignificantly faster at smaller sizes: " + "; ".join(elsewhere) + ".\n"
@@ -91,7 +92,7 @@ def _headline(result: RunResult) -> str:
         f"— candidate `{best.name}` (`{best.spec}`)\n\n"
         f"⏱️ Runtime: **{fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)}** "
         f"(best of {t.candidate.rounds} runs) · median {fmt_time(t.baseline.median_s)} → "
-        f"{fmt_time(t.candidate.median_s)}, speedup {_interval(t)} (95% interval) at size `{t.size}`\n\n"
+        f"{fmt_time(t.candidate.median_s)}, speedup {fmt_interval(t)} (95% interval) at size `{t.size}`\n\n"
         f"> N% is baseline time / candidate time − 1 (how much faster); X.XXx is baseline time / candidate time, "
         f"so above 1.00x is faster and below is slower.\n"
     )
@@ -111,7 +112,7 @@ def _explanation(result: RunResult) -> str:
         body.append("")
     for t in best.timings:
         body.append(f"- `{t.size}` ({t.input}): {fmt_time(t.baseline.median_s)} → {fmt_time(t.candidate.median_s)}, "
-                    f"{_interval(t)}, {t.verdict}; {t.gbps:.1f} GB/s")
+                    f"{fmt_interval(t)}, {t.verdict}; {t.gbps:.1f} GB/s")
     return _details("📝 Explanation and details", "\n".join(body))
 
 
@@ -163,7 +164,7 @@ def _candidates_table(result: RunResult) -> str:
             rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, "—", "not timed", "—", "—", "—"])
             continue
         pct = f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—"
-        rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, fmt_time(t.candidate.median_s), _interval(t),
+        rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, fmt_time(t.candidate.median_s), fmt_interval(t),
                      t.verdict, f"{t.gbps:.2f}", pct])
     size = next((c.headline.size for c in result.candidates if c.headline), None)
     note = f" at size `{size}`" if size else ""
