@@ -9,6 +9,7 @@ that a candidate that hangs or crashes only earns the verdict ``error``.  It ret
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -169,6 +170,10 @@ class Pipeline:
             copy_gbps = measure_copy_bandwidth(opts.device)
             self.progress("done", name="copy bandwidth", ok=True)
         self.finished: list[CandidateResult] = []
+        template = Job(target=self.target.name, spec="", name="", doc="", baseline=self.baseline_spec,
+                       device=opts.device, policy=opts.policy, seed=opts.seed, examples=opts.examples,
+                       sizes=tuple(self.sizes), bench=opts.bench, verify=opts.verify, time=opts.time,
+                       profile=opts.profile, copy_gbps=copy_gbps)
         self.progress("phase", name="candidates", total=len(self.candidates))
         for cand in self.candidates:
             if getattr(cand, "crashed", None):
@@ -176,10 +181,7 @@ class Pipeline:
                                                      error=f"importing it {cand.crashed}"))
                 self.progress("done", name=cand.name, ok=False)
                 continue
-            job = Job(target=self.target.name, spec=cand.spec, name=cand.name, doc=cand.doc,
-                      baseline=self.baseline_spec, device=opts.device, policy=opts.policy, seed=opts.seed,
-                      examples=opts.examples, sizes=tuple(self.sizes), bench=opts.bench, verify=opts.verify,
-                      time=opts.time, profile=opts.profile, copy_gbps=copy_gbps)
+            job = dataclasses.replace(template, spec=cand.spec, name=cand.name, doc=cand.doc)
             outcome = self._run(run_job, job, {cand.spec: getattr(cand, "function", None)})
             if isinstance(outcome, str):
                 outcome = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error", error=outcome)
@@ -189,10 +191,8 @@ class Pipeline:
         baseline_profile = None
         if opts.profile and timed:
             self.progress("phase", name="baseline profile", total=1)
-            job = Job(target=self.target.name, spec=self.baseline_spec, name="baseline", doc="",
-                      baseline=self.baseline_spec, device=opts.device, policy=opts.policy, seed=opts.seed,
-                      examples=0, sizes=tuple(self.sizes), bench=opts.bench, verify=False, time=False,
-                      profile=True, copy_gbps=copy_gbps)
+            job = dataclasses.replace(template, spec=self.baseline_spec, name="baseline", examples=0, verify=False,
+                                      time=False, profile=True)
             found = self._run(profile_job, job, {})
             baseline_profile = found if not isinstance(found, str) else None
             self.progress("done", name="baseline profile", ok=baseline_profile is not None)
