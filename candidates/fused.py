@@ -3,6 +3,7 @@ C kernel on the CPU, a vectorised torch fallback elsewhere)."""
 
 import torch
 
+from candidates._kernels import prepare
 from harness.candidates import candidate
 
 FP8 = torch.float8_e4m3fn
@@ -33,18 +34,11 @@ def fused(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> t
     kernel = _kernel(input_k_cache)
     if kernel is not None:
         return kernel.quantize(input_k_cache, dv, tile_size)
-    assert dv % tile_size == 0
-    num_tiles = dv // tile_size
-    num_blocks, block_size, h_k, d = input_k_cache.shape
-    assert h_k == 1
-    x = input_k_cache.squeeze(2)
-    width = dv + num_tiles * 4 + x.element_size() * (d - dv)
-    result = torch.empty((num_blocks, block_size, width), dtype=FP8, device=x.device)
-
-    tiles = x[..., :dv].unflatten(-1, (num_tiles, tile_size))
+    prep = prepare(input_k_cache, dv, tile_size)  # the oracle's checks and the output, as the kernels do
+    x, rows, scale_end = prep.rows, prep.out.view(-1, prep.width), dv + 4 * prep.num_tiles
+    tiles = x[:, :dv].unflatten(-1, (prep.num_tiles, tile_size))
     scales = tiles.abs().amax(dim=-1) / 448.0  # in the input dtype, as the oracle rounds it
-    result[..., dv : dv + num_tiles * 4].view(torch.float32).copy_(scales)
-    codes = (tiles.float() / scales.float().unsqueeze(-1)).to(FP8)
-    result[..., :dv].copy_(codes.flatten(-2))
-    result[..., dv + num_tiles * 4 :].view(x.dtype).copy_(x[..., dv:])
-    return result.view(num_blocks, block_size, 1, width)
+    rows[:, dv:scale_end].view(torch.float32).copy_(scales)
+    rows[:, :dv].copy_((tiles.float() / scales.float().unsqueeze(-1)).to(FP8).flatten(-2))
+    rows[:, scale_end:].view(x.dtype).copy_(x[:, dv:])
+    return prep.result()

@@ -8,6 +8,8 @@ import torch
 
 from candidates import _fused_cpu
 from candidates.fused import fused
+from harness.target import get_target
+from harness.verify import Verifier
 from oracles.kcache_reference import quantize_k_cache_slow
 
 pytestmark = pytest.mark.skipif(_fused_cpu.load() is None, reason="no C compiler: the kernel cannot be built")
@@ -52,5 +54,7 @@ def test_without_a_compiler_it_warns_and_falls_back(monkeypatch, tmp_path):
         assert "using the torch fallback" in str(caught[0].message)
         x = torch.randn(2, 8, 1, 576, dtype=torch.bfloat16)
         assert torch.equal(fused(x).view(torch.uint8), quantize_k_cache_slow(x).view(torch.uint8))
+        fallback = Verifier(get_target("quantize_k_cache"), "exact", examples=20).verify(fused, "fallback")
+        assert fallback.passed, fallback.first_failure
     finally:
         _fused_cpu.load.cache_clear()
