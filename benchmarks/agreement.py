@@ -20,10 +20,15 @@ import sys
 import torch
 import torch.utils.benchmark as tbench
 
+import dataclasses
+
 import harness  # noqa: F401
 from candidates.amax_vectorized import amax_vectorized
 from harness.bench import Bench, BenchConfig
+from harness.candidates import absolute
+from harness.sandbox import spawn
 from harness.target import get_target
+from harness.worker import Worker
 
 
 def main() -> int:
@@ -37,8 +42,15 @@ def main() -> int:
     worst = 0.0
     print(f"amax_vectorized vs slow loop at {size.name} ({target.describe(size)}), {torch.get_num_threads()} threads")
     for i in range(args.repeats):
-        timing = Bench(target, "cpu", BenchConfig(budget_s=3.0)).compare(target.oracle, amax_vectorized, size)
-        calls = Bench(target, "cpu", BenchConfig()).inputs(size)
+        config = BenchConfig(budget_s=3.0)
+        runners = [spawn(absolute(spec), target.ref, "cpu", dataclasses.asdict(config), 600)
+                   for spec in ("oracle:quantize_k_cache", "candidates/amax_vectorized.py:amax_vectorized")]
+        try:
+            timing = Bench(target, "cpu", config).compare(*runners, size)  # as harness bench does: two runners
+        finally:
+            for runner in runners:
+                runner.close()
+        calls = Worker(target.oracle, target).inputs(size)
         per_fn: dict[str, list[float]] = {"slow loop": [], "amax_vectorized": []}
         for _ in range(args.alternations):
             for label, fn in (("slow loop", target.oracle), ("amax_vectorized", amax_vectorized)):

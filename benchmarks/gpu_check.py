@@ -3,7 +3,9 @@ of time, GB/s and % of measured copy bandwidth for the production layout at seve
 
     PYTHONPATH=. python benchmarks/gpu_check.py [--tokens 16384 131072 1048576] [--examples 200] [--tune]
 
-Prints a table last; with --json writes every number.  Numbers go into benchmarks/NOTES.md with the card.
+As `harness run --device cuda` does: the oracle computed here (the judge), every candidate and the
+baseline each in its own runner process.  Prints a table last; with --json writes every number.  Numbers
+go into benchmarks/NOTES.md with the card.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import sys
 import torch
 
 import harness  # noqa: F401  (quiet numpy warning)
-from harness.bench import Bench, BenchConfig, measure_copy_bandwidth
-from harness.candidates import discover
-from harness.report import fmt_time
+import dataclasses
+
+from harness.bench import Bench, BenchConfig
+from harness.candidates import absolute, discover
+from harness.clocks import measure_copy_bandwidth
+from harness.sandbox import spawn
+from harness.fmt import fmt_time
 from harness.target import get_target
 from harness.verify import Verifier
 
@@ -67,28 +73,28 @@ def main() -> int:
           or "  identical on every named case")
 
     candidates = discover(target.name, target.name)
+    config = BenchConfig(budget_s=args.budget)
+    runners = {spec: spawn(absolute(spec), target.ref, "cuda", dataclasses.asdict(config), 1200)
+               for spec in ["oracle:quantize_k_cache", *(c.spec for c in candidates)]}
     verdicts = {}
     print(f"\n-- verification on CUDA, policy exact, {args.examples} property examples")
     for cand in candidates:
-        v = verifier.verify(cand.function, cand.spec)
+        v = verifier.verify(runners[cand.spec], cand.spec)
         verdicts[cand.name] = v
         print(f"  {cand.name:16s} {v.cases - v.failed}/{v.cases} passed" + (f"  FIRST: {v.first_failure}  {v.pattern}" if v.failed else ""))
 
     if args.tune:
         tune(target, max(args.tokens))
 
-    bench = Bench(target, "cuda", BenchConfig(budget_s=args.budget), copy_gbps=copy_gbps)
+    bench = Bench(target, "cuda", config, copy_gbps=copy_gbps)
     rows = []
     for tokens in args.tokens:
         size = target.parse_size(str(tokens))
-        inputs = bench.inputs(size)
         for cand in candidates:
-            t = bench.compare(target.oracle, cand.function, size, inputs)
+            t = bench.compare(runners["oracle:quantize_k_cache"], runners[cand.spec], size)
             rows.append(dict(candidate=cand.name, tokens=tokens, median_s=t.candidate.median_s,
                              baseline_s=t.baseline.median_s, speedup=t.speedup, ci=t.speedup_ci, gbps=t.gbps,
                              pct=t.pct_copy_bandwidth, rounds=t.candidate.rounds, verdict=t.verdict))
-        del inputs
-        torch.cuda.empty_cache()
 
     print(f"\n{card}, production layout (bf16, d=576, dv=512, tile=128), copy bandwidth {copy_gbps:.0f} GB/s")
     print(f"{'candidate':16s} {'tokens':>8s} {'median':>10s} {'slow loop':>10s} {'speedup [95% CI]':>22s} {'GB/s':>7s} {'% copy':>7s}  exact")
@@ -102,6 +108,8 @@ def main() -> int:
             json.dump(dict(card=card, copy_gbps=copy_gbps, rows=rows,
                            verification={k: dict(cases=v.cases, failed=v.failed, first=v.first_failure)
                                          for k, v in verdicts.items()}), f, indent=2)
+    for runner in runners.values():
+        runner.close()
     return 0 if all(v.passed for v in verdicts.values()) else 1
 
 

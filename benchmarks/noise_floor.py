@@ -2,40 +2,30 @@
 
     python benchmarks/noise_floor.py [--size 4096] [--repeats 5]
 
-1. a candidate timed against an identical copy of itself (same code, another function object) must be
-   "no significant difference" every time, with a speedup within a few percent of 1.00;
+1. the slow loop timed against itself must be "no significant difference" every time, with a speedup
+   within a few percent of 1.00;
 2. a candidate made 10% slower on purpose (the slow loop plus a busy wait of a tenth of its median
    time) must be "slower" every time.
-Exits 1 if either fails in any repeat.
+As in `harness bench`: the baseline and the candidate each in a runner process of its own
+(candidates from benchmarks/_planted.py).  Exits 1 if either fails in any repeat.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import statistics
 import sys
 import time
-import types
+from pathlib import Path
 
 import harness  # noqa: F401
 from harness.bench import Bench, BenchConfig
+from harness.sandbox import spawn
 from harness.target import get_target
 
-
-def copy_of(fn):
-    """The same code as a distinct function object."""
-    return types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_copy", fn.__defaults__, fn.__closure__)
-
-
-def slowed(fn, extra_s: float):
-    def slower(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        end = time.perf_counter() + extra_s
-        while time.perf_counter() < end:
-            pass
-        return out
-
-    return slower
+PLANTED = Path(__file__).resolve().with_name("_planted.py")
 
 
 def main() -> int:
@@ -52,13 +42,21 @@ def main() -> int:
         target.oracle(*call.args, **call.kwargs)
         samples.append(time.perf_counter() - t0)
     base_s = statistics.median(samples)
-    bench = Bench(target, "cpu", BenchConfig(budget_s=3.0))
+    os.environ["PLANTED_EXTRA_S"] = repr(0.10 * base_s)  # the runners inherit it
+    config = BenchConfig(budget_s=3.0)
+    bench = Bench(target, "cpu", config)
     ok = True
-    for label, candidate, want in (("identical copy", copy_of(target.oracle), "no significant difference"),
-                                   ("10% slower", slowed(target.oracle, 0.10 * base_s), "slower")):
-        print(f"{label} vs slow loop at {size.name} (slow loop ~{base_s * 1e3:.2f} ms):")
+    for label, name, want in (("identical", "identical", "no significant difference"),
+                              ("10% slower", "ten_percent_slower", "slower")):
+        print(f"{label} vs slow loop at {size.name} (slow loop ~{base_s * 1e3:.2f} ms in this process):")
         for i in range(args.repeats):
-            t = bench.compare(target.oracle, candidate, size)
+            runners = [spawn(spec, target.ref, "cpu", dataclasses.asdict(config), 600)
+                       for spec in ("oracle:quantize_k_cache", f"{PLANTED}:{name}")]
+            try:
+                t = bench.compare(*runners, size)
+            finally:
+                for runner in runners:
+                    runner.close()
             good = t.verdict == want
             ok &= good
             print(f"  run {i + 1}: {t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] "

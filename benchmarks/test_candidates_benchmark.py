@@ -14,11 +14,11 @@ import itertools
 import pytest
 import torch
 
-from harness.candidates import discover
+from harness.candidates import discover, load
 from harness.target import Case, get_target
 
 TARGET = get_target("quantize_k_cache")
-CANDIDATES = {c.name: c for c in discover(TARGET.name, TARGET.name)}
+CANDIDATES = {c.name: load(c.spec) for c in discover(TARGET.name, TARGET.name)}  # in-process: your own benchmarks
 SIZES = ["512x32x300,dv=256,tile=64,dtype=float32", "4096", "16384"]
 
 

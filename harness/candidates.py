@@ -1,15 +1,23 @@
-"""Finding and loading candidates.
+"""Finding candidates without running them, and the one place where a spec becomes a function.
 
 A candidate is a plain function with the oracle's signature.  In ``candidates/*.py`` a function becomes
-one by being marked with ``@candidate`` (or ``name = candidate(existing_function)``); nothing else
-registers it.  Outside the repo a candidate is named by a spec: ``path/to/file.py:function`` or
-``package.module:function``.  A candidate's docstring is its explanation in the report.
+one by being marked with ``@candidate`` (or ``name = candidate(existing_function)``); outside the repo a
+candidate is named by a spec: ``path/to/file.py:function`` or ``package.module:function``; the baseline
+may also be ``oracle:<target>``.  A candidate's docstring is its explanation in the report.
+
+Two halves, for two processes:
+- The judge finds candidates and checks specs by *reading* their source (``discover``, ``describe``):
+  it parses the file with ``ast`` and never imports it, so ``harness list`` and every other command can
+  name candidates without running a line of them.  ``@candidate`` arguments must therefore be literals.
+- A runner turns its one spec into a function (``resolve``), importing it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -19,6 +27,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 MARK = "__harness_candidate__"
+ORACLE_PREFIX = "oracle:"
 
 
 class SpecError(Exception):
@@ -32,20 +41,12 @@ class Mark:
     doc: str | None
 
 
-@dataclass(frozen=True)
-class Candidate:
-    name: str
-    spec: str
-    function: Callable[..., Any]
-    doc: str
-    target: str | None = None
-
-
 def candidate(fn: Callable | None = None, *, name: str | None = None, target: str | None = None,
               doc: str | None = None) -> Any:
     """Mark ``fn`` as a candidate of the module that calls this (usable as ``@candidate`` or
-    ``@candidate(name=..., target=..., doc=...)``).  The mark is kept per module, so marking a function
-    imported from elsewhere does not make it a candidate of every module that imports it."""
+    ``@candidate(name=..., target=..., doc=...)``, with literal arguments).  The mark is kept per module,
+    so marking a function imported from elsewhere does not make it a candidate of every module that
+    imports it."""
     module = sys._getframe(1).f_globals.get("__name__", "")
 
     def mark(f: Callable) -> Callable:
@@ -56,8 +57,24 @@ def candidate(fn: Callable | None = None, *, name: str | None = None, target: st
     return mark(fn) if fn is not None else mark
 
 
+# -- the judge's half: reading, not importing ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Described:
+    """A candidate as the judge knows it: from its source text, never from running it."""
+
+    name: str
+    spec: str
+    doc: str
+    target: str | None = None  # the target its mark names (None: the default target)
+
+
 def candidates_dir() -> Path:
-    return Path(importlib.import_module("candidates").__file__).parent
+    """The ``candidates`` package's folder, found without importing the package."""
+    spec = importlib.util.find_spec("candidates")
+    if spec is None or not spec.submodule_search_locations:
+        return Path.cwd() / "candidates"
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _display(path: Path) -> str:
@@ -65,6 +82,156 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def _parse(path: Path, shown: str) -> ast.Module:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=shown)
+    except SyntaxError as exc:
+        raise SpecError(f"cannot import {shown}: SyntaxError: {exc.msg} (line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SpecError(f"cannot read {shown}: {exc}") from None
+
+
+def _is_candidate(node: ast.expr) -> bool:
+    func = node.func if isinstance(node, ast.Call) else node
+    return (isinstance(func, ast.Name) and func.id == "candidate") or (
+        isinstance(func, ast.Attribute) and func.attr == "candidate")
+
+
+def _literal_keywords(call: ast.expr, shown: str) -> dict[str, str | None]:
+    if not isinstance(call, ast.Call):
+        return {}
+    out = {}
+    for kw in call.keywords:
+        if kw.arg in ("name", "target", "doc"):
+            if not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, (str, type(None)))):
+                raise SpecError(f"{shown} line {call.lineno}: candidate({kw.arg}=...) must be a literal string")
+            out[kw.arg] = kw.value.value
+    return out
+
+
+def _bindings(tree: ast.Module) -> dict[str, ast.stmt]:
+    """Every name bound at a module's top level, to the statement that binds it."""
+    names: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(target, ast.Name):
+                    names[target.id] = node
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names[(alias.asname or alias.name).split(".")[0]] = node
+    return names
+
+
+def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, shown: str,
+              marked_only: bool) -> Described | None:
+    """The candidate ``attr`` bound by ``node``, if it is one (or if ``marked_only`` is false, any function)."""
+    mark: ast.expr | None = None
+    doc = ""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        mark = next((d for d in node.decorator_list if _is_candidate(d)), None)
+        doc = ast.get_docstring(node) or ""
+    elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_candidate(node.value):
+        mark = node.value
+        wrapped = node.value.args[0] if node.value.args else None
+        if isinstance(wrapped, ast.Name) and isinstance(defs.get(wrapped.id), (ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(defs[wrapped.id]) or ""
+    if mark is None and marked_only:
+        return None
+    kw = _literal_keywords(mark, shown) if mark is not None else {}
+    return Described(name=kw.get("name") or attr, spec=spec, doc=inspect.cleandoc(kw.get("doc") or doc),
+                     target=kw.get("target"))
+
+
+def candidate_files(directory: Path | None = None) -> list[Path]:
+    """The files of ``directory`` (default: the ``candidates`` package) that may hold candidates."""
+    return [p for p in sorted((directory or candidates_dir()).glob("*.py")) if not p.name.startswith("_")]
+
+
+def discover(target: str, default_target: str, directory: Path | None = None,
+             files: list[Path] | None = None) -> list[Described]:
+    """Every candidate marked for ``target`` in ``files`` (default: those of ``directory``), read from source."""
+    found: list[Described] = []
+    for path in files if files is not None else candidate_files(directory):
+        shown = _display(path)
+        tree = _parse(path, shown)
+        defs = _bindings(tree)
+        for attr, node in defs.items():
+            described = _describe(attr, node, defs, f"{shown}:{attr}", shown, marked_only=True)
+            if described and (described.target or default_target) == target:
+                found.append(described)
+    return found
+
+
+def _split(spec: str) -> tuple[str, str]:
+    where, sep, attr = spec.rpartition(":")
+    if not sep or not where or not attr or not attr.isidentifier():
+        raise SpecError(f"bad candidate spec {spec!r}: expected path/to/file.py:function or package.module:function")
+    return where, attr
+
+
+def _is_path(where: str) -> bool:
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module``, found on the import path without importing it or its packages."""
+    parts = module.split(".")
+    locations: Any = None
+    found = None
+    for i in range(len(parts)):
+        found = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), locations)
+        if found is None:
+            raise SpecError(f"cannot import {module}: no module named {'.'.join(parts[: i + 1])!r}")
+        locations = found.submodule_search_locations
+    origin = found.origin if found else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def describe(spec: str) -> Described:
+    """Check ``spec`` by reading its source: the file or module exists, parses, and binds the name."""
+    where, attr = _split(spec)
+    if _is_path(where):
+        path = Path(where)
+        if not path.is_file():
+            raise SpecError(f"candidate file not found: {where}")
+        shown = f"{_display(path)}:{attr}"
+    else:
+        path = _module_file(where)
+        shown = spec
+        if path is None:  # an extension or namespace module: its runner will find out
+            return Described(attr, spec, "")
+    source_name = _display(path) if _is_path(where) else where
+    tree = _parse(path, source_name)
+    defs = _bindings(tree)
+    if attr not in defs:
+        functions = [n for n, node in defs.items() if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        listing = f"; functions there: {', '.join(functions)}" if functions else ""
+        raise SpecError(f"{shown}: no function {attr!r} in {source_name}{listing}")
+    return _describe(attr, defs[attr], defs, shown, source_name, marked_only=False)
+
+
+def absolute(spec: str) -> str:
+    """The spec with its file path made absolute (runners work in a scratch directory)."""
+    if spec.startswith(ORACLE_PREFIX):
+        return spec
+    where, attr = _split(spec)
+    return f"{Path(where).resolve()}:{attr}" if _is_path(where) else spec
+
+
+# -- the runner's half: importing ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    spec: str
+    function: Callable[..., Any]
+    doc: str
+    target: str | None = None
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -89,7 +256,7 @@ def _import_file(path: Path) -> ModuleType:
 
 def _import(where: str) -> ModuleType:
     try:
-        if where.endswith(".py") or "/" in where or "\\" in where:
+        if _is_path(where):
             path = Path(where)
             if not path.is_file():
                 raise SpecError(f"candidate file not found: {where}")
@@ -105,10 +272,14 @@ def _import(where: str) -> ModuleType:
         raise SpecError(f"cannot import {where}: {type(exc).__name__}: {exc}") from exc
 
 
-def _from(module: ModuleType, attr: str, spec: str) -> Candidate:
+def load(spec: str) -> Candidate:
+    """Import ``path/to/file.py:function`` or ``package.module:function`` (in a runner, or in a generated
+    regression test, which is the user's own test process)."""
+    where, attr = _split(spec)
+    module = _import(where)
     fn = getattr(module, attr, None)
     if fn is None:
-        raise SpecError(f"{spec}: no function {attr!r} in {module.__name__}")
+        raise SpecError(f"{spec}: no function {attr!r} in {where}")
     if not callable(fn):
         raise SpecError(f"{spec}: {attr!r} is a {type(fn).__name__}, not a function")
     mark = getattr(fn, MARK, {}).get(module.__name__)
@@ -117,57 +288,10 @@ def _from(module: ModuleType, attr: str, spec: str) -> Candidate:
                      target=mark.target if mark else None)
 
 
-def load(spec: str) -> Candidate:
-    """Load ``path/to/file.py:function`` or ``package.module:function``."""
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise SpecError(f"bad candidate spec {spec!r}: expected path/to/file.py:function or package.module:function")
-    module = _import(where)
-    shown = f"{_display(Path(where))}:{attr}" if where.endswith(".py") else spec
-    return _from(module, attr, shown)
-
-
-def candidate_files(directory: Path | None = None) -> list[Path]:
-    """The files of ``directory`` (default: the ``candidates`` package) that may hold candidates."""
-    return [p for p in sorted((directory or candidates_dir()).glob("*.py")) if not p.name.startswith("_")]
-
-
-def discover(target: str, default_target: str, directory: Path | None = None,
-             files: list[Path] | None = None) -> list[Candidate]:
-    """Every candidate marked for ``target`` in ``files`` (default: those of ``directory``)."""
-    found: list[Candidate] = []
-    for path in files if files is not None else candidate_files(directory):
-        try:
-            module = _import_file(path)
-        except SyntaxError as exc:
-            raise SpecError(f"cannot import {_display(path)}: SyntaxError: {exc.msg} (line {exc.lineno})") from exc
-        except Exception as exc:
-            raise SpecError(f"cannot import {_display(path)}: {type(exc).__name__}: {exc}") from exc
-        for attr, obj in vars(module).items():
-            mark = getattr(obj, MARK, {}).get(module.__name__) if callable(obj) else None
-            if mark and attr != mark.name and getattr(module, mark.name, None) is obj:
-                continue  # the same function under another name (e.g. the import it was marked from)
-            if mark and (mark.target or default_target) == target:
-                found.append(_from(module, attr, f"{_display(path)}:{attr}"))
-    return found
-
-
-@dataclass(frozen=True)
-class Described:
-    """What the parent process needs of a candidate it must not import itself."""
-
-    name: str
-    spec: str
-    doc: str
-    crashed: str | None = None  # why importing it killed the process that tried
-
-
-def describe(target: str, default_target: str, specs: list[str], files: list[Path] | None = None,
-             progress: Any = None) -> list[Described] | str:
-    """Load ``specs`` (or discover candidates, in ``files`` if given) and describe them; a user mistake comes
-    back as its one-line message.  Run in a child process, so the caller never imports candidate code."""
-    try:
-        found = [load(spec) for spec in specs] if specs else discover(target, default_target, files=files)
-    except SpecError as exc:
-        return str(exc)
-    return [Described(c.name, c.spec, c.doc) for c in found]
+def resolve(spec: str, target: Any) -> Callable[..., Any]:
+    """The function a spec names: ``oracle:<target>`` is the target's original function."""
+    if spec.startswith(ORACLE_PREFIX):
+        if spec[len(ORACLE_PREFIX):] != target.name:
+            raise SpecError(f"{spec}: this run's target is {target.name!r}")
+        return target.oracle
+    return load(spec).function

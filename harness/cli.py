@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,29 +21,41 @@ from rich.console import Console
 from harness import console as tty
 from harness import gate, report, result
 from harness.bench import BenchConfig
-from harness.candidates import SpecError, discover, load
+from harness.candidates import SpecError, describe, discover
 from harness.pipeline import Pipeline, RunOptions, UsageError
 from harness.target import TargetError, discover_targets, get_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _percent(text: str) -> float:
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage like 5%, got {text!r}") from None
-    return value / 100 if text.endswith("%") or value >= 1 else value
+def _percent(high: float = 100.0) -> Callable[[str], float]:
+    """A percentage written with its sign, ``5%``, above 0 and below ``high``; returned as a fraction."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text[:-1]) if text.endswith("%") else math.nan
+        except ValueError:
+            value = math.nan
+        if not text.endswith("%") or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a percentage with its % sign, like 5%, got {text!r}")
+        if not 0 < value < high:
+            raise argparse.ArgumentTypeError(f"expected a percentage above 0% and below {high:g}%, got {text!r}")
+        return value / 100
+
+    return parse
 
 
-def _positive(kind: type) -> Callable[[str], float]:
+def _positive(kind: type, minimum: float = 0, inclusive: bool = False) -> Callable[[str], float]:
+    """A finite number of ``kind`` above ``minimum`` (or at least it, with ``inclusive``)."""
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+            value = math.nan
+        ok = math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+        if not ok:
+            bound = f"at least {minimum:g}" if inclusive else "a positive number" if minimum == 0 else f"above {minimum:g}"
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} "
+                                             f"({bound}), got {text!r}")
         return value
 
     return parse
@@ -56,21 +70,21 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--json", metavar="PATH", help="also write the JSON result here")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     p.add_argument("--timeout", type=_positive(float), default=300.0,
-                   help="seconds each candidate's work may take in its child process (default 300)")
-    p.add_argument("--no-isolation", action="store_true",
-                   help="run candidates in this process (faster to start; a crashing candidate takes the run down)")
+                   help="seconds each candidate's work may take in its runner process (default 300)")
     if verifying:
         p.add_argument("--policy", default="exact", help="comparison policy: exact (default), ulp or dequant")
-        p.add_argument("--seed", type=int, default=0, help="hypothesis seed for property cases (default 0)")
-        p.add_argument("--examples", type=int, default=100, help="property-based examples per candidate (default 100)")
+        p.add_argument("--seed", type=_positive(int, 0, inclusive=True), default=0,
+                       help="hypothesis seed for property cases (default 0)")
+        p.add_argument("--examples", type=_positive(int, 1, inclusive=True), default=100,
+                       help="property-based examples per candidate, at least 1 (default 100)")
     if timing:
         p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
         p.add_argument("--sizes", nargs="+", metavar="SIZE",
                        help="sizes to time: N tokens of the production layout, or NBxBSxD[,dv=..,tile=..,dtype=..]")
         p.add_argument("--quick", action="store_true", help="fewer sizes and a smaller time budget")
         p.add_argument("--budget", type=_positive(float), help="seconds of timing per candidate and size (default 3, quick 1)")
-        p.add_argument("--rse", type=_percent, default=0.01, help="target relative standard error of the median (default 1%%)")
-        p.add_argument("--noise-floor", type=_percent, default=0.05,
+        p.add_argument("--rse", type=_percent(), default=0.01, help="target relative standard error of the median (default 1%%)")
+        p.add_argument("--noise-floor", type=_percent(), default=0.05,
                        help="a speedup interval must clear 1 +/- this to be significant (default 5%%)")
         p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
         p.add_argument("--cuda-graphs", action="store_true",
@@ -94,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", metavar="DIR", help="where the report and JSON go (default reports/)")
     p.add_argument("--no-profile", action="store_true", help="skip the line and kernel profiles")
     p.add_argument("--compare", metavar="PREVIOUS.json", help="a saved result to gate against")
-    p.add_argument("--fail-slower", type=_percent, default=0.05,
+    p.add_argument("--fail-slower", type=_percent(1000), default=0.05,
                    help="with --compare: exit 1 if a candidate is slower than before by more than this (default 5%%)")
 
     p = sub.add_parser("verify", help="verification only",
@@ -157,7 +171,7 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
     options = _options(args, verify, time)
     options.profile = time and verify and not getattr(args, "no_profile", True)
-    options.isolate, options.timeout = not args.no_isolation, args.timeout
+    options.timeout = args.timeout
     pipeline = Pipeline(options)
     try:
         with tty.LiveProgress(err) as progress:
@@ -187,7 +201,7 @@ def _write(path: str | Path, text: str) -> Path:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _check_writable(directory: Path) -> None:
+def _check_writable(directory: Path, option: str = "--out") -> None:
     """Fail before minutes of work, not after: the output folder must be creatable and writable."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -195,10 +209,20 @@ def _check_writable(directory: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UsageError(f"cannot write to --out {directory}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write to {option} {directory}: {exc.strerror or exc}") from None
+
+
+def _check_output_file(path: str | None, option: str) -> None:
+    """An output file's folder must be writable and the path must not be a folder, before any work."""
+    if path is None:
+        return
+    if Path(path).is_dir():
+        raise UsageError(f"{option} {path} is a directory, expected a file path")
+    _check_writable(Path(path).parent, option)
 
 
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
+    """Targets and candidates as read from source: listing runs no candidate code."""
     targets = discover_targets()
     default = next(iter(targets), None)
     chosen = [get_target(args.target, targets)] if args.target else list(targets.values())
@@ -206,14 +230,15 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         out.print(f"[bold]{target.name}[/] — oracle {target.function_name} ({target.source}); "
                   f"policies: {', '.join(target.policies)}")
         for cand in discover(target.name, default):
-            first = cand.doc.splitlines()[0] if cand.doc else ""
-            out.print(f"  {cand.spec:<45} {first[:70]}", highlight=False, markup=False)
+            first = tty.plain(cand.doc.splitlines()[0]) if cand.doc else ""
+            out.print(f"  {tty.plain(cand.spec):<45} {first[:70]}", highlight=False, markup=False)
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out_dir = Path(args.out)
     _check_writable(out_dir)
+    _check_output_file(args.json, "--json")
     previous = _load(args.compare) if args.compare else None
     run = _execute(args, out, err, verify=True, time=True)
     stem = out_dir / f"{run.target}-{run.environment.device}"
@@ -223,7 +248,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         _write(args.json, result.dumps(run))
     tty.render(run, out)
     out.print(f"report: {md_path}\nresult: {json_path}", highlight=False)
-    code = EXIT_OK if all(c.verdict == "pass" for c in run.candidates) else EXIT_FAILED
+    code = _exit_code(run, err)
     if previous is not None:
         slower = gate.regressions(previous, run, args.fail_slower)
         for r in slower:
@@ -235,34 +260,44 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return code
 
 
+def _exit_code(run: result.RunResult, err: Console) -> int:
+    """1 when a candidate did not pass (or, timed only, ended in error or failed the audit) or when the
+    checkout changed during the run (the terminal summary names the changes); else 0."""
+    ok = all(c.verdict in ("pass", "untested") for c in run.candidates) and not run.checkout_changes
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    _check_output_file(args.json, "--json")
     run = _execute(args, out, err, verify=True, time=False)
     if args.json:
         _write(args.json, result.dumps(run))
     tty.render(run, out)
-    return EXIT_OK if all(c.verdict == "pass" for c in run.candidates) else EXIT_FAILED
+    return _exit_code(run, err)
 
 
 def cmd_bench(args: argparse.Namespace, out: Console, err: Console) -> int:
+    _check_output_file(args.json, "--json")
     run = _execute(args, out, err, verify=False, time=True)
     if args.json:
         _write(args.json, result.dumps(run))
     tty.render(run, out)
-    return EXIT_OK
+    return _exit_code(run, err)
 
 
 def cmd_profile(args: argparse.Namespace, out: Console) -> int:
-    from harness import profile as profiling
-    from harness.pipeline import check_device
+    from harness.pipeline import check_device, profile_spec
 
     check_device(args.device)
+    _check_output_file(args.json, "--json")
     try:
         target = get_target(args.target)
         size = target.parse_size(args.size) if args.size else target.sizes(args.device, quick=True)[-1]
-        profiling.resolve(args.spec)
+        if args.spec != f"oracle:{target.name}":
+            describe(args.spec)
     except (ValueError, TargetError) as exc:
         raise UsageError(str(exc)) from None
-    (prof,) = profiling.profile_specs([args.spec], target, size, args.device)
+    prof = profile_spec(args.spec, target, size, args.device)
     if args.json:
         _write(args.json, json.dumps(dataclasses.asdict(prof), indent=2) + "\n")
     out.print(tty.profile_view(prof))
@@ -277,11 +312,17 @@ def _load(path: str) -> result.RunResult:
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    _check_output_file(args.output, "-o")
     run = _load(args.source)
     if args.format == "terminal":
-        tty.render(run, Console(file=open(args.output, "w", encoding="utf-8")) if args.output else out)
-        return EXIT_OK
-    text = report.markdown(run) if args.format == "markdown" else report.pr_comment(run)
+        if not args.output:
+            tty.render(run, out)
+            return EXIT_OK
+        buffer = io.StringIO()
+        tty.render(run, Console(file=buffer, width=140))
+        text = buffer.getvalue()
+    else:
+        text = report.markdown(run) if args.format == "markdown" else report.pr_comment(run)
     if args.output:
         _write(args.output, text)
     else:
@@ -292,13 +333,15 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
     from harness.export import export_tests
 
+    _check_output_file(args.output, "-o")
     run = _load(args.source)
     if args.candidate:
-        try:
-            load(args.candidate)
-        except SpecError as exc:
-            raise UsageError(str(exc)) from None
-    path = _write(args.output, export_tests(run, args.candidate))
+        describe(args.candidate)  # read, not imported: the generated file imports it when pytest runs
+    try:
+        text = export_tests(run, args.candidate)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    path = _write(args.output, text)
     out.print(f"wrote {path}", highlight=False)
     return EXIT_OK
 

@@ -7,13 +7,30 @@ import sys
 from typing import Any
 
 from rich.console import Console, Group
-from rich.markup import escape
+from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
 
-from harness.report import best_candidate, fmt_interval, fmt_time
+from harness.fmt import fmt_interval, fmt_time
+from harness.report import best_candidate, verdict_text
 from harness.result import Profile, RunResult
+
+def plain(text: object) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences, carriage returns) shown as
+    ``?`` so that a name or message cannot move the cursor, recolour or hide output."""
+    return "".join(c if c.isprintable() or c == " " else "?" for c in str(text))
+
+
+def plain_lines(text: str) -> str:
+    """Untrusted multi-line text: each line made ``plain``."""
+    return "\n".join(plain(line) for line in str(text).splitlines())
+
+
+def escape(text: object) -> str:
+    """Untrusted text for rich markup: printable, and no markup of its own."""
+    return rich_escape(plain(text))
+
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
 SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red"}
@@ -53,21 +70,21 @@ class LiveProgress:
 
 def summary_table(result: RunResult) -> Table:
     best = best_candidate(result)
-    table = Table(title=f"{result.function} — policy {result.policy}, baseline {result.baseline}")
+    table = Table(title=f"{escape(result.function)} — policy {escape(result.policy)}, baseline {escape(result.baseline)}")
     for column in ("candidate", "verdict", "cases", "median", "speedup [95% CI]", "significance", "GB/s"):
         table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right",
-                         no_wrap=column != "candidate")
+                         no_wrap=column not in ("candidate", "verdict"))
     for c in result.candidates:
         v, t = c.verification, c.headline
         cases = f"{v.cases - v.failed}/{v.cases}" if v else "—"
         name = f"[bold]{escape(c.name)}[/] ★" if best is c else escape(c.name)
-        verdict = f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]"
+        verdict = f"[{VERDICT_STYLE.get(c.verdict, '')}]{escape(verdict_text(c))}[/]"
         if t is None:
             table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != "pass" else "—", "—")
             continue
         table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s),
                       fmt_interval(t),
-                      f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", f"{t.gbps:.2f}")
+                      f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.verdict)}[/]", f"{t.gbps:.2f}")
     return table
 
 
@@ -85,7 +102,7 @@ def sizes_table(result: RunResult) -> Table | None:
             rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
             table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
                           fmt_interval(t),
-                          f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{t.verdict}[/]", rounds, f"{t.gbps:.2f}",
+                          f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.verdict)}[/]", rounds, f"{t.gbps:.2f}",
                           f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
     return table
 
@@ -103,7 +120,7 @@ def failures(result: RunResult) -> Group | None:
             parts += [f"      {escape(d)}" for d in f.differences[:3]]
         parts.append("  minimal failing case, ready to paste into a pytest file:")
         minimal = v.failures[-1] if v.failures[-1].family == "property" else v.failures[0]
-        parts.append(Syntax(minimal.test, "python", theme="ansi_dark"))
+        parts.append(Syntax(plain_lines(minimal.test), "python", theme="ansi_dark"))
     return Group(*parts) if parts else None
 
 
@@ -118,14 +135,17 @@ def render(result: RunResult, console: Console) -> None:
         if part is not None:
             console.print(part)
     notes = dict.fromkeys(n for c in result.candidates if c.verification for n in c.verification.notes)
+    notes.update(dict.fromkeys(f"{c.name}: {n}" for c in result.candidates for n in c.notes))
     for note in notes:
         console.print(f"[dim]{escape(note)}[/]")
+    for change in result.checkout_changes:
+        console.print(f"[bold red]the checkout changed during the run:[/] {escape(change)}")
 
 
 def profile_view(p: Profile) -> Group:
     """A profile for the terminal: the line table in source order with hot lines highlighted, then the
     kernel/op table sorted by cost."""
-    head = (f"[bold]{escape(p.spec)}[/] ({escape(p.function)}) at size {escape(p.size)} on {p.device}: "
+    head = (f"[bold]{escape(p.spec)}[/] ({escape(p.function)}) at size {escape(p.size)} on {escape(p.device)}: "
             f"{fmt_time(p.total_s)} per call over {p.calls} calls — {escape(p.timing)}")
     lines = Table(title="lines (hits and time per call)", title_justify="left")
     for column in ("line", "hits", "time", "per hit", "%"):

@@ -1,9 +1,12 @@
-"""The whole run, in the order the mission reads: cases -> run (isolated) -> verify -> bench -> report data.
+"""The whole run, in the order the mission reads: cases -> runners -> judge: verify, bench, profile ->
+result.  Runs in the judge (the process the user started), which never imports candidate code.
 
-``Pipeline`` loads the target and its candidates, then runs one ``Job`` per candidate — verify; if it
-passed, time it against the baseline over the size ladder, time each regression case once more for the
-report's annotated tests, and profile it — in a child process with a timeout when ``isolate`` is set, so
-that a candidate that hangs or crashes only earns the verdict ``error``.  It returns one frozen
+``Pipeline`` reads the target and its candidates (from source, see ``candidates``), then for each
+candidate starts a fresh runner (``sandbox``) and: verifies it against the oracle computed here; if it
+passed, times it against the baseline — which lives in a runner of its own for the whole run — over the
+size ladder, times each regression case once more for the report's annotated tests, and profiles it in
+its runner.  A candidate that hangs, crashes, misbehaves on the pipe or changes process state only earns
+its own verdict.  The checkout is snapshotted before and after (``checkout``).  It returns one frozen
 ``RunResult``, reports progress through a callback and renders nothing.
 """
 
@@ -16,21 +19,23 @@ import platform
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Callable, Mapping
 
 import torch
 
-from harness import __version__
-from harness.bench import Bench, BenchConfig, measure_copy_bandwidth
-from harness.sandbox import Isolated, run_isolated
-from harness.candidates import Described, SpecError, candidate_files, describe, discover, load
+from harness import __version__, checkout
+from harness.audit import StateChanged
+from harness.bench import Bench, BenchConfig, InputsDiffer
+from harness.candidates import ORACLE_PREFIX, Described, SpecError, absolute, candidates_dir, describe, discover
+from harness.clocks import measure_copy_bandwidth
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
+from harness.sandbox import LoadFailed, Runner, RunnerError, spawn, start
 from harness.target import Case, Target, discover_targets, get_target
 from harness.verify import Verifier, regression_test
 
-Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "done"
+Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
 
 
 class UsageError(Exception):
@@ -52,8 +57,7 @@ class RunOptions:
     verify: bool = True
     time: bool = True
     profile: bool = False
-    isolate: bool = False  # each candidate's work in a child process (the CLI's default)
-    timeout: float = 300.0  # seconds per candidate when isolated
+    timeout: float = 300.0  # seconds per candidate's work in its runner
 
 
 def check_device(device: str) -> None:
@@ -63,7 +67,7 @@ def check_device(device: str) -> None:
         raise UsageError("--device cuda: no CUDA device is available on this machine")
 
 
-def environment(device: str, copy_gbps: float | None) -> Environment:
+def environment(device: str, copy_gbps: float | None, threads: int | None = None) -> Environment:
     try:
         import triton  # type: ignore
 
@@ -75,12 +79,14 @@ def environment(device: str, copy_gbps: float | None) -> Environment:
                                 timeout=5, check=True).stdout.strip() or None
     except Exception:
         commit = None
+    status = checkout.git_status()
     name = torch.cuda.get_device_name() if device == "cuda" else (_cpu_name() or platform.machine())
     return Environment(
         device=device, device_name=name, python=platform.python_version(), torch=torch.__version__,
-        triton=triton_version, platform=platform.platform(), threads=torch.get_num_threads(), git_commit=commit,
-        harness_version=__version__, command=" ".join(["harness", *map(shlex.quote, sys.argv[1:])]),
-        copy_gbps=copy_gbps,
+        triton=triton_version, platform=platform.platform(), threads=threads or torch.get_num_threads(),
+        git_commit=commit, harness_version=__version__,
+        command=" ".join(["harness", *map(shlex.quote, sys.argv[1:])]), copy_gbps=copy_gbps,
+        git_dirty=None if status is None else bool(status),
     )
 
 
@@ -94,6 +100,11 @@ def _cpu_name() -> str | None:
     return None
 
 
+def _failed(reason: str, spec: str, baseline: str) -> str:
+    """A runner's failure in words, saying whose runner it was when it was the baseline's."""
+    return f"the baseline {baseline} {reason}" if spec == absolute(baseline) else reason
+
+
 class Pipeline:
     def __init__(self, options: RunOptions, progress: Progress | None = None,
                  targets: Mapping[str, Target] | None = None) -> None:
@@ -105,21 +116,19 @@ class Pipeline:
             self.target: Target = get_target(options.target, targets)
         except Exception as exc:
             raise UsageError(str(exc)) from None
+        if not self.target.ref:
+            raise UsageError(f"target {self.target.name!r} was not loaded from a module, so runners cannot load it")
         if options.policy not in self.target.policies:
             raise UsageError(f"unknown policy {options.policy!r}: choose from {', '.join(self.target.policies)}")
-        default = next(iter(targets))
-        if options.isolate:  # candidate code is imported only in child processes
-            self.candidates: list[Any] = self._describe_isolated(default)
-            self.baseline = self._describe_isolated(default, [options.baseline])[0] if options.baseline else None
-            if self.baseline is not None and self.baseline.crashed:
-                raise UsageError(f"--baseline {options.baseline}: importing it {self.baseline.crashed}")
-        else:
-            try:
-                self.candidates = ([load(spec) for spec in options.candidates] if options.candidates
-                                   else discover(self.target.name, default))
-                self.baseline = load(options.baseline) if options.baseline else None
-            except SpecError as exc:
-                raise UsageError(str(exc)) from None
+        try:
+            self.candidates: list[Described] = ([describe(spec) for spec in options.candidates] if options.candidates
+                                                else discover(self.target.name, next(iter(targets))))
+            if options.baseline and not options.baseline.startswith(ORACLE_PREFIX):
+                describe(options.baseline)
+        except SpecError as exc:
+            raise UsageError(str(exc)) from None
+        if options.baseline and options.baseline.startswith(ORACLE_PREFIX) and options.baseline != self.oracle_spec:
+            raise UsageError(f"--baseline {options.baseline}: this run's target is {self.target.name!r}")
         if not self.candidates:
             raise UsageError(f"no candidates for {self.target.name}: add one to candidates/ or pass --candidate")
         try:
@@ -127,176 +136,203 @@ class Pipeline:
                                       else self.target.sizes(options.device, options.quick))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-
-    def _describe_isolated(self, default: str, specs: list[str] | None = None) -> list[Described]:
-        """Load or discover candidates in a child process; if importing one kills it, try one spec (or one
-        candidates/ file) per child so that only the culprit is marked as crashed."""
-        specs = self.options.candidates if specs is None else specs
-        try:
-            found = run_isolated(describe, (self.target.name, default, specs), self.options.timeout)
-        except Isolated:
-            found = []
-            for spec, files in ([(s, None) for s in specs] if specs else [(None, [f]) for f in candidate_files()]):
-                try:
-                    part = run_isolated(describe, (self.target.name, default, [spec] if spec else [], files),
-                                        self.options.timeout)
-                except Isolated as exc:
-                    where = spec or f"{files[0].name}:*"
-                    part = [Described(Path(where.split(":")[0]).stem, where, "", crashed=str(exc))]
-                if isinstance(part, str):
-                    raise UsageError(part) from None
-                found += part
-        if isinstance(found, str):
-            raise UsageError(found)
-        return found
+        self.finished: list[CandidateResult] = []
+        self._baseline: Runner | None = None
+        self._next: Runner | None = None
+        self._upcoming: str | None = None
 
     @property
-    def baseline_fn(self) -> Callable[..., Any]:
-        if self.baseline is None:
-            return self.target.oracle
-        return getattr(self.baseline, "function", None) or _function(self.baseline.spec, None)
+    def oracle_spec(self) -> str:
+        return f"{ORACLE_PREFIX}{self.target.name}"
 
     @property
     def baseline_spec(self) -> str:
-        return self.baseline.spec if self.baseline else f"oracle:{self.target.name}"
+        return self.options.baseline or self.oracle_spec
 
-    def run(self) -> RunResult:
-        """Verify, time and profile each candidate (one job per candidate, isolated when asked), and keep
-        what finished in ``self.finished`` so an interrupted run can still show it."""
+    def _folders(self) -> list[Path]:
+        module = sys.modules[self.target.ref.partition(":")[0]]
+        return [Path(module.__file__).parent, candidates_dir(), Path(__file__).parent]
+
+    # -- runners --------------------------------------------------------------------------------
+    def _start(self, spec: str, env: dict[str, str] | None = None) -> Runner:
+        """A runner for ``spec``, loading while the judge goes on (``Runner.ready`` waits for it)."""
         opts = self.options
+        return start(absolute(spec), self.target.ref, opts.device, dataclasses.asdict(opts.bench), opts.timeout, env)
+
+    def _baseline_runner(self) -> Runner:
+        """The baseline's runner, started on first use (a usage error if the baseline cannot be loaded)."""
+        if self._baseline is None or not self._baseline.alive():
+            if self._baseline is not None:
+                self._baseline.close()
+            self._baseline = self._start(self.baseline_spec)
+        if self._baseline.threads is None:
+            self.progress("step", name=f"baseline {self.baseline_spec}: load it in its runner")
+            try:
+                self._baseline.ready()
+            except (LoadFailed, RunnerError) as exc:
+                self._baseline = None
+                raise UsageError(f"--baseline {self.baseline_spec}: {exc}") from None
+            if self._baseline.load_state_changes:
+                raise UsageError(f"--baseline {self.baseline_spec}: changed process state when imported: "
+                                 + "; ".join(self._baseline.load_state_changes))
+        self._baseline.start_job()
+        return self._baseline
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Verify, time and profile each candidate, each in its own runner, keeping what finished in
+        ``self.finished`` so an interrupted run can still show it."""
+        opts = self.options
+        before = checkout.snapshot(self._folders())
         copy_gbps = None
         if opts.time:
             self.progress("phase", name="copy bandwidth", total=1)
             copy_gbps = measure_copy_bandwidth(opts.device)
             self.progress("done", name="copy bandwidth", ok=True)
-        self.finished: list[CandidateResult] = []
-        template = Job(target=self.target.name, spec="", name="", doc="", baseline=self.baseline_spec,
-                       device=opts.device, policy=opts.policy, seed=opts.seed, examples=opts.examples,
-                       sizes=tuple(self.sizes), bench=opts.bench, verify=opts.verify, time=opts.time,
-                       profile=opts.profile, copy_gbps=copy_gbps)
-        self.progress("phase", name="candidates", total=len(self.candidates))
-        for cand in self.candidates:
-            if getattr(cand, "crashed", None):
-                self.finished.append(CandidateResult(name=cand.name, spec=cand.spec, doc="", verdict="error",
-                                                     error=f"importing it {cand.crashed}"))
-                self.progress("done", name=cand.name, ok=False)
-                continue
-            job = dataclasses.replace(template, spec=cand.spec, name=cand.name, doc=cand.doc)
-            outcome = self._run(run_job, job, {cand.spec: getattr(cand, "function", None)})
-            if isinstance(outcome, str):
-                outcome = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error", error=outcome)
-            self.finished.append(outcome)
-            self.progress("done", name=cand.name, ok=outcome.verdict == "pass")
-        timed = any(r.timings for r in self.finished)
+        self.verifier = Verifier(self.target, opts.policy, opts.device, opts.examples, opts.seed)
+        self.bench = Bench(self.target, opts.device, opts.bench, copy_gbps)
         baseline_profile = None
-        if opts.profile and timed:
-            self.progress("phase", name="baseline profile", total=1)
-            job = dataclasses.replace(template, spec=self.baseline_spec, name="baseline", examples=0, verify=False,
-                                      time=False, profile=True)
-            found = self._run(profile_job, job, {})
-            baseline_profile = found if not isinstance(found, str) else None
-            self.progress("done", name="baseline profile", ok=baseline_profile is not None)
+        # Runners load while the judge works (imports take seconds); each is stopped while others are timed.
+        self._next = self._start(self.candidates[0].spec)
+        try:
+            if opts.time:
+                self._baseline = self._start(self.baseline_spec)
+                self._baseline_runner()
+            self.progress("phase", name="candidates", total=len(self.candidates))
+            for i, cand in enumerate(self.candidates):
+                runner, self._next = self._next, None
+                self._upcoming = self.candidates[i + 1].spec if i + 1 < len(self.candidates) else None
+                outcome = self._candidate(cand, runner)
+                self.finished.append(outcome)
+                self.progress("done", name=cand.name, ok=outcome.verdict == "pass")
+            if opts.profile and any(r.timings for r in self.finished):
+                self.progress("phase", name="baseline profile", total=1)
+                baseline_profile = self._profile(self.baseline_spec, self._baseline_runner(), self.sizes[-1])
+                self.progress("done", name="baseline profile", ok=baseline_profile is not None)
+        finally:
+            threads = self._baseline.threads if self._baseline else None
+            for runner in (self._baseline, self._next):
+                if runner is not None:
+                    runner.close()
+        changed = checkout.changes(before, checkout.snapshot(self._folders()))
+        timed = any(r.timings for r in self.finished)
         return RunResult(
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
             created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            environment=environment(opts.device, copy_gbps), candidates=tuple(self.finished),
-            bench=opts.bench.settings() if timed else None, baseline_profile=baseline_profile,
+            environment=environment(opts.device, copy_gbps, threads), candidates=tuple(self.finished),
+            bench=opts.bench.settings(threads) if timed else None, baseline_profile=baseline_profile,
+            checkout_changes=tuple(changed),
         )
 
-    def _run(self, work: Callable[..., Any], job: "Job", functions: dict[str, Callable[..., Any]]) -> Any:
-        """``work(job)`` in a child process (returns a one-line reason string if the child failed) or here."""
-        if self.options.isolate:
-            try:
-                return run_isolated(work, (job,), self.options.timeout, self.progress)
-            except Isolated as exc:
-                return str(exc)
-        return work(job, progress=self.progress, target=self.target,
-                    functions={**{k: v for k, v in functions.items() if v is not None},
-                               self.baseline_spec: self.baseline_fn})
+    def _candidate(self, cand: Described, runner: Runner) -> CandidateResult:
+        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error")
+        self.progress("step", name=f"{cand.name}: load it in its runner")
+        try:
+            runner.ready()
+        except (LoadFailed, RunnerError) as exc:
+            self._start_next()
+            return dataclasses.replace(result, error=str(exc))
+        self._start_next()
+        try:
+            result = self._judge(runner, cand, result)
+        finally:
+            left = runner.close()
+        if left:
+            note = f"left {left} process{'es' if left > 1 else ''} running after its calls (killed by the judge)"
+            result = dataclasses.replace(result, notes=(*result.notes, note))
+        return result
+
+    def _judge(self, runner: Runner, cand: Described, result: CandidateResult) -> CandidateResult:
+        opts = self.options
+        try:
+            if runner.load_state_changes:
+                return dataclasses.replace(result, verdict="fail", error="changed process state when imported: "
+                                           + "; ".join(runner.load_state_changes))
+            runner.start_job()
+            verification = None
+            if opts.verify:
+                self.progress("step", name=f"{cand.name}: verify")
+                verification = self.verifier.verify(
+                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n))
+                result = dataclasses.replace(result, verdict=_verdict(verification),
+                                             error=_error_reason(verification), verification=verification)
+            else:
+                result = dataclasses.replace(result, verdict="untested")
+            if opts.time and (verification is None or verification.passed):
+                runner.reap_strays()  # nothing it started may run while it or the baseline is timed
+                timings, case_timings = self._time(runner, cand)
+                result = dataclasses.replace(result, timings=timings, case_timings=case_timings)
+                if opts.profile:
+                    result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, self.sizes[-1]))
+            return result
+        except RunnerError as exc:
+            reason = _failed(str(exc), exc.spec, self.baseline_spec)
+            return dataclasses.replace(result, verdict="error", error=reason, timings=(), case_timings=())
+        except StateChanged as exc:
+            reason = _failed(f"changed process state: {exc}", getattr(exc, "spec", ""), self.baseline_spec)
+            return dataclasses.replace(result, verdict="fail", error=reason, timings=(), case_timings=())
+        except InputsDiffer as exc:
+            return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
+
+    def _start_next(self) -> None:
+        """Start the next candidate's runner, to load while this one is verified."""
+        if self._upcoming is not None and self._next is None:
+            self._next = self._start(self._upcoming)
+
+    def _time(self, runner: Runner, cand: Described) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...]]:
+        """The size ladder, then each named regression case once more (best of a few interleaved calls) for
+        the report's annotated tests; the ladder is the measurement that carries the verdict."""
+        baseline = self._baseline_runner()
+        if self._next is not None:
+            self._next.suspend()  # still loading: stopped while anything is timed
+        runner.start_job()
+        timings = []
+        for size in self.sizes:
+            self.progress("step", name=f"{cand.name}: time @ {size.name}")
+            timings.append(self.bench.compare(baseline, runner, size))
+        self.progress("step", name=f"{cand.name}: time each regression case")
+        cases = []
+        for case in self.target.named_cases():
+            if case.family != "seed":
+                continue
+            base_s, cand_s = self.bench.best_of(baseline, runner, case)
+            cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
+                                    test=regression_test(self.target, case, cand.spec, self.options.policy),
+                                    family=case.family, params=dict(case.params), seed=case.seed))
+        return tuple(timings), tuple(cases)
+
+    def _profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
+        """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
+        with ``CUDA_LAUNCH_BLOCKING=1`` on CUDA (see ``profile``).  A failed profile is no verdict."""
+        self.progress("step", name=f"{spec}: profile @ {size.name}")
+        fresh = self.options.device == "cuda"
+        try:
+            if fresh:
+                runner = self._start(spec, {"CUDA_LAUNCH_BLOCKING": "1"}).ready()
+            runner.start_job()
+            return dataclasses.replace(runner.profile(size), spec=spec)  # as the user wrote it
+        except (RunnerError, LoadFailed, StateChanged):
+            return None
+        finally:
+            if fresh:
+                runner.close()
 
 
-@dataclass(frozen=True)
-class Job:
-    """Everything one candidate's work needs, as data a child process can receive."""
-
-    target: str
-    spec: str
-    name: str
-    doc: str
-    baseline: str  # a spec, or oracle:<target>
-    device: str
-    policy: str
-    seed: int
-    examples: int
-    sizes: tuple[Case, ...]
-    bench: BenchConfig
-    verify: bool
-    time: bool
-    profile: bool
-    copy_gbps: float | None
-
-
-def _function(spec: str, functions: dict[str, Callable[..., Any]] | None) -> Callable[..., Any]:
-    from harness.profile import resolve
-
-    return (functions or {}).get(spec) or resolve(spec)[0]
-
-
-def run_job(job: Job, progress: Progress, target: Target | None = None,
-            functions: dict[str, Callable[..., Any]] | None = None) -> CandidateResult:
-    """One candidate: verify it, and if it passed time it against the baseline over the sizes, time each
-    regression case once more for the report, and profile it at the last size."""
-    target = target or get_target(job.target)
-    fn = _function(job.spec, functions)
-    verification = None
-    if job.verify:
-        progress("step", name=f"{job.name}: verify")
-        verification = Verifier(target, job.policy, job.device, job.examples, job.seed).verify(
-            fn, job.spec, lambda i, n: progress("advance", done=i, total=n))
-    timings: list[SizeTiming] = []
-    case_timings: tuple[CaseTiming, ...] = ()
-    profile = None
-    if job.time and (verification is None or verification.passed):
-        baseline = _function(job.baseline, functions)
-        bench = Bench(target, job.device, job.bench, job.copy_gbps)
-        for size in job.sizes:
-            progress("step", name=f"{job.name}: time @ {size.name}")
-            timings.append(bench.compare(baseline, fn, size))
-        progress("step", name=f"{job.name}: time each regression case")
-        case_timings = _case_timings(target, bench, baseline, fn, job)
-        if job.profile:
-            profile = profile_job(job, progress, target, functions)
-    return CandidateResult(name=job.name, spec=job.spec, doc=job.doc, verdict=_verdict(verification),
-                           error=_error_reason(verification), verification=verification, timings=tuple(timings),
-                           case_timings=case_timings, profile=profile)
-
-
-def profile_job(job: Job, progress: Progress, target: Target | None = None,
-                functions: dict[str, Callable[..., Any]] | None = None) -> Profile:
-    """Line and kernel profile of one spec at the last (largest) size."""
-    from harness import profile as profiling
-
-    target = target or get_target(job.target)
-    size = job.sizes[-1]
-    progress("step", name=f"{job.name}: profile @ {size.name}")
-    (found,) = profiling.profile_specs([job.spec], target, size, job.device, {job.spec: _function(job.spec, functions)})
-    return found
-
-
-def _case_timings(target: Target, bench: Bench, baseline: Callable[..., Any], fn: Callable[..., Any],
-                  job: Job) -> tuple[CaseTiming, ...]:
-    """Each named regression case timed once more (best of a few interleaved calls), for the report's
-    annotated tests; the size ladder is the measurement that carries the verdict."""
-    out = []
-    for case in target.named_cases():
-        if case.family != "seed":
-            continue
-        base_s, cand_s = bench.best_of(baseline, fn, target.build(case, job.device))
-        out.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
-                              test=regression_test(target, case, job.spec, job.policy),
-                              family=case.family, params=dict(case.params), seed=case.seed))
-    return tuple(out)
+def profile_spec(spec: str, target: Target, size: Case, device: str, timeout: float = 300.0) -> Profile:
+    """``harness profile``: one spec's profile, taken in a runner."""
+    env = {"CUDA_LAUNCH_BLOCKING": "1"} if device == "cuda" else None
+    try:
+        runner = spawn(absolute(spec), target.ref, device, dataclasses.asdict(BenchConfig()), timeout, env)
+    except (LoadFailed, RunnerError) as exc:
+        raise UsageError(f"{spec}: {exc}") from None
+    try:
+        runner.start_job()
+        return dataclasses.replace(runner.profile(size), spec=spec)
+    except (RunnerError, StateChanged) as exc:
+        raise UsageError(f"{spec}: profiling failed: {exc}") from None
+    finally:
+        runner.close()
 
 
 def _verdict(v: Verification | None) -> str:
@@ -310,5 +346,5 @@ def _verdict(v: Verification | None) -> str:
 def _error_reason(v: Verification | None) -> str | None:
     if v is None or v.passed:
         return None
-    errors = [f for f in v.failures if f.kind == "error"]
+    errors = [f for f in v.failures if f.kind in ("error", "state")]
     return (errors[0] if errors else v.failures[0]).reason

@@ -1,7 +1,9 @@
 """Profiling: where a candidate's time goes, line by line and kernel by kernel.
 
+``profile`` runs in the function's runner and returns a ``Profile`` (data); ``explain`` runs in the judge.
+
 - Lines: line_profiler over the candidate's own function on one size, a few calls.  On CUDA a line's
-  wall time measures launches, not work, so CUDA profiles run in a child process with
+  wall time measures launches, not work, so the judge takes CUDA profiles in a runner started with
   ``CUDA_LAUNCH_BLOCKING=1``: every launch then returns only when its kernel has finished, and a line's
   time is the device time of the work it launched (``Profile.timing`` says which clock a profile used).
 - Kernels: ``torch.profiler`` over one call: each op or kernel with its calls, total and mean time and
@@ -15,19 +17,16 @@ from __future__ import annotations
 import ast
 import contextlib
 import gc
-import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 
-from harness.result import KernelStat, LineStat, Profile, from_dict
-from harness.sandbox import synchronize
+from harness.clocks import synchronize
+from harness.result import KernelStat, LineStat, Profile
 from harness.target import Case, Target
 
 WALL = "CPU wall time per line"
@@ -95,8 +94,8 @@ def _kernel_table(fn: Callable[..., Any], call: Any, device: str) -> tuple[list[
 
 
 def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, device: str = "cpu",
-            min_calls: int = 3, budget_s: float = 1.0) -> Profile:
-    """Profile ``fn`` in this process (on CUDA, see ``profile_specs`` for device-time lines)."""
+            min_calls: int = 3, budget_s: float = 0.3) -> Profile:
+    """Profile ``fn`` in this process (the runner's; on CUDA one started with ``CUDA_LAUNCH_BLOCKING=1``)."""
     calls = [target.build(size, device)]
     fn(*calls[0].args, **calls[0].kwargs)  # first-call costs stay out of the line times
     synchronize(device)
@@ -115,34 +114,6 @@ def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, devic
     return Profile(spec=spec, function=getattr(fn, "__qualname__", str(fn)), file=filename, size=size.name,
                    device=device, timing=DEVICE if blocking else WALL, calls=done, total_s=total / done,
                    lines=lines, kernel_clock=clock, kernels=tuple(kernels[:25]))
-
-
-def resolve(spec: str) -> tuple[Callable[..., Any], Target | None]:
-    """A candidate spec, or ``oracle:<target>`` for the target's original function."""
-    from harness.candidates import load
-    from harness.target import get_target
-
-    if spec.startswith("oracle:"):
-        target = get_target(spec.split(":", 1)[1])
-        return target.oracle, target
-    return load(spec).function, None
-
-
-def profile_specs(specs: list[str], target: Target, size: Case, device: str,
-                  functions: dict[str, Callable[..., Any]] | None = None) -> list[Profile]:
-    """Profile several specs (``functions`` may give them already loaded); on CUDA in one child process with
-    CUDA_LAUNCH_BLOCKING=1, which must be set before CUDA starts (see the module doc)."""
-    if device != "cuda" or os.environ.get("CUDA_LAUNCH_BLOCKING") == "1":
-        functions = functions or {}
-        return [profile(functions.get(spec) or resolve(spec)[0], spec, target, size, device) for spec in specs]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "profiles.json"
-        command = [sys.executable, "-m", "harness.profile", "--target", target.name, "--size", size.name,
-                   "--params", json.dumps(dict(size.params)), "--seed", str(size.seed), "--out", str(out), *specs]
-        proc = subprocess.run(command, env={**os.environ, "CUDA_LAUNCH_BLOCKING": "1"}, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"profiling child failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-        return [from_dict(Profile, p) for p in json.loads(out.read_text())]
 
 
 # -- the derived explanation ------------------------------------------------------------------------
@@ -198,7 +169,7 @@ def by_kind(p: Profile) -> dict[str, tuple[float, float]]:
 def explain(baseline: Profile, candidate: Profile, floor: float = 5.0) -> list[str]:
     """Plain-words facts: what dominated the baseline (>= floor % of its time) and what it became in the
     candidate, as a share of each call and in time per call (shares alone mislead when the call got faster)."""
-    from harness.report import fmt_time
+    from harness.fmt import fmt_time
 
     before, after = by_kind(baseline), by_kind(candidate)
     facts = []
@@ -215,29 +186,3 @@ def explain(baseline: Profile, candidate: Profile, floor: float = 5.0) -> list[s
         k = candidate.kernels[0]
         facts.append(f"the candidate's time is in `{k.name}` ({k.percent:.0f}% of its {candidate.kernel_clock} time)")
     return facts
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Child-process entry: profile specs and write their JSON (used for CUDA device-time profiles)."""
-    import argparse
-    import dataclasses
-
-    from harness.target import get_target
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--target")
-    ap.add_argument("--size")
-    ap.add_argument("--params")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out")
-    ap.add_argument("specs", nargs="+")
-    args = ap.parse_args(argv)
-    target = get_target(args.target)
-    size = Case(args.size, "size", json.loads(args.params), args.seed)
-    profiles = profile_specs(args.specs, target, size, "cuda")
-    Path(args.out).write_text(json.dumps([dataclasses.asdict(p) for p in profiles]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

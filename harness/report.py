@@ -9,11 +9,14 @@ line profiles of the baseline and each candidate, and a footer with the environm
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 
 from harness import stats
-from harness.result import CandidateResult, Profile, RunResult, SizeTiming
+from harness.fmt import change_note, fmt_interval, fmt_speedup, fmt_time, md_code, md_fence, md_label, md_text
+from harness.result import CandidateResult, Profile, RunResult
 
 MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
 GITHUB_COMMENT_LIMIT = 65536
@@ -24,29 +27,6 @@ POLICY_TEXT = {
 }
 
 
-def fmt_time(seconds: float | None, space: bool = True) -> str:
-    """Three significant digits in the largest unit under the value: 16.4 ms, 95.6 μs, 104 μs."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("μs", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            value = seconds / scale
-            digits = max(0, 2 - int(math.floor(math.log10(value)))) if value > 0 else 0
-            return f"{value:.{digits}f}{' ' if space else ''}{unit}"
-    raise AssertionError("unreachable")
-
-
-def fmt_speedup(speedup: float) -> str:
-    return f"{speedup:.2f}x"
-
-
-def change_note(baseline_s: float, candidate_s: float) -> str:
-    """``104μs -> 95.6μs (9.11% faster)``, the seed's annotation."""
-    pct = stats.percent_faster(baseline_s / candidate_s)
-    word = "faster" if pct >= 0 else "slower"
-    return f"{fmt_time(baseline_s, False)} -> {fmt_time(candidate_s, False)} ({abs(pct):.3g}% {word})"
-
-
 def best_candidate(result: RunResult) -> CandidateResult | None:
     """The passing candidate with the largest significant speedup at the headline size."""
     faster = [c for c in result.candidates if c.verdict == "pass" and c.headline and c.headline.verdict == stats.FASTER]
@@ -54,32 +34,38 @@ def best_candidate(result: RunResult) -> CandidateResult | None:
 
 
 def _details(summary: str, body: str) -> str:
+    """A collapsible section; ``summary`` is HTML (escape untrusted parts with ``html.escape``)."""
     return f"<details>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>\n"
 
 
 def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+    return "| " + " | ".join(re.sub(r"(?<!\\)\|", r"\\|", c).replace("\n", " ") for c in cells) + " |"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]) + "\n"
 
 
-def fmt_interval(t: SizeTiming) -> str:
-    """``1.55x [1.51–1.59]``: the speedup and its 95% interval."""
-    return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
+def verdict_text(c: CandidateResult) -> str:
+    """The verdict with its one-line reason, e.g. "error: timed out after 300 s"."""
+    return f"{c.verdict}: {c.error}" if c.error and c.verdict != "pass" else c.verdict
 
 
 # -- sections -------------------------------------------------------------------------------------
 
 def _headline(result: RunResult) -> str:
     best = best_candidate(result)
-    fn = f"`{result.function}`"
+    fn = md_code(result.function)
+    warning = ""
+    if result.checkout_changes:
+        warning = (f"> ❌ **The checkout changed during this run** ({len(result.checkout_changes)} change(s), e.g. "
+                   f"{md_code(result.checkout_changes[0])}): a function under test edited the project. "
+                   f"Nothing below can be trusted.\n\n")
     if best is None:
         timed = [c for c in result.candidates if c.headline]
         why = "no candidate was timed" if not timed else "no passing candidate is significantly faster than the baseline"
-        text = f"# ⚖️ No speedup for function {fn}\n\n{why.capitalize()} at the headline size (rule below).\n"
-        elsewhere = [f"`{c.name}` {fmt_interval(t)} at `{t.size}`" for c in timed if c.verdict == "pass"
+        text = f"# ⚖️ No speedup for function {fn}\n\n{warning}{why.capitalize()} at the headline size (rule below).\n"
+        elsewhere = [f"{md_code(c.name)} {fmt_interval(t)} at {md_code(t.size)}" for c in timed if c.verdict == "pass"
                      for t in c.timings if t.verdict == stats.FASTER]
         if elsewhere:
             text += "\nSignificantly faster at smaller sizes: " + "; ".join(elsewhere) + ".\n"
@@ -87,12 +73,12 @@ def _headline(result: RunResult) -> str:
     t = best.headline
     pct = stats.percent_faster(t.speedup)
     return (
-        f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n"
-        f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in `{result.source}` "
-        f"— candidate `{best.name}` (`{best.spec}`)\n\n"
+        f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n{warning}"
+        f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in {md_code(result.source)} "
+        f"— candidate {md_code(best.name)} ({md_code(best.spec)})\n\n"
         f"⏱️ Runtime: **{fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)}** "
         f"(best of {t.candidate.rounds} runs) · median {fmt_time(t.baseline.median_s)} → "
-        f"{fmt_time(t.candidate.median_s)}, speedup {fmt_interval(t)} (95% interval) at size `{t.size}`\n\n"
+        f"{fmt_time(t.candidate.median_s)}, speedup {fmt_interval(t)} (95% interval) at size {md_code(t.size)}\n\n"
         f"> N% is baseline time / candidate time − 1 (how much faster); X.XXx is baseline time / candidate time, "
         f"so above 1.00x is faster and below is slower.\n"
     )
@@ -102,17 +88,18 @@ def _explanation(result: RunResult) -> str:
     best = best_candidate(result) or next((c for c in result.candidates if c.verdict == "pass"), None)
     if best is None:
         return ""
-    body = [f"**`{best.name}`** — {best.doc or '(no docstring)'}", ""]
+    body = [f"**{md_code(best.name)}** — {md_text(best.doc) if best.doc else '(no docstring)'}", ""]
     if result.baseline_profile and best.profile:
         from harness.profile import explain
 
         p = best.profile
-        body.append(f"Where the time went (line profiles at `{p.size}`, {p.timing}; baseline → `{best.name}`):")
-        body += [f"- {fact}" for fact in explain(result.baseline_profile, p)]
+        body.append(f"Where the time went (line profiles at {md_code(p.size)}, {md_text(p.timing)}; "
+                    f"baseline → {md_code(best.name)}):")
+        body += [f"- {md_text(fact)}" for fact in explain(result.baseline_profile, p)]
         body.append("")
     for t in best.timings:
-        body.append(f"- `{t.size}` ({t.input}): {fmt_time(t.baseline.median_s)} → {fmt_time(t.candidate.median_s)}, "
-                    f"{fmt_interval(t)}, {t.verdict}; {t.gbps:.1f} GB/s")
+        body.append(f"- {md_code(t.size)} ({md_text(t.input)}): {fmt_time(t.baseline.median_s)} → "
+                    f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.verdict)}; {t.gbps:.1f} GB/s")
     return _details("📝 Explanation and details", "\n".join(body))
 
 
@@ -125,7 +112,7 @@ def _correctness(result: RunResult) -> str:
     families = list(dict.fromkeys(f.family for c in verified for f in c.verification.families))
     rows = []
     for family in families:
-        row = [family]
+        row = [md_text(family)]
         for c in verified:
             counts = {f.family: f for f in c.verification.families}.get(family)
             row.append("—" if counts is None else
@@ -133,42 +120,44 @@ def _correctness(result: RunResult) -> str:
         rows.append(row)
     rows.append(["**all**", *(f"**{c.verification.cases - c.verification.failed}/{c.verification.cases}**" for c in verified)])
     out = [f"## {'✅' if ok else '❌'} Correctness verification report\n",
-           f"Policy: **`{result.policy}`** — {POLICY_TEXT.get(result.policy, result.policy)}. "
-           f"Device: `{v0.device}`, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
-           _table(["Case family", *(f"`{c.name}`" for c in verified)], rows)]
+           f"Policy: **{md_code(result.policy)}** — {md_text(POLICY_TEXT.get(result.policy, result.policy))}. "
+           f"Device: {md_code(v0.device)}, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
+           _table(["Case family", *(md_code(c.name) for c in verified)], rows)]
     notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
     if notes:
-        out.append("\n".join(f"- {n}" for n in notes) + "\n")
+        out.append("\n".join(f"- {md_text(n)}" for n in notes) + "\n")
     for c in verified:
         v = c.verification
         if v.passed:
             continue
-        lines = [f"**`{c.name}` — {c.verdict}**: {v.failed} of {v.cases} cases failed"
-                 + (f", {v.pattern}" if v.pattern else "") + "."]
+        lines = [f"**{md_code(c.name)} — {md_text(c.verdict)}**: {v.failed} of {v.cases} cases failed"
+                 + (f", {md_text(v.pattern)}" if v.pattern else "") + "."]
         for f in v.failures[:5]:
-            lines.append(f"- `{f.family}` case `{f.case}` ({f.input}): {f.reason}")
-            lines += [f"  - {d}" for d in f.differences[:3]]
+            lines.append(f"- {md_code(f.family)} case {md_code(f.case)} ({md_text(f.input)}): {md_text(f.reason)}")
+            lines += [f"  - {md_text(d)}" for d in f.differences[:3]]
         first = v.failures[0]
-        lines.append("\n" + _details(f"Reproduce `{first.case}` (ready-to-paste pytest)",
-                                     f"```python\n{first.test}```"))
+        lines.append("\n" + _details(f"Reproduce <code>{html.escape(first.case)}</code> (ready-to-paste pytest)",
+                                     md_fence(first.test, "python")))
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 
 
 def _candidates_table(result: RunResult) -> str:
     rows = []
+    icons = {"pass": "✅", "fail": "❌", "error": "💥"}
     for c in result.candidates:
         t = c.headline
-        verdict = {"pass": "✅ pass", "fail": "❌ fail", "error": "💥 error"}.get(c.verdict, c.verdict)
+        verdict = f"{icons.get(c.verdict, '')} {md_text(verdict_text(c))}".strip()
+        notes = "".join(f"<br>{md_text(n)}" for n in c.notes)
         if t is None:
-            rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, "—", "not timed", "—", "—", "—"])
+            rows.append([md_code(c.name), md_code(c.spec), verdict + notes, "—", "not timed", "—", "—", "—"])
             continue
         pct = f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—"
-        rows.append([f"`{c.name}`", f"`{c.spec}`", verdict, fmt_time(t.candidate.median_s), fmt_interval(t),
-                     t.verdict, f"{t.gbps:.2f}", pct])
+        rows.append([md_code(c.name), md_code(c.spec), verdict + notes, fmt_time(t.candidate.median_s),
+                     fmt_interval(t), md_text(t.verdict), f"{t.gbps:.2f}", pct])
     size = next((c.headline.size for c in result.candidates if c.headline), None)
-    note = f" at size `{size}`" if size else ""
-    return (f"## Candidates\n\nBaseline: `{result.baseline}`{note}. Speedup is the median of paired "
+    note = f" at size {md_code(size)}" if size else ""
+    return (f"## Candidates\n\nBaseline: {md_code(result.baseline)}{note}. Speedup is the median of paired "
             f"baseline/candidate rounds with its 95% bootstrap interval.\n\n"
             + _table(["Candidate", "Spec", "Verdict", "Median", "Speedup [95% CI]", "Significance", "GB/s",
                       "% of copy BW"], rows))
@@ -182,22 +171,22 @@ def _by_size(result: RunResult) -> str:
     speed = {(c.name, t.size): t.speedup for c in timed for t in c.timings}
     top = max(speed.values())
     chart = [
-        "```mermaid", "xychart-beta", '    title "Speedup over the baseline by size"',
-        "    x-axis [" + ", ".join(json.dumps(s) for s in sizes) + "]",
+        "xychart-beta", '    title "Speedup over the baseline by size"',
+        "    x-axis [" + ", ".join(json.dumps(md_label(s)) for s in sizes) + "]",
         f'    y-axis "speedup (x)" 0 --> {math.ceil(top * 1.1 * 10) / 10}',
     ]
     for c in timed:
         chart.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
-    chart.append("```")
-    rows = [[f"`{s}`", *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)] for s in sizes]
+    rows = [[md_code(s), *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)]
+            for s in sizes]
     stats_rows = [
-        [f"`{c.name}`", f"`{t.size}`", who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s), fmt_time(m.iqr_s),
-         fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "budget spent"]
+        [md_code(c.name), md_code(t.size), who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s),
+         fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "budget spent"]
         for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
-    return ("## Speedup by size\n\n" + "\n".join(chart) + "\n\n"
-            + f"Lines, in order: {', '.join(f'`{c.name}`' for c in timed)}.\n\n"
-            + _table(["Size", *(f"`{c.name}`" for c in timed)], rows) + "\n"
+    return ("## Speedup by size\n\n" + md_fence("\n".join(chart), "mermaid") + "\n\n"
+            + f"Lines, in order: {', '.join(md_code(c.name) for c in timed)}.\n\n"
+            + _table(["Size", *(md_code(c.name) for c in timed)], rows) + "\n"
             + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
                        _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
                                "Rounds", "RSE target met"], stats_rows)))
@@ -212,19 +201,19 @@ def _regression_tests(result: RunResult) -> str:
         note = change_note(ct.baseline_s, ct.candidate_s)
         tests.append(ct.test.rstrip("\n") + f"  # {note}\n")
     header = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
-    body = (f"Candidate `{best.name}` against the baseline, each case timed as one call (best of 5; the "
-            f"size ladder above carries the verdict).\n\n```python\n{header}" + "\n\n".join(tests) + "```")
+    body = (f"Candidate {md_code(best.name)} against the baseline, each case timed as one call (best of 5; the "
+            f"size ladder above carries the verdict).\n\n" + md_fence(header + "\n\n".join(tests), "python"))
     return _details("🌀 Generated regression tests and runtime", body)
 
 
 def _profile_table(p: Profile) -> str:
-    rows = [[str(s.line), f"{s.hits / p.calls:g}", fmt_time(s.total_s), f"{s.percent:.1f}%", s.kind, f"`{s.source}`"]
-            for s in p.lines]
-    kernels = [[f"`{k.name}`", str(k.calls), fmt_time(k.total_s), f"{k.percent:.1f}%"] for k in p.kernels[:10]]
-    return (f"**`{p.spec}`** (`{p.function}`) at `{p.size}` on `{p.device}`: {fmt_time(p.total_s)} per call over "
-            f"{p.calls} calls; {p.timing}.\n\n"
+    rows = [[str(s.line), f"{s.hits / p.calls:g}", fmt_time(s.total_s), f"{s.percent:.1f}%", md_text(s.kind),
+             md_code(s.source)] for s in p.lines]
+    kernels = [[md_code(k.name), str(k.calls), fmt_time(k.total_s), f"{k.percent:.1f}%"] for k in p.kernels[:10]]
+    return (f"**{md_code(p.spec)}** ({md_code(p.function)}) at {md_code(p.size)} on {md_code(p.device)}: "
+            f"{fmt_time(p.total_s)} per call over {p.calls} calls; {md_text(p.timing)}.\n\n"
             + _table(["Line", "Hits", "Time/call", "%", "Kind", "Source"], rows)
-            + f"\nOps and kernels ({p.kernel_clock} time of one call, by cost):\n\n"
+            + f"\nOps and kernels ({md_text(p.kernel_clock)} time of one call, by cost):\n\n"
             + _table(["Name", "Calls", "Total", "%"], kernels))
 
 
@@ -237,12 +226,14 @@ def _profiles(result: RunResult) -> str:
 
 def _footer(result: RunResult) -> str:
     e, b = result.environment, result.bench
+    dirty = {True: " (with uncommitted changes)", False: " (clean)", None: ""}[e.git_dirty]
     lines = [
-        f"Device: {e.device_name} (`{e.device}`) · torch {e.torch} · triton {e.triton or 'n/a'} · "
-        f"Python {e.python} · {e.threads} threads · {e.platform}",
+        f"Device: {md_text(e.device_name)} ({md_code(e.device)}) · torch {md_text(e.torch)} · "
+        f"triton {md_text(e.triton or 'n/a')} · Python {md_text(e.python)} · {e.threads} threads · {md_text(e.platform)}",
         f"Copy bandwidth (measured): {e.copy_gbps:.1f} GB/s" if e.copy_gbps else "Copy bandwidth: not measured",
-        f"Commit `{e.git_commit or 'unknown'}` · harness {e.harness_version} · {result.created}",
-        f"Command: `{e.command}`",
+        f"Commit {md_code(e.git_commit or 'unknown')}{dirty} · harness {md_text(e.harness_version)} · "
+        f"{md_text(result.created)}",
+        f"Command: {md_code(e.command)}",
     ]
     if b:
         lines.append(
@@ -251,6 +242,8 @@ def _footer(result: RunResult) -> str:
             f"interval is beyond the ±{b.noise_floor:.0%} noise floor, else \"no significant difference\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
         )
+    for change in result.checkout_changes:
+        lines.append(f"Checkout changed during the run: {md_code(change)}")
     return "---\n\n" + "<br>\n".join(lines) + "\n"
 
 
@@ -266,7 +259,7 @@ def markdown(result: RunResult) -> str:
 
 def marker(result: RunResult) -> str:
     """The hidden first line of the PR comment: one comment per target and device."""
-    return f"{MARKER} {result.target} {result.environment.device} -->"
+    return f"{MARKER} {md_label(result.target)} {md_label(result.environment.device)} -->"
 
 
 def pr_comment(result: RunResult, limit: int = GITHUB_COMMENT_LIMIT) -> str:

@@ -1,8 +1,11 @@
 """The one JSON schema: frozen dataclasses for everything a run produces, and their (de)serialisation.
 
 Every renderer is a pure function of a ``RunResult``; ``load`` rebuilds one from its JSON exactly (floats
-round-trip through ``repr``), so a report re-rendered from the JSON is byte-for-byte the original.
-Writes are atomic (temporary file, then rename), so an interrupted run never leaves half a report.
+round-trip through ``repr``), so a report re-rendered from the JSON is byte-for-byte the original.  A
+result file is untrusted input (a PR bot renders what a workflow uploaded): loading checks every field's
+type against the dataclasses and refuses anything else with a one-line ``SchemaError``.  Writes are atomic
+(temporary file, then rename) with the mode a new file would get (0644 under the usual umask), so an
+interrupted run never leaves half a report.
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ class CandidateResult:
     timings: tuple[SizeTiming, ...] = ()
     case_timings: tuple[CaseTiming, ...] = ()
     profile: Profile | None = None
+    notes: tuple[str, ...] = ()  # facts about how it behaved that are not verdicts (processes left running)
 
     @property
     def headline(self) -> SizeTiming | None:
@@ -193,6 +197,7 @@ class Environment:
     harness_version: str
     command: str
     copy_gbps: float | None = None
+    git_dirty: bool | None = None  # the checkout had uncommitted changes when the run started
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class RunResult:
     candidates: tuple[CandidateResult, ...]
     bench: BenchSettings | None = None
     baseline_profile: Profile | None = None
+    checkout_changes: tuple[str, ...] = ()  # files of the project that changed during the run
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -240,27 +246,67 @@ def dumps(obj: Any) -> str:
     return json.dumps(to_dict(obj), indent=2, sort_keys=False) + "\n"
 
 
-def _decode(tp: Any, value: Any) -> Any:
+class SchemaError(ValueError):
+    """A result file whose fields are missing or of the wrong type (one line: which field, what is wrong)."""
+
+
+_SCALARS = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _decode(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
-    if value is None:
-        return None
+    if tp is Any:
+        return value
     if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _decode(options[0], value) if len(options) == 1 else value
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        error: SchemaError | None = None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _decode(option, value, where)
+            except SchemaError as exc:
+                error = exc
+        raise error or SchemaError(f"{where}: unexpected null")
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value)
+        return from_dict(tp, value, where)
     if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SchemaError(f"{where}: expected a list, got {type(value).__name__}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value))
-    return value
+            return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise SchemaError(f"{where}: expected {len(args)} items, got {len(value)}")
+        return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise SchemaError(f"{where}: expected an object, got {type(value).__name__}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SchemaError(f"{where}: expected a number, got {type(value).__name__}")
+        return float(value)
+    if tp in _SCALARS:
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise SchemaError(f"{where}: expected {_SCALARS[tp]}, got {type(value).__name__}")
+        return value
+    raise SchemaError(f"{where}: no rule for type {tp!r}")
 
 
-def from_dict(cls: type, data: dict) -> Any:
+def from_dict(cls: type, data: Any, where: str | None = None) -> Any:
+    """Rebuild dataclass ``cls`` from JSON data, checking every field (``SchemaError`` names the first bad one)."""
+    where = where or cls.__name__
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: _decode(hints[k], v) for k, v in data.items() if k in names})
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SchemaError(f"{where}.{f.name}: missing")
+    return cls(**values)
 
 
 def load_text(text: str, source: str = "result") -> RunResult:
@@ -272,9 +318,9 @@ def load_text(text: str, source: str = "result") -> RunResult:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
         raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
     try:
-        return from_dict(RunResult, data)
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{source} is not a harness result: {exc}") from None
+        return from_dict(RunResult, data, "result")
+    except SchemaError as exc:
+        raise ValueError(f"{source} is not a valid harness result: {exc}") from None
 
 
 def load(path: str | os.PathLike) -> RunResult:
@@ -288,14 +334,22 @@ def load(path: str | os.PathLike) -> RunResult:
     return load_text(text, str(path))
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, with the mode
+    a newly created file gets (``mkstemp`` alone would leave it readable by its owner only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

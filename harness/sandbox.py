@@ -1,135 +1,373 @@
-"""Running candidates so that they cannot fool or break the harness.
+"""Runners as the judge sees them: start one, talk to it, stop it, and leave nothing of it behind.
+Runs in the judge.
 
-- One call (``invoke``): inputs freshly built from the case (so strides, offsets and aliasing are exactly
-  the case's, which ``clone()`` would not preserve), exceptions captured rather than propagated, CUDA work
-  synchronised inside the guarded region (so asynchronous errors are the candidate's), and the inputs
-  compared afterwards with another fresh build to catch a candidate that writes into its input.
-- A whole job (``run_isolated``): a spawned child process with a timeout, so that a candidate that hangs,
-  calls ``os._exit`` or crashes the interpreter costs only its own verdict, with a one-line reason.
+Each function under test runs in a freshly spawned ``harness.runner`` process in a scratch directory, in
+a process session of its own, and holds the only copy of that function: the judge never imports
+candidate code, so nothing a candidate does to its own process (rebinding the oracle or the comparison,
+flipping flush-to-zero, changing the thread count) can reach the oracle's outputs, the comparison, the
+statistics or the verdict.  What comes back is data, checked as it is read (``protocol``).
+
+- A request that gets no answer before the job's deadline kills the runner: "timed out after N s"; a
+  runner that dies answers "exited with code N" / "killed by signal SIGSEGV"; bytes that are no frame
+  answer "sent malformed data on the runner pipe".
+- ``suspend``/``resume`` stop a runner's whole process group while another runner is timed, so a
+  background thread or process of one function cannot run during the other's rounds.
+- The judge is a child subreaper (Linux), so processes a runner detaches are re-parented to the judge;
+  when a runner stops, every process of its session and every such orphan is killed and reaped, and the
+  count is reported.  A runner also dies with the judge (``PR_SET_PDEATHSIG``).
+- Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
+  the judge saw, nor (on the CPU) much shorter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-import torch
+from harness.audit import StateChanged
+from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, read_frame, write_frame
 
-from harness.target import Call
-
-
-@dataclass(frozen=True)
-class Outcome:
-    value: Any = None
-    error: BaseException | None = None
-    mutated_input: bool = False
-
-    @property
-    def error_line(self) -> str:
-        return f"{type(self.error).__name__}: {_first_line(self.error)}" if self.error else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else "(no message)"
+# Every runner's C allocator in the same, history-free state: glibc serves all memory from its heap and
+# never gives it back, as a long-running process with a warm caching allocator would.  Otherwise each
+# process's dynamic mmap threshold and page faults on memory new to the (virtual) machine make the same
+# function 30% faster in one runner than in another (benchmarks/NOTES.md); set these yourself to override.
+RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 << 30)}
+_LIVE: set[int] = set()  # pids of this judge's runners that are still running
+_SUBREAPER = False
 
 
-def _tensors(call: Call) -> list[torch.Tensor]:
-    return [a for a in (*call.args, *call.kwargs.values()) if isinstance(a, torch.Tensor)]
+class RunnerError(Exception):
+    """A runner failed: timed out, died, sent malformed data, or its function failed while timed.
+    ``spec`` says whose runner it was (the baseline's runner can fail during a candidate's timing)."""
+
+    def __init__(self, reason: str, spec: str = "") -> None:
+        super().__init__(reason)
+        self.spec = spec
 
 
-def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+class LoadFailed(Exception):
+    """The runner could not load its spec (the message says why, in one line)."""
 
 
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def invoke(fn: Callable[..., Any], build: Callable[[], Call], device: str, check_mutation: bool = True) -> Outcome:
-    """Call ``fn`` on a fresh build of the inputs; never raises for what ``fn`` does."""
-    call = build()
+def become_subreaper() -> None:
+    """Orphans of this process's descendants become its children (Linux ``PR_SET_CHILD_SUBREAPER``)."""
+    global _SUBREAPER
+    if _SUBREAPER or not sys.platform.startswith("linux"):
+        return
     try:
-        value = fn(*call.args, **call.kwargs)
-        synchronize(device)
-    except Exception as exc:  # a candidate's failure is data, not a crash of the harness
-        return Outcome(error=exc)
-    mutated = check_mutation and any(
-        not _same_bytes(after, pristine) for after, pristine in zip(_tensors(call), _tensors(build()))
-    )
-    return Outcome(value=value, mutated_input=mutated)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)
+        _SUBREAPER = True
+    except Exception:
+        pass
 
 
-# -- process isolation -------------------------------------------------------------------------------
-
-class Isolated(Exception):
-    """A child process did not return a result: it timed out, exited or was killed by a signal."""
-
-
-def _child(conn: Any, job: Callable[..., Any], args: tuple) -> None:
-    def progress(event: str, **info: Any) -> None:
-        conn.send(("progress", (event, info)))
-
-    try:
-        value = job(*args, progress=progress)
-    except BaseException as exc:  # report a harness-side failure instead of dying silently
-        conn.send(("failed", f"{type(exc).__name__}: {_first_line(exc)}"))
-    else:
-        conn.send(("result", value))
-    finally:
-        conn.close()
-
-
-def _death(exitcode: int | None) -> str:
-    import signal
-
-    if exitcode is not None and exitcode < 0:
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
         try:
-            return f"killed by signal {signal.Signals(-exitcode).name}"
+            return f"killed by signal {signal.Signals(-code).name}"
         except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
 
 
-def run_isolated(job: Callable[..., Any], args: tuple, timeout: float,
-                 progress: Callable[..., None] | None = None) -> Any:
-    """Run ``job(*args, progress=...)`` in a spawned child and return its result; raise ``Isolated`` with a
-    one-line reason when the child times out, exits or crashes.  Progress events are forwarded.  The child's
-    start-up (interpreter, imports) happens before the job, so it never falls inside a timed region."""
-    import multiprocessing
-    import time
-
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(sender, job, args), daemon=True)
-    child.start()
-    sender.close()
-    deadline = time.monotonic() + timeout
+def _processes() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (state, ppid, process group, session) of every process (Linux /proc; empty elsewhere)."""
+    found = {}
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Isolated(f"timed out after {timeout:g} s")
-            if not receiver.poll(min(remaining, 0.5)):
-                if not child.is_alive() and not receiver.poll(0):
-                    child.join()
-                    raise Isolated(_death(child.exitcode))
-                continue
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            found[int(entry)] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _strays(session: int) -> list[int]:
+    """Live processes of a runner's session (other than the runner), and orphans re-parented to the judge
+    that are not runners (the judge starts no other long-lived process)."""
+    me = os.getpid()
+    return [pid for pid, (state, ppid, _, sid) in _processes().items()
+            if state != "Z" and pid != session and pid != me and pid not in _LIVE and (sid == session or ppid == me)]
+
+
+def _reap_zombies() -> None:
+    me = os.getpid()
+    for pid, (state, ppid, _, _) in _processes().items():
+        if ppid == me and state == "Z" and pid not in _LIVE:
             try:
-                kind, payload = receiver.recv()
-            except (EOFError, OSError):
-                child.join(5)
-                raise Isolated(_death(child.exitcode)) from None
-            if kind == "progress" and progress is not None:
-                event, info = payload
-                progress(event, **info)
-            elif kind == "result":
-                return payload
-            elif kind == "failed":
-                raise Isolated(payload)
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def kill_strays(session: int) -> int:
+    """Kill (and reap) every stray of ``session``, repeatedly, since killing one may orphan others."""
+    killed: set[int] = set()
+    for _ in range(50):
+        found = _strays(session)
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+        _reap_zombies()
+    _reap_zombies()
+    return len(killed)
+
+
+class Runner:
+    """The judge's handle on one runner process."""
+
+    def __init__(self, spec: str, process: subprocess.Popen, to_runner: int, from_runner: int, scratch: str,
+                 device: str, timeout: float) -> None:
+        self.spec, self.process, self.device = spec, process, device
+        self._to, self._from, self._scratch = to_runner, from_runner, scratch
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.suspended = False
+        self.strays_killed = 0
+        self.load_state_changes: tuple[str, ...] = ()
+        self.threads: int | None = None
+        self._wall = self._reported = 0.0
+        self._rounds = 0
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def start_job(self, timeout: float | None = None) -> None:
+        """A new deadline for the next piece of work (each candidate's job has its own)."""
+        self.timeout = timeout or self.timeout
+        self.deadline = time.monotonic() + self.timeout
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def suspend(self) -> None:
+        if self.alive() and not self.suspended:
+            os.killpg(self.process.pid, signal.SIGSTOP)
+            self.suspended = True
+
+    def resume(self) -> None:
+        if self.suspended:
+            self.suspended = False
+            try:
+                os.killpg(self.process.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def reap_strays(self) -> int:
+        """Kill processes the function started that are still running; how many there were."""
+        count = kill_strays(self.process.pid)
+        self.strays_killed += count
+        return count
+
+    def close(self) -> int:
+        """Stop the runner and everything it started; the number of its processes that were still running."""
+        self.resume()
+        if self.alive():
+            try:
+                write_frame(self._to, {"kind": "exit"})
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+        self.reap_strays()
+        for fd in (self._to, self._from):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self._scratch, ignore_errors=True)
+        return self.strays_killed
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        _LIVE.discard(self.process.pid)
+
+    def ready(self) -> "Runner":
+        """Wait until the runner has loaded its spec (within a fresh deadline).  ``LoadFailed`` if the spec
+        cannot be loaded, ``RunnerError`` if the runner died, hung or misbehaved while loading it."""
+        if self.threads is not None:
+            return self
+        self.start_job()
+        try:
+            self.resume()
+            reply, _ = read_frame(self._from, self.deadline)
+        except Timeout:
+            self.close()
+            raise RunnerError(f"importing it timed out after {self.timeout:g} s", self.spec) from None
+        except (Closed, OSError):
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            reason = _death(self.process.returncode)
+            self.close()
+            raise RunnerError(f"importing it {reason}", self.spec) from None
+        except ProtocolError as exc:
+            self.close()
+            raise RunnerError(f"importing it sent malformed data on the runner pipe ({exc})", self.spec) from None
+        if reply["kind"] == "load_failed":
+            self.close()
+            raise LoadFailed(" ".join(str(reply.get("message", "cannot load it")).split())[:500])
+        if reply["kind"] != "ready":
+            self.close()
+            raise RunnerError(f"sent malformed data on the runner pipe (a {reply['kind']!r} reply to its spec)", self.spec)
+        changes = reply.get("state_changes", [])
+        self.load_state_changes = tuple(str(c) for c in changes) if isinstance(changes, list) else ()
+        self.threads = reply.get("threads") if isinstance(reply.get("threads"), int) else 0
+        return self
+
+    # -- requests -------------------------------------------------------------------------------
+    def request(self, header: dict, *expected: str) -> tuple[dict, bytes]:
+        """Send one request and read its reply; any failure of the runner becomes ``RunnerError``."""
+        try:
+            return self._request(header, expected)
+        except (RunnerError, StateChanged) as exc:
+            exc.spec = self.spec
+            raise
+
+    def _request(self, header: dict, expected: tuple[str, ...]) -> tuple[dict, bytes]:
+        self.resume()
+        try:
+            write_frame(self._to, header)
+            reply, blob = read_frame(self._from, self.deadline)
+        except Timeout:
+            self._kill()
+            raise RunnerError(f"timed out after {self.timeout:g} s") from None
+        except (Closed, BrokenPipeError, OSError):
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill()
+            _LIVE.discard(self.process.pid)
+            raise RunnerError(_death(self.process.returncode)) from None
+        except ProtocolError as exc:
+            self._kill()
+            raise RunnerError(f"sent malformed data on the runner pipe ({exc})") from None
+        kind = reply["kind"]
+        if kind == "state_changed" and isinstance(reply.get("changes"), list):
+            raise StateChanged([str(c) for c in reply["changes"]])
+        if kind == "failed":
+            raise RunnerError(str(reply.get("message", "failed"))[:500])
+        if kind not in expected:
+            self._kill()
+            raise RunnerError(f"sent malformed data on the runner pipe (a {kind!r} reply to {header['kind']!r})")
+        return reply, blob
+
+    def call(self, case: Any, device: str | None = None) -> Outcome:
+        reply, blob = self.request({"kind": "call", "case": _case(case), "device": device or self.device}, "called")
+        try:
+            return decode_outcome(reply, blob)
+        except ProtocolError as exc:
+            self._kill()
+            raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
+
+    def prepare(self, size: Any) -> dict:
+        reply, _ = self.request({"kind": "prepare", "size": _case(size)}, "prepared")
+        per_call = self._seconds(reply.get("per_call_s"))
+        if not isinstance(reply.get("input_digest"), str):
+            raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
+        self._wall = self._reported = 0.0
+        self._rounds = 0
+        return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
+
+    def round(self, n: int, start: int) -> float:
+        began = time.perf_counter()
+        reply, _ = self.request({"kind": "round", "n": n, "start": start}, "timed")
+        wall = time.perf_counter() - began
+        seconds = self._seconds(reply.get("seconds"))
+        if seconds * n > wall + 1e-4:
+            raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
+        self._wall, self._reported, self._rounds = self._wall + wall, self._reported + seconds * n, self._rounds + 1
+        return seconds
+
+    def release(self) -> None:
+        """End a timing size; on the CPU, the rounds' reported time must be most of what the judge saw."""
+        self.request({"kind": "release"}, "ok")
+        slack = 0.005 * self._rounds
+        if self.device == "cpu" and self._rounds and self._reported < 0.5 * self._wall - slack:
+            raise RunnerError(f"reported {self._reported:.3g} s of rounds that the judge saw take {self._wall:.3g} s", self.spec)
+
+    def time_case(self, case: Any) -> float:
+        reply, _ = self.request({"kind": "time_case", "case": _case(case)}, "timed")
+        return self._seconds(reply.get("seconds"))
+
+    def profile(self, size: Any) -> Any:
+        from harness.result import Profile, SchemaError, from_dict
+
+        reply, _ = self.request({"kind": "profile", "size": _case(size)}, "profiled")
+        try:
+            return from_dict(Profile, reply.get("profile"))
+        except SchemaError as exc:
+            raise RunnerError(f"sent malformed data on the runner pipe (profile: {exc})", self.spec) from None
+
+    def _seconds(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < 1e6):
+            raise RunnerError(f"sent malformed data on the runner pipe (a time of {value!r})", self.spec)
+        return float(value)
+
+
+def _case(case: Any) -> dict:
+    return {"name": case.name, "family": case.family, "params": dict(case.params), "seed": case.seed}
+
+
+def _import_path() -> list[str]:
+    """The judge's import path, absolute, so the runner finds targets and specs as the judge does."""
+    return [os.path.abspath(p or os.getcwd()) for p in sys.path]
+
+
+def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
+          env: dict[str, str] | None = None) -> Runner:
+    """Start a runner for ``spec`` and hand it its spec; it loads it while the judge goes on (the judge
+    calls ``ready`` before the first request, and may ``suspend`` it meanwhile)."""
+    become_subreaper()
+    to_runner_r, to_runner_w = os.pipe()
+    from_runner_r, from_runner_w = os.pipe()
+    scratch = tempfile.mkdtemp(prefix="harness-runner-")
+    package_root = str(Path(__file__).resolve().parent.parent)
+    environment = {**RUNNER_ENVIRONMENT, **os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [environment.get("PYTHONPATH")])])
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "harness.runner", str(to_runner_r), str(from_runner_w)],
+                                   pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join(5)
-        receiver.close()
+        os.close(to_runner_r)
+        os.close(from_runner_w)
+    _LIVE.add(process.pid)
+    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout)
+    write_frame(to_runner_w, {"kind": "hello", "spec": spec, "target": target_ref, "device": device,
+                              "config": config, "path": _import_path()})
+    return runner
+
+
+def spawn(spec: str, target_ref: str, device: str, config: dict, timeout: float,
+          env: dict[str, str] | None = None) -> Runner:
+    """Start a runner for ``spec`` and wait until it has loaded it (see ``Runner.ready``)."""
+    return start(spec, target_ref, device, config, timeout, env).ready()

@@ -35,6 +35,12 @@ class Call:
     args: tuple
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
+    def tensors(self) -> list[Any]:
+        """The tensor arguments (what is hashed to compare inputs and to catch a call that writes them)."""
+        import torch
+
+        return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, torch.Tensor)]
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -68,6 +74,7 @@ class Target:
     """Base class of a target.  Subclasses in ``oracles/`` override what their function needs."""
 
     name: str = ""  # short identifier, e.g. "quantize_k_cache"
+    ref: str = ""  # "module:ATTRIBUTE" where it was found, so that runners load the same target
     function_name: str = ""  # the original function's name, used in report titles
     source: str = ""  # where the original lives, used in report headlines
     policies: tuple[str, ...] = ("exact",)
@@ -108,6 +115,11 @@ class Target:
         """The fewest bytes one call must move: inputs read once plus output written once."""
         return 0
 
+    def case_bytes(self, case: Case) -> int:
+        """``bytes_moved`` of a case, from its params where a target can say so without building it
+        (the default builds it on the CPU)."""
+        return self.bytes_moved(self.build(case, "cpu"))
+
     def sizes(self, device: str, quick: bool) -> list[Case]:
         """The default ladder of sizes to time."""
         return []
@@ -131,8 +143,19 @@ def discover_targets(package: str = "oracles") -> dict[str, Target]:
         module = importlib.import_module(f"{package}.{info.name}")
         target = getattr(module, "TARGET", None)
         if isinstance(target, Target):
+            target.ref = f"{module.__name__}:TARGET"
             found[target.name] = target
     return found
+
+
+def load_target(ref: str) -> Target:
+    """The target a ``module:ATTRIBUTE`` reference names (how a runner finds the judge's target)."""
+    module, _, attr = ref.partition(":")
+    target = getattr(importlib.import_module(module), attr, None)
+    if not isinstance(target, Target):
+        raise TargetError(f"{ref} is not a target")
+    target.ref = ref
+    return target
 
 
 def get_target(name: str | None, targets: Mapping[str, Target] | None = None) -> Target:

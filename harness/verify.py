@@ -1,11 +1,16 @@
-"""Verification: is a candidate still the same function as the oracle?
+"""Verification: is a candidate still the same function as the oracle?  Runs in the judge.
 
 For every case — the target's named cases, a twin of each with different data (so a candidate that caches
 results by shape fails), and hypothesis-generated property cases (shrunk to a minimal failing case) — the
-oracle and the candidate each run on their own fresh inputs (``sandbox``), and the outcome is judged:
-error parity (where the oracle raises, the candidate must raise, the same type for asserted
-preconditions), no mutation of the input, an output of the right kind, then the target's comparison under
-the chosen policy.  The result is a frozen ``Verification`` (see ``result``).
+oracle runs here, in the judge, on the judge's own build of the case, and the candidate runs in its runner
+(``sandbox``) on the runner's fresh build; what the runner sends back is data (``protocol.Outcome``).
+The judgement: inputs the same as the judge's, no process setting changed (``audit``), error parity (where
+the oracle raises, the candidate must raise, the same type for asserted preconditions), no mutation of the
+input, an output of the right kind, then the target's comparison under the chosen policy.  The result is
+a frozen ``Verification`` (see ``result``).
+
+A *subject* is anything with ``call(case, device) -> Outcome``: a runner, or ``InProcess`` (a trusted
+function called here, for unit tests and generated regression tests).
 """
 
 from __future__ import annotations
@@ -13,18 +18,36 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from harness.clocks import synchronize
+from harness.protocol import Outcome, decode_outcome, digest, error_name
 from harness.result import CaseFailure, FamilyCount, Verification
-from harness.sandbox import Outcome, invoke
-from harness.target import Case, Comparison, Target
+from harness.target import Call, Case, Comparison, Target
 
 MAX_FAILURES_KEPT = 20
 REPEAT_SEED_OFFSET = 7919  # a twin's data seed: same shape, different values
+
+
+class Subject(Protocol):
+    def call(self, case: Case, device: str) -> Outcome: ...
+
+
+class InProcess:
+    """A trusted function called in this process, through the same encoding a runner uses."""
+
+    def __init__(self, fn: Callable[..., Any], target: Target) -> None:
+        from harness.worker import Worker
+
+        self.worker = Worker(fn, target)
+
+    def call(self, case: Case, device: str) -> Outcome:
+        reply, blobs = self.worker.call(case, device)
+        return decode_outcome(reply, b"".join(blobs))
 
 
 @dataclass(frozen=True)
@@ -32,21 +55,25 @@ class Judgement:
     passed: bool
     reason: str = ""
     comparison: Comparison | None = None
-    kind: str = "mismatch"  # or "error": the candidate raised, or returned something that is no output
+    kind: str = "mismatch"  # "error": raised or returned no output; "state": changed its process (see audit)
 
 
 def judge(target: Target, call_for_check: Any, expected: Outcome, got: Outcome, policy: str) -> Judgement:
-    """The verdict on one case, given what the oracle and the candidate did."""
+    """The verdict on one case, given what the oracle (run by the judge) and the candidate did."""
+    if got.input_digest != expected.input_digest:
+        return Judgement(False, "its runner built other inputs for this case than the judge did", kind="state")
+    if got.state_changes:
+        return Judgement(False, f"changed process state: {'; '.join(got.state_changes)}", kind="state")
     if got.mutated_input:
         return Judgement(False, "changed its input in place")
-    if expected.error is not None:
-        if got.error is None:
+    if expected.raised:
+        if not got.raised:
             return Judgement(False, f"returned normally where the oracle raised {expected.error_line}")
-        if isinstance(expected.error, target.precondition_errors) and type(got.error) is not type(expected.error):
+        if expected.precondition and got.error_type != expected.error_type:
             return Judgement(False, f"raised {got.error_line} where the oracle's precondition raised "
-                                    f"{type(expected.error).__name__}")
+                                    f"{expected.error_type.rsplit('.', 1)[-1]}")
         return Judgement(True)
-    if got.error is not None:
+    if got.raised:
         return Judgement(False, f"raised {got.error_line}", kind="error")
     wrong = target.check_output(call_for_check, got.value)
     if wrong:
@@ -56,29 +83,43 @@ def judge(target: Target, call_for_check: Any, expected: Outcome, got: Outcome, 
 
 
 class _OracleMemo:
-    """The oracle's outcome per case, computed once and shared by every candidate."""
+    """The oracle's outcome per case and the judge's own build of its inputs, computed once and shared by
+    every candidate of a run."""
 
     def __init__(self, target: Target, device: str) -> None:
         self.target, self.device, self._memo = target, device, {}
 
-    def __call__(self, case: Case) -> Outcome:
+    def __call__(self, case: Case) -> tuple[Outcome, Call]:
         key = (case.name, case.seed, json.dumps(case.params, sort_keys=True, default=str))
         if key not in self._memo:
-            self._memo[key] = invoke(self.target.oracle, lambda: self.target.build(case, self.device),
-                                     self.device, check_mutation=False)
+            self._memo[key] = (self._run(case), self.target.build(case, self.device))
         return self._memo[key]
+
+    def _run(self, case: Case) -> Outcome:
+        call = self.target.build(case, self.device)
+        inputs = digest(call.tensors())
+        try:
+            value = self.target.oracle(*call.args, **call.kwargs)
+            synchronize(self.device)
+        except Exception as exc:
+            return Outcome(error_type=error_name(exc), error_message=str(exc), input_digest=inputs,
+                           precondition=isinstance(exc, self.target.precondition_errors))
+        return Outcome(value=value, input_digest=inputs)
 
 
 def regression_test(target: Target, case: Case, spec: str, policy: str, spec_expr: str | None = None,
                     policy_expr: str | None = None) -> str:
     """A ready-to-paste pytest test that reproduces one case against the oracle (``spec_expr`` and
-    ``policy_expr``: code to use instead of the literal spec and policy, e.g. a module constant)."""
-    name = "".join(c if c.isalnum() else "_" for c in case.name).strip("_") or "case"
-    params = json.dumps(dict(case.params), sort_keys=True)
+    ``policy_expr``: code to use instead of the literal spec and policy, e.g. a module constant).  Case
+    names and params may come from a result file: they enter the code only as ``repr`` literals, in a
+    one-line comment, or reduced to an identifier."""
+    from harness.fmt import py_comment
+
+    name = "".join(c if c.isalnum() else "_" for c in case.name).strip("_")[:80] or "case"
     return (
         f"def test_{target.name}_{name}():\n"
-        f"    # {target.describe(case)}\n"
-        f"    case = Case({case.name!r}, {case.family!r}, {params}, seed={case.seed})\n"
+        f"    # {py_comment(target.describe(case))}\n"
+        f"    case = Case({case.name!r}, {case.family!r}, {dict(sorted(case.params.items()))!r}, seed={int(case.seed)})\n"
         f"    check_case({target.name!r}, {spec_expr or repr(spec)}, case, policy={policy_expr or repr(policy)})\n"
     )
 
@@ -102,17 +143,17 @@ class Verifier:
         self.cpu_oracle = _OracleMemo(target, "cpu") if self.cpu_cases else None
         self._device_differences: dict[str, list[tuple[Case, Comparison]]] = {}
 
-    def check(self, case: Case, fn: Callable[..., Any], device: str | None = None) -> Judgement:
+    def check(self, case: Case, subject: Subject, device: str | None = None) -> Judgement:
         device = device or self.device
         oracle = self.cpu_oracle if device == "cpu" and self.cpu_oracle else self.oracle
-        got = invoke(fn, lambda: self.target.build(case, device), device)
-        return judge(self.target, self.target.build(case, device), oracle(case), got, self.policy)
+        expected, call = oracle(case)
+        return judge(self.target, call, expected, subject.call(case, device), self.policy)
 
-    def _cross_device(self, fn: Callable[..., Any]) -> tuple[list[tuple[Case, Judgement]], list[str]]:
+    def _cross_device(self, subject: Subject) -> tuple[list[tuple[Case, Judgement]], list[str]]:
         """The named cases on the CPU, unless the candidate does not run there at all (a CUDA-only kernel)."""
-        judged = [(case, self.check(case, fn, "cpu")) for case in self.cpu_cases]
+        judged = [(case, self.check(case, subject, "cpu")) for case in self.cpu_cases]
         errors = [j for c, j in judged if j.kind == "error" and not j.passed]
-        runnable = [j for c, j in judged if self.cpu_oracle(c).error is None]
+        runnable = [j for c, j in judged if not self.cpu_oracle(c)[0].raised]
         if runnable and len(errors) == len(runnable):
             return [], [f"cross-device: not checked on the CPU, where the candidate does not run ({errors[0].reason})"]
         return judged, self.cross_device_notes()
@@ -123,9 +164,9 @@ class Verifier:
         if policy not in self._device_differences:
             found = []
             for case in self.cpu_cases:
-                cpu, gpu = self.cpu_oracle(case), self.oracle(case)
-                if cpu.error is None and gpu.error is None:
-                    comparison = self.target.compare(self.target.build(case, "cpu"), cpu.value, gpu.value.cpu(), policy)
+                (cpu, call), (gpu, _) = self.cpu_oracle(case), self.oracle(case)
+                if not cpu.raised and not gpu.raised:
+                    comparison = self.target.compare(call, cpu.value, gpu.value.cpu(), policy)
                     if not comparison.ok:
                         found.append((case, comparison))
             self._device_differences[policy] = found
@@ -139,13 +180,17 @@ class Verifier:
         return [f"cross-device: the oracle itself differs between CPU and CUDA on {len(differing)} of "
                 f"{len(self.cpu_cases)} named cases, e.g. {case.name} ({comparison.summary})"]
 
-    def verify(self, fn: Callable[..., Any], spec: str, progress: Callable[[int, int], None] | None = None) -> Verification:
+    def verify(self, subject: Subject | Callable[..., Any], spec: str,
+               progress: Callable[[int, int], None] | None = None) -> Verification:
+        """Check ``subject`` (a runner, or a plain function to call in this process) on every case."""
+        if not hasattr(subject, "call"):
+            subject = InProcess(subject, self.target)
         checked: Counter[str] = Counter()
         failed: Counter[str] = Counter()
         failures: list[CaseFailure] = []
         outcomes: list[tuple[Mapping[str, Any], bool]] = []
         for i, case in enumerate(self.cases):
-            verdict = self.check(case, fn)
+            verdict = self.check(case, subject)
             checked[case.family] += 1
             outcomes.append((case.params, verdict.passed))
             if not verdict.passed:
@@ -155,7 +200,7 @@ class Verifier:
                 progress(i + 1, len(self.cases) + self.examples)
         notes: list[str] = []
         if self.cpu_cases:
-            judged, notes = self._cross_device(fn)
+            judged, notes = self._cross_device(subject)
             for case, verdict in judged:
                 checked[case.family] += 1
                 if not verdict.passed:
@@ -163,7 +208,7 @@ class Verifier:
                     failures.append(self._failure(case, verdict, spec))
         failures = failures[:MAX_FAILURES_KEPT]
         if self.examples and self.target.property_strategy() is not None:
-            ran, failure = self._properties(fn, spec)
+            ran, failure = self._properties(subject, spec)
             checked["property"] += ran
             if failure:  # kept whatever the cap: it is the shrunk, minimal failing case
                 failed["property"] += 1
@@ -185,7 +230,7 @@ class Verifier:
                            differences=differences,
                            test=regression_test(self.target, case, spec, self.policy))
 
-    def _properties(self, fn: Callable[..., Any], spec: str) -> tuple[int, CaseFailure | None]:
+    def _properties(self, subject: Subject, spec: str) -> tuple[int, CaseFailure | None]:
         """Run ``examples`` hypothesis cases; on failure return the shrunk minimal one."""
         generated = [0]
         first_failure: list[tuple[Case, Judgement]] = []
@@ -197,7 +242,7 @@ class Verifier:
         @given(params=self.target.property_strategy(), data_seed=st.integers(0, 2**31 - 1))
         def prop(params: dict, data_seed: int) -> None:
             case = Case("property", "property", params, data_seed)
-            verdict = self.check(case, fn)
+            verdict = self.check(case, subject)
             if not first_failure:
                 generated[0] += 1
             if not verdict.passed:
@@ -266,5 +311,6 @@ def check_case(target: str, spec: str, case: Case, policy: str = "exact", device
     from harness.candidates import load
     from harness.target import get_target
 
-    verdict = Verifier(get_target(target), policy, device, examples=0, named=[]).check(case, load(spec).function)
+    found = get_target(target)
+    verdict = Verifier(found, policy, device, examples=0, named=[]).check(case, InProcess(load(spec).function, found))
     assert verdict.passed, f"{case.name}: {verdict.reason}"

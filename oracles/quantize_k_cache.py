@@ -69,6 +69,12 @@ class QuantizeKCache(Target):
         tokens = x.shape[0] * x.shape[1]
         return tokens * (x.shape[-1] * x.element_size() + KCacheLayout.of(x, dv, tile).width)
 
+    def case_bytes(self, case: Case) -> int:
+        p = case.params
+        elem = torch.empty((), dtype=cases.DTYPES[p["dtype"]]).element_size()
+        width = p["dv"] + 4 * (p["dv"] // p["tile_size"]) + elem * (p["d"] - p["dv"])
+        return p["num_blocks"] * p["block_size"] * (p["d"] * elem + width)
+
     def sizes(self, device: str, quick: bool) -> list[Case]:
         return cases.sizes(device, quick)
 

@@ -1,4 +1,4 @@
-"""Candidates that misbehave in every way issue 8 lists; each must cost only its own verdict."""
+"""Candidates that misbehave in every way issue 8 lists (and a few more); each must cost only its own verdict."""
 
 import ctypes
 import os
@@ -29,3 +29,17 @@ def exits(input_k_cache, dv=512, tile_size=128):
 
 def segfaults(input_k_cache, dv=512, tile_size=128):
     ctypes.string_at(0)
+
+
+class Widget:
+    pass
+
+
+def returns_object(input_k_cache, dv=512, tile_size=128):
+    return Widget()
+
+
+def exits_zero(input_k_cache, dv=512, tile_size=128):
+    import sys
+
+    sys.exit(0)

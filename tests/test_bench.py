@@ -1,15 +1,18 @@
 """The timing engine's logic with a scripted clock (no real time measured, so nothing can flake):
-interleaving, warm-up, convergence, budget and the paired speedup.  Real-clock behaviour is shown by
-benchmarks/, which prints figures."""
+interleaving, warm-up, convergence, budget, the paired speedup, and the check that both runners were
+given the same inputs.  The two functions are in-process ``Worker``s (what a runner serves); real-clock
+behaviour, across real runners, is shown by benchmarks/, which prints figures."""
 
 import itertools
 
 import pytest
 import torch
 
-from harness import bench as bench_mod
-from harness.bench import Bench, BenchConfig, CpuClock
+from harness import clocks
+from harness.bench import Bench, BenchConfig, InputsDiffer
+from harness.clocks import CpuClock
 from harness.target import get_target
+from harness.worker import Worker
 
 TARGET = get_target("quantize_k_cache")
 SIZE = TARGET.parse_size("1x4x576")
@@ -26,7 +29,7 @@ class ScriptedClock:
         pass
 
     def time(self, fn, calls, n, start=0, replay=True):
-        self.log.append(fn.__name__)
+        self.log.append((fn.__name__, n))
         first = self.calls.get(fn, 0) == 0
         self.calls[fn] = self.calls.get(fn, 0) + n
         return self.seconds[fn.__name__] * (self.penalty if first else 1.0) * next(self.jitter)
@@ -40,55 +43,77 @@ def cand(x, dv=512, tile_size=128):
     return x
 
 
+class Scripted:
+    """A bench and two workers sharing one scripted clock."""
+
+    def __init__(self, seconds, **config):
+        cfg = BenchConfig(**{"budget_s": 5.0, "min_rounds": 10, **config})
+        self.bench = Bench(TARGET, "cpu", cfg, copy_gbps=10.0)
+        self.clock = ScriptedClock(seconds)
+        self.workers = [Worker(fn, TARGET, "cpu", cfg) for fn in (base, cand)]
+        for w in self.workers:
+            w._clock = self.clock
+
+    def compare(self, size=SIZE):
+        return self.bench.compare(*self.workers, size)
+
+
 def make(seconds, **config):
-    b = Bench(TARGET, "cpu", BenchConfig(**{"budget_s": 5.0, "min_rounds": 10, **config}), copy_gbps=10.0)
-    b.clock = ScriptedClock(seconds)
-    return b
+    return Scripted(seconds, **config)
 
 
 def test_rounds_alternate_abba_after_warm_up():
     b = make({"base": 1e-3, "cand": 1e-3})
-    b.compare(base, cand, SIZE)
-    timed = b.clock.log[-8:]
+    b.compare()
+    assert b.clock.log[-2:] == [("base", 1), ("base", 5)]  # an untimed settling call before each round
+    timed = [name for name, n in b.clock.log if n > 1][-8:]
     assert timed == ["base", "cand", "cand", "base", "base", "cand", "cand", "base"]
 
 
 def test_identical_functions_are_no_significant_difference():
-    t = make({"base": 1e-3, "cand": 1e-3}).compare(base, cand, SIZE)
+    t = make({"base": 1e-3, "cand": 1e-3}).compare()
     assert t.verdict == "no significant difference"
     assert t.converged and t.candidate.rounds >= 10
     assert t.speedup_ci[0] <= 1.0 <= t.speedup_ci[1]
 
 
 def test_ten_percent_slower_is_slower_and_twice_as_fast_is_faster():
-    slower = make({"base": 1e-3, "cand": 1.1e-3}).compare(base, cand, SIZE)
-    faster = make({"base": 2e-3, "cand": 1e-3}).compare(base, cand, SIZE)
+    slower = make({"base": 1e-3, "cand": 1.1e-3}).compare()
+    faster = make({"base": 2e-3, "cand": 1e-3}).compare()
     assert slower.verdict == "slower" and slower.speedup == pytest.approx(1 / 1.1, rel=0.01)
     assert faster.verdict == "faster" and faster.speedup == pytest.approx(2.0, rel=0.01)
 
 
 def test_warm_up_keeps_the_first_call_out_of_the_numbers():
-    t = make({"base": 1e-3, "cand": 1e-3}).compare(base, cand, SIZE)
+    t = make({"base": 1e-3, "cand": 1e-3}).compare()
     assert t.baseline.min_s > 0.9e-3 and max(t.baseline_rounds_s) < 1.1e-3
 
 
 def test_budget_stops_an_unconverged_run():
     b = make({"base": 1e-3, "cand": 1e-3}, budget_s=0.0, target_rse=0.0)
-    t = b.compare(base, cand, SIZE)
+    t = b.compare()
     assert not t.converged and t.candidate.rounds == 2
 
 
 def test_roofline_numbers_come_from_bytes_moved():
-    t = make({"base": 1e-3, "cand": 1e-3}).compare(base, cand, SIZE)
+    t = make({"base": 1e-3, "cand": 1e-3}).compare()
     call = TARGET.build(SIZE, "cpu")
     assert t.bytes_moved == TARGET.bytes_moved(call) == 4 * (576 * 2 + 656)
     assert t.gbps == pytest.approx(t.bytes_moved / t.candidate.median_s / 1e9)
     assert t.pct_copy_bandwidth == pytest.approx(100 * t.gbps / 10.0)
 
 
+def test_timing_inputs_must_be_the_same_in_both_runners():
+    b = make({"base": 1e-3, "cand": 1e-3})
+    b.workers[1].target = type(TARGET)()  # a runner whose inputs were tampered with: other values
+    b.workers[1].target.build = lambda case, device: TARGET.build(case.__class__(case.name, case.family, case.params,
+                                                                                 case.seed + 1), device)
+    with pytest.raises(InputsDiffer, match="other timing inputs"):
+        b.compare()
+
+
 def test_inputs_rotate_among_distinct_buffers():
-    b = Bench(TARGET, "cpu", BenchConfig(max_buffers=3))
-    calls = b.inputs(SIZE)
+    calls = Worker(base, TARGET, "cpu", BenchConfig(max_buffers=3)).inputs(SIZE)
     assert len(calls) == 3
     assert not torch.equal(calls[0].args[0], calls[1].args[0])
 
@@ -105,4 +130,4 @@ def test_cpu_clock_turns_off_gc_during_a_round():
 
 
 def test_copy_bandwidth_is_positive():
-    assert bench_mod.measure_copy_bandwidth("cpu", 8 << 20) > 0.1
+    assert clocks.measure_copy_bandwidth("cpu", 8 << 20) > 0.1

@@ -1,21 +1,24 @@
-"""Discovery and spec loading, and each built-in candidate against the oracle byte for byte."""
+"""Discovery (read from source, never imported) and spec loading (in a runner), and each built-in candidate
+against the oracle byte for byte."""
 
 import textwrap
 
 import pytest
 import torch
 
-from harness.candidates import SpecError, discover, load
+from harness.candidates import SpecError, describe, discover, load
 from harness.target import get_target
 
 TARGET = get_target("quantize_k_cache")
-BUILT_IN = {c.name: c for c in discover(TARGET.name, TARGET.name)}
+FOUND = {c.name: c for c in discover(TARGET.name, TARGET.name)}
+BUILT_IN = {name: load(c.spec) for name, c in FOUND.items()}
 
 
 def test_discovers_the_three_candidates_with_their_explanations():
-    assert set(BUILT_IN) == {"slow_loop", "amax_vectorized", "fused"}
-    assert BUILT_IN["fused"].spec == "candidates/fused.py:fused"
-    assert "bit-identical" in BUILT_IN["fused"].doc
+    assert set(FOUND) == {"slow_loop", "amax_vectorized", "fused"}
+    assert FOUND["fused"].spec == "candidates/fused.py:fused"
+    assert "bit-identical" in FOUND["fused"].doc
+    assert FOUND["slow_loop"].doc == BUILT_IN["slow_loop"].doc  # read from source = what importing gives
     assert BUILT_IN["slow_loop"].function is TARGET.oracle  # the original, unchanged: the oracle itself
 
 
@@ -57,9 +60,54 @@ def test_dropping_a_file_in_a_candidates_folder_is_enough(tmp_path):
         def helper():
             pass
     '''))
+    (tmp_path / "boom.py").write_text("raise SystemExit('discovery must not run me')\n")
     found = discover("quantize_k_cache", "quantize_k_cache", directory=tmp_path)
     assert [c.name for c in found] == ["mine"]
     assert found[0].doc == "Mine."
+
+
+def test_marks_are_read_with_their_literal_arguments(tmp_path):
+    (tmp_path / "named.py").write_text(textwrap.dedent('''
+        import harness
+        from oracles.kcache_reference import quantize_k_cache_slow
+
+        @harness.candidate(name="pretty", doc="Given as doc.")
+        def ugly(input_k_cache, dv=512, tile_size=128):
+            """Docstring."""
+
+        @harness.candidate(target="another_target")
+        def elsewhere(input_k_cache, dv=512, tile_size=128):
+            pass
+
+        wrapped = harness.candidate(quantize_k_cache_slow, name="wrapped")
+    '''))
+    found = discover("quantize_k_cache", "quantize_k_cache", directory=tmp_path)
+    assert [(c.name, c.spec.rsplit(":", 1)[1], c.doc) for c in found] == [
+        ("pretty", "ugly", "Given as doc."), ("wrapped", "wrapped", "")]
+    (tmp_path / "computed.py").write_text("from harness import candidate\nNAME = 'x'\n"
+                                          "@candidate(name=NAME)\ndef f(x):\n    pass\n")
+    with pytest.raises(SpecError, match="must be a literal string"):
+        discover("quantize_k_cache", "quantize_k_cache", files=[tmp_path / "computed.py"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nowhere/missing.py:fn", "candidate file not found"),
+    ("candidates/fused.py:nope", "no function 'nope' in candidates/fused.py; functions there: _kernel, fused"),
+    ("no_such_package.mod:fn", "no module named 'no_such_package'"),
+    ("candidates.nope:fn", "no module named 'candidates.nope'"),
+    ("just_a_name", "bad candidate spec"),
+])
+def test_specs_are_checked_by_reading_them(spec, message):
+    with pytest.raises(SpecError, match=message):
+        describe(spec)
+
+
+def test_describe_gives_name_and_doc_without_importing(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(3)\n\ndef quant(x):\n    \"\"\"Doc.\"\"\"\n")
+    found = describe(f"{path}:quant")
+    assert (found.name, found.doc) == ("quant", "Doc.")
+    assert describe("candidates.fused:fused").doc == FOUND["fused"].doc
 
 
 def test_file_spec_outside_the_repo(tmp_path):

@@ -1,9 +1,12 @@
 """CUDA checks; they skip with a reason where torch.cuda.is_available() is false.  Run them on a GPU
-machine with `python -m pytest tests/test_cuda.py`."""
+machine with `python -m pytest tests/test_cuda.py`.  Verification and timing go through real runners
+here, as `harness run --device cuda` does."""
 
+import dataclasses
 
 from harness.bench import Bench, BenchConfig
-from harness.candidates import discover
+from harness.candidates import absolute, discover
+from harness.sandbox import spawn
 from harness.target import Case, get_target
 from harness.verify import Verifier
 from tests.conftest import cuda
@@ -11,11 +14,19 @@ from tests.conftest import cuda
 TARGET = get_target("quantize_k_cache")
 
 
+def runner(spec, config=BenchConfig(budget_s=0.5)):
+    return spawn(absolute(spec), TARGET.ref, "cuda", dataclasses.asdict(config), 600)
+
+
 @cuda
 def test_built_in_candidates_pass_exact_on_cuda():
     verifier = Verifier(TARGET, "exact", "cuda", examples=50, seed=0)
     for cand in discover(TARGET.name, TARGET.name):
-        result = verifier.verify(cand.function, cand.spec)
+        r = runner(cand.spec)
+        try:
+            result = verifier.verify(r, cand.spec)
+        finally:
+            r.close()
         assert result.passed, f"{cand.name}: {result.first_failure}"
 
 
@@ -30,15 +41,22 @@ def test_cuda_output_agrees_with_cpu_output_up_to_nan_spelling():
 def test_cuda_timing_uses_events_and_reports_bandwidth():
     size = Case("prod-16384", "size", TARGET.parse_size("16384").params)
     bench = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5), copy_gbps=3000.0)
-    timing = bench.compare(TARGET.oracle, TARGET.oracle, size)
+    a, b = runner("oracle:quantize_k_cache"), runner("oracle:quantize_k_cache")
+    try:
+        timing = bench.compare(a, b, size)
+    finally:
+        a.close(), b.close()
     assert timing.verdict == "no significant difference"
     assert 0 < timing.gbps < 5000
 
 
 @cuda
 def test_cuda_verification_also_checks_the_cpu_side():
-    result = Verifier(TARGET, "exact", "cuda", examples=0, seed=0).verify(
-        discover(TARGET.name, TARGET.name)[0].function, "x")
+    r = runner(discover(TARGET.name, TARGET.name)[0].spec)
+    try:
+        result = Verifier(TARGET, "exact", "cuda", examples=0, seed=0).verify(r, "x")
+    finally:
+        r.close()
     assert any(f.family == "cross-device (cpu)" and f.checked > 0 for f in result.families)
     assert result.notes and result.notes[0].startswith("cross-device: ")
 
@@ -46,8 +64,14 @@ def test_cuda_verification_also_checks_the_cpu_side():
 @cuda
 def test_cuda_graph_replay_times_device_work():
     size = TARGET.parse_size("1024")
-    candidate = next(c for c in discover(TARGET.name, TARGET.name) if c.name == "fused")
-    eager = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5)).compare(TARGET.oracle, candidate.function, size)
-    graphs = Bench(TARGET, "cuda", BenchConfig(budget_s=0.5, cuda_graphs=True)).compare(TARGET.oracle, candidate.function, size)
+    spec = next(c for c in discover(TARGET.name, TARGET.name) if c.name == "fused").spec
+    timings = []
+    for config in (BenchConfig(budget_s=0.5), BenchConfig(budget_s=0.5, cuda_graphs=True)):
+        a, b = runner("oracle:quantize_k_cache", config), runner(spec, config)
+        try:
+            timings.append(Bench(TARGET, "cuda", config).compare(a, b, size))
+        finally:
+            a.close(), b.close()
+    eager, graphs = timings
     assert 0 < graphs.candidate.median_s <= eager.candidate.median_s * 1.05
     print(f"1024 tokens: fused eager {eager.candidate.median_s * 1e6:.1f} us, graph replay {graphs.candidate.median_s * 1e6:.1f} us")

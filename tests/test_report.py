@@ -4,7 +4,7 @@ byte-for-byte reproduction from the JSON."""
 import pytest
 from markdown_it import MarkdownIt
 
-from harness import report, result
+from harness import fmt, report, result
 from harness.bench import BenchConfig
 from harness.pipeline import Pipeline, RunOptions
 
@@ -103,12 +103,12 @@ def test_pr_comment_has_marker_and_fits(run):
 @pytest.mark.parametrize("seconds, text", [(16.4e-3, "16.4 ms"), (95.6e-6, "95.6 μs"), (104e-6, "104 μs"),
                                            (1.41e-6, "1.41 μs"), (2.5, "2.50 s"), (841e-9, "841 ns")])
 def test_time_format(seconds, text):
-    assert report.fmt_time(seconds) == text
+    assert fmt.fmt_time(seconds) == text
 
 
 def test_change_note_matches_the_seed():
-    assert report.change_note(104e-6, 95.6e-6) == "104μs -> 95.6μs (8.79% faster)"
-    assert report.change_note(2.63e-6, 2.68e-6) == "2.63μs -> 2.68μs (1.87% slower)"
+    assert fmt.change_note(104e-6, 95.6e-6) == "104μs -> 95.6μs (8.79% faster)"
+    assert fmt.change_note(2.63e-6, 2.68e-6) == "2.63μs -> 2.68μs (1.87% slower)"
 
 
 def test_explanation_carries_profile_facts(run, text):

@@ -1,0 +1,139 @@
+"""Clocks: how a runner times its own calls.  Runs in the runner process (the judge only measures the
+machine's copy bandwidth with ``measure_copy_bandwidth``).
+
+On CPU ``perf_counter_ns`` around ``n`` calls with the garbage collector off.  On CUDA device events around
+each call, the L2 flushed (a buffer 4x the L2 is zeroed) before each call outside the event pair,
+synchronisation outside the timed region, and optionally (``cuda_graphs``) each call replayed from a CUDA
+graph captured once per function and input, so that launch-bound sizes measure device work rather than
+host overhead.  ``warm_up`` calls until three consecutive calls agree, so compilation, caches and the
+allocator stay out of the numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any, Callable
+
+import torch
+
+from harness import stats
+from harness.target import Call
+
+Fn = Callable[..., Any]
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class CpuClock:
+    def reset(self) -> None:
+        pass
+
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
+        """Seconds per call over ``n`` calls rotating through ``calls``."""
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            t0 = time.perf_counter_ns()
+            for i in range(start, start + n):
+                call = calls[i % len(calls)]
+                fn(*call.args, **call.kwargs)
+            t1 = time.perf_counter_ns()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return (t1 - t0) / n / 1e9
+
+
+class CudaClock:
+    def __init__(self, l2_flush: bool, graphs: bool = False) -> None:
+        l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+        self.flush = torch.empty(4 * max(l2, 1 << 20), dtype=torch.uint8, device="cuda") if l2_flush else None
+        self.graphs = graphs
+        self._captured: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+
+    def reset(self) -> None:
+        """Forget captured graphs (they hold their own copies of the outputs' memory)."""
+        self._captured.clear()
+
+    def _graph(self, fn: Fn, index: int, call: Call) -> torch.cuda.CUDAGraph:
+        key = (id(fn), index)
+        if key not in self._captured:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm up on a side stream, as capture requires
+                fn(*call.args, **call.kwargs)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fn(*call.args, **call.kwargs)
+            self._captured[key] = graph
+        return self._captured[key]
+
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
+        replay = replay and self.graphs
+        pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for i, (begin, end) in zip(range(start, start + n), pairs):
+                call = calls[i % len(calls)]
+                graph = self._graph(fn, i % len(calls), call) if replay else None  # captured outside the events
+                if self.flush is not None:
+                    self.flush.zero_()
+                begin.record()
+                if graph is not None:
+                    graph.replay()
+                else:
+                    fn(*call.args, **call.kwargs)
+                end.record()
+            torch.cuda.synchronize()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return sum(b.elapsed_time(e) for b, e in pairs) / n / 1e3
+
+
+def make_clock(device: str, l2_flush: bool = True, cuda_graphs: bool = False) -> CpuClock | CudaClock:
+    return CudaClock(l2_flush, cuda_graphs) if device.startswith("cuda") else CpuClock()
+
+
+def measure_copy_bandwidth(device: str, nbytes: int | None = None) -> float:
+    """The machine's copy bandwidth in GB/s (bytes read plus bytes written), median of several copies."""
+    nbytes = nbytes or ((2 << 30) if device.startswith("cuda") else (256 << 20))
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(7):
+        synchronize(device)
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * nbytes / stats.median(times[2:]) / 1e9
+
+
+def warm_up(fn: Fn, calls: list[Call], clock: Any, max_s: float) -> float:
+    """Call until three consecutive single calls agree within 20%; return the typical per-call time."""
+    times: list[float] = []
+    deadline = time.perf_counter() + max_s
+    while True:
+        times.append(clock.time(fn, calls, 1, start=len(times)))
+        recent = times[-3:]
+        if len(times) >= 3 and max(recent) <= 1.2 * min(recent):
+            return stats.median(recent)
+        if time.perf_counter() > deadline or len(times) >= 200:
+            return stats.median(recent)
+
+
+def swallowing(fn: Fn) -> Fn:
+    def call(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            pass
+
+    return call

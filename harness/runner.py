@@ -1,0 +1,111 @@
+"""The runner process: ``python -m harness.runner READ_FD WRITE_FD``, started by the judge (``sandbox``).
+
+A runner holds exactly one function under test (a candidate, or the baseline): it loads that one spec,
+then serves the judge's requests over the pipe (``protocol``) with a ``Worker`` — call on a case, prepare
+a timing size, time a round, time one case, profile — and sends back only data.  It decides nothing:
+no oracle, no comparison, no statistics happen here.  Its standard output is its standard error, so a
+function that prints cannot write into the protocol by accident (on purpose it can; the judge checks
+everything it reads).  It asks the kernel to kill it if the judge dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any
+
+from harness.protocol import Closed, error_name, first_line, read_frame, write_frame
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the judge still kills its runners' process groups
+        pass
+
+
+def _case(data: Any) -> Any:
+    from harness.target import Case
+
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise ValueError("malformed case")
+    return Case(str(data.get("name", "")), str(data.get("family", "")), data["params"], int(data.get("seed", 0)))
+
+
+def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
+    from harness.audit import StateChanged
+
+    while True:
+        try:
+            request, _ = read_frame(read_fd)
+        except Closed:
+            return
+        kind, blob = request["kind"], b""
+        try:
+            if kind == "exit":
+                return
+            if kind == "call":
+                reply, blobs = worker.call(_case(request["case"]), request.get("device"))
+                blob = b"".join(blobs)
+            elif kind == "prepare":
+                reply = {"kind": "prepared", **worker.prepare(_case(request["size"]))}
+            elif kind == "round":
+                reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]))}
+            elif kind == "time_case":
+                reply = {"kind": "timed", "seconds": worker.time_case(_case(request["case"]))}
+            elif kind == "release":
+                worker.release()
+                reply = {"kind": "ok"}
+            elif kind == "profile":
+                reply = {"kind": "profiled", "profile": dataclasses.asdict(worker.profile(spec, _case(request["size"])))}
+            else:
+                reply = {"kind": "failed", "message": f"unknown request {kind!r}"}
+        except StateChanged as exc:
+            reply = {"kind": "state_changed", "changes": exc.changes}
+        except Exception as exc:  # the function raised while timed or profiled, or a request was malformed
+            reply = {"kind": "failed", "message": f"{error_name(exc).rsplit('.', 1)[-1]}: {first_line(str(exc))}"}
+        write_frame(write_fd, reply, blob)
+
+
+def main(argv: list[str]) -> int:
+    read_fd, write_fd = int(argv[0]), int(argv[1])
+    _die_with_parent()
+    os.dup2(2, 1)
+    hello, _ = read_frame(read_fd)
+    sys.path[:0] = [p for p in hello["path"] if isinstance(p, str)]
+
+    import torch
+
+    from harness import audit
+    from harness.bench import BenchConfig
+    from harness.candidates import SpecError, resolve
+    from harness.target import load_target
+    from harness.worker import Worker
+
+    target = load_target(hello["target"])
+    config = BenchConfig(**hello["config"])
+    if config.threads:  # the judge's setting, applied before the audit's first reading
+        torch.set_num_threads(config.threads)
+    before = audit.snapshot()
+    try:
+        fn = resolve(hello["spec"], target)
+    except SpecError as exc:
+        write_frame(write_fd, {"kind": "load_failed", "message": str(exc)})
+        return 0
+    except BaseException as exc:  # SystemExit or worse at import time: still one line for the judge
+        write_frame(write_fd, {"kind": "load_failed",
+                               "message": f"cannot import {hello['spec']}: {type(exc).__name__}: {first_line(str(exc))}"})
+        return 0
+    worker = Worker(fn, target, hello["device"], config)
+    write_frame(write_fd, {"kind": "ready", "state_changes": audit.changes(before, audit.snapshot()),
+                           "threads": torch.get_num_threads()})
+    _serve(read_fd, write_fd, worker, hello["spec"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,141 @@
+"""What a runner does with the one function it holds: build inputs from a case, call, time, profile, and
+audit the process after each of these.  Runs in the runner process (``harness.runner`` serves it over
+the pipe); tests and generated regression tests also use it in-process on trusted code.
+
+Every input is built afresh from the case (so strides, offsets and aliasing are exactly the case's) and
+hashed before and after the call, so the judge can tell whether the function was handed the inputs the
+judge expects and whether it wrote into them.  Results are plain data; the judge decides everything.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from harness import audit, clocks
+from harness.audit import StateChanged
+from harness.bench import BenchConfig
+from harness.protocol import digest, encode_value, error_name
+from harness.target import Call, Case, Target
+
+
+class Worker:
+    """One function of one target on one device."""
+
+    def __init__(self, fn: Callable[..., Any], target: Target, device: str = "cpu",
+                 config: BenchConfig = BenchConfig()) -> None:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.fn, self.target, self.device, self.config = fn, target, device, config
+        self._clock: Any = None
+        self._calls: list[Call] = []
+        self._prepared: dict[str, tuple[list[Call], str]] = {}  # size -> (inputs, digest), kept for reuse
+        self._case: tuple[str, Call] | None = None
+
+    @property
+    def clock(self) -> Any:
+        if self._clock is None:  # a CUDA clock allocates its L2-flush buffer: only when timing
+            self._clock = clocks.make_clock(self.device, self.config.l2_flush, self.config.cuda_graphs)
+        return self._clock
+
+    # -- verification ---------------------------------------------------------------------------
+    def call(self, case: Case, device: str | None = None) -> tuple[dict, list[bytes]]:
+        """Call on a fresh build of ``case``: the ``called`` reply (value or error, input digests before
+        and after, settings changed) and the bytes of the returned tensors."""
+        device = device or self.device
+        call = self.target.build(case, device)
+        before_digest, before_state = digest(call.tensors()), audit.snapshot()
+        reply: dict[str, Any] = {"kind": "called", "input_digest": before_digest}
+        blobs: list[bytes] = []
+        try:
+            value = self.fn(*call.args, **call.kwargs)
+            clocks.synchronize(device)
+        except Exception as exc:  # a failure of the function is data, not a crash of the runner
+            reply["error"] = {"type": error_name(exc), "message": str(exc)[:2000]}
+        else:
+            try:
+                reply["value"] = encode_value(value, blobs)
+            except Exception as exc:  # e.g. a tensor subclass whose bytes cannot be read
+                reply["error"] = {"type": error_name(exc), "message": f"its return value cannot be sent: {exc}"[:2000]}
+                blobs = []
+        reply["after_digest"] = digest(call.tensors())
+        reply["state_changes"] = audit.changes(before_state, audit.snapshot())
+        return reply, blobs
+
+    # -- timing ---------------------------------------------------------------------------------
+    def inputs(self, size: Case) -> list[Call]:
+        """Input sets for ``size``, rotated through during timing (no function times its own cache)."""
+        first = self.target.build(size, self.device)
+        per_set = max(1, self.target.bytes_moved(first))
+        count = max(1, min(self.config.max_buffers, self.config.buffer_bytes // per_set))
+        return [first] + [self.target.build(Case(size.name, size.family, size.params, size.seed + i), self.device)
+                          for i in range(1, count)]
+
+    def _audited(self, work: Callable[[], float]) -> float:
+        before = audit.snapshot()
+        _wake_threads()
+        seconds = work()
+        changed = audit.changes(before, audit.snapshot())
+        if changed:
+            raise StateChanged(changed)
+        return seconds
+
+    def prepare(self, size: Case) -> dict:
+        """Build the timing inputs of ``size`` (once: the baseline's runner is asked for the same sizes by
+        every candidate) and warm up; the typical per-call time and the inputs' digest."""
+        self.release()
+        key = f"{size.name}/{size.seed}/{sorted(size.params.items())}"
+        if key not in self._prepared:
+            calls = self.inputs(size)
+            self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()]))
+        self._calls, inputs_digest = self._prepared[key]
+        per_call = self._audited(lambda: clocks.warm_up(self.fn, self._calls, self.clock, self.config.warmup_max_s))
+        return {"per_call_s": per_call, "input_digest": inputs_digest}
+
+    def round(self, n: int, start: int) -> float:
+        """Seconds per call over ``n`` calls rotating through the prepared inputs."""
+        if not self._calls:
+            raise RuntimeError("round before prepare")
+        if n > 1:  # short calls: one untimed call first puts threads, caches and allocator back in their
+            self.clock.time(self.fn, self._calls, 1, start=start + 1)  # steady state after the other runner's round
+        return self._audited(lambda: self.clock.time(self.fn, self._calls, n, start=start))
+
+    def suspend(self) -> None:
+        """In-process there is no other process to stop (a runner's handle stops its process group)."""
+
+    def release(self) -> None:
+        self._calls = []
+        if self._clock is not None:
+            self._clock.reset()
+
+    def time_case(self, case: Case) -> float:
+        """One call on ``case`` (a call that raises is timed up to its raise)."""
+        key = f"{case.name}/{case.seed}/{sorted(case.params.items())}"
+        if self._case is None or self._case[0] != key:
+            self._case = (key, self.target.build(case, self.device))
+        call = self._case[1]
+        return self._audited(lambda: self.clock.time(clocks.swallowing(self.fn), [call], 1, replay=False))
+
+    # -- profiling ------------------------------------------------------------------------------
+    def profile(self, spec: str, size: Case) -> Any:
+        from harness.profile import profile
+
+        return profile(self.fn, spec, self.target, size, self.device)
+
+
+_WAKE = torch.empty(1 << 20)
+
+
+def _wake_threads() -> None:
+    """Run a small parallel op just before a timed region.  This runner was stopped while the other was
+    timed, and its OpenMP threads either still spin (ready at once) or sleep (~0.1 ms to wake each
+    parallel region, measured here): without this, rounds fall at random into a fast and a slow mode
+    (2.1 vs 3.6 ms per call of the slow loop at 4,096 tokens), where one process timing both functions
+    back to back always found the threads spinning."""
+    _WAKE.fill_(1.0)
+
+
+def calls_per_round(per_call_s: float, round_target_s: float) -> int:
+    return max(1, math.ceil(round_target_s / max(per_call_s, 1e-9)))

@@ -1,0 +1,80 @@
+"""The verdict cannot be changed by the code it judges: candidates that rebind the oracle (when imported or
+on their first call), patch the comparison, flip flush-to-zero, leave the thread count changed, write
+garbage into the runner's pipe or leave a process running each get the verdict their arithmetic and
+behaviour earn; a correct candidate in an unusual style still passes.  All in one `harness run`."""
+
+import os
+
+import pytest
+
+from harness import report, result
+from harness.cli import main
+
+CHEATS = "tests/hostile/cheats.py"
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    out = tmp_path_factory.mktemp("judged")
+    marker = out / "late-write"
+    os.environ["HOSTILE_MARKER"] = str(marker)
+    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
+            "--candidate", "tests/hostile/rebind_on_import.py:quantize"]
+    for name in ("rebinds_oracle_on_first_call", "patches_comparison", "flips_flush_denormal", "leaves_one_thread",
+                 "writes_garbage", "leaves_a_process", "unusual_but_correct"):
+        argv += ["--candidate", f"{CHEATS}:{name}"]
+    try:
+        code = main(argv)
+    finally:
+        del os.environ["HOSTILE_MARKER"]
+    run = result.load(out / "quantize_k_cache-cpu.json")
+    return code, {c.name: c for c in run.candidates}, marker, run
+
+
+@pytest.mark.parametrize("name", ["quantize", "rebinds_oracle_on_first_call", "patches_comparison"])
+def test_wrong_arithmetic_fails_whatever_it_rebinds_in_its_own_process(judged, name):
+    _, by_name, _, _ = judged
+    v = by_name[name].verification
+    assert by_name[name].verdict == "fail" and v.failed >= 40, (name, v.failed, by_name[name].error)
+    assert "scales:" in by_name[name].error and by_name[name].timings == ()
+
+
+def test_flush_to_zero_is_a_changed_process_state_and_its_subnormal_outputs_differ(judged):
+    _, by_name, _, _ = judged
+    c = by_name["flips_flush_denormal"]
+    assert c.verdict == "fail"
+    assert c.error == "changed process state: flush denormals (torch.set_flush_denormal) False -> True"
+    # with flush-to-zero on, even the runner's own build of subnormal inputs differs from the judge's
+    subnormal = [f for f in c.verification.failures if f.params.get("values") == "subnormal"]
+    assert subnormal and all(f.reason == "its runner built other inputs for this case than the judge did"
+                             for f in subnormal)
+
+
+def test_a_changed_thread_count_fails_and_gets_no_speedup(judged):
+    _, by_name, _, _ = judged
+    c = by_name["leaves_one_thread"]
+    assert c.verdict == "fail" and c.timings == () and c.headline is None
+    assert c.error.startswith("changed process state: torch.get_num_threads() ") and c.error.endswith(" -> 1")
+
+
+def test_garbage_on_the_pipe_is_an_error_of_that_candidate(judged):
+    _, by_name, _, _ = judged
+    c = by_name["writes_garbage"]
+    assert c.verdict == "error" and c.error.startswith("sent malformed data on the runner pipe (bad frame header")
+
+
+def test_a_process_left_running_is_killed_and_noted(judged):
+    _, by_name, marker, run = judged
+    c = by_name["leaves_a_process"]
+    assert c.verdict == "pass" and c.notes == ("left 1 process running after its calls (killed by the judge)",)
+    pid = int(open(f"{marker}.pid").read())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert "left 1 process running" in report.markdown(run)
+
+
+def test_correct_candidates_still_pass_and_are_timed(judged):
+    code, by_name, _, run = judged
+    c = by_name["unusual_but_correct"]
+    assert c.verdict == "pass" and c.verification.cases > 80 and c.timings
+    assert code == 1 and run.checkout_changes == ()

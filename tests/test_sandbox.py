@@ -1,0 +1,156 @@
+"""Runners as the judge sees them: misbehaving functions cost only their own verdict, with a one-line reason;
+a runner's processes never outlive it; and results are written atomically with ordinary permissions."""
+
+import os
+import stat
+
+import pytest
+
+from harness import result
+from harness.bench import BenchConfig
+from harness.cli import main
+from harness.sandbox import LoadFailed, RunnerError, kill_strays, spawn
+from harness.target import get_target
+
+HOSTILE = "tests/hostile_candidates.py"
+TIMEOUT = 20  # seconds; only `hangs` waits for it, every other runner answers in a fraction of that
+REASONS = {
+    "raises": "raised RuntimeError: kernel launch failed",
+    "returns_none": "returned NoneType, expected a torch.Tensor",
+    "returns_object": "returned Widget, expected a torch.Tensor",
+    "wrong_dtype": "returned dtype torch.float32, expected torch.float8_e4m3fn",
+    "hangs": f"timed out after {TIMEOUT} s",
+    "exits": "exited with code 3",
+    "exits_zero": "exited with code 0",
+    "segfaults": "killed by signal SIGSEGV",
+}
+TARGET = get_target("quantize_k_cache")
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hostile")
+    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5",
+            "--timeout", str(TIMEOUT), "--no-profile"]
+    for name in REASONS:
+        argv += ["--candidate", f"{HOSTILE}:{name}"]
+    return main(argv), out
+
+
+def test_every_misbehaviour_is_an_error_with_its_reason(hostile_run):
+    code, out = hostile_run
+    assert code == 1
+    run = result.load(out / "quantize_k_cache-cpu.json")
+    by_name = {c.name: c for c in run.candidates}
+    for name, reason in REASONS.items():
+        assert by_name[name].verdict == "error", name
+        assert by_name[name].error == reason, (name, by_name[name].error)
+    assert "killed by signal SIGSEGV" in (out / "quantize_k_cache-cpu.md").read_text()
+
+
+def test_a_good_candidate_beside_a_crashing_import_is_verified_and_timed(tmp_path):
+    crasher = tmp_path / "crash_on_import.py"
+    crasher.write_text("import ctypes\nctypes.string_at(0)\n\ndef quantize(input_k_cache, dv=512, tile_size=128):\n    pass\n")
+    out = tmp_path / "out"
+    code = main(["run", "--out", str(out), "--sizes", "1x16x576", "--budget", "0.2", "--examples", "5", "--no-profile",
+                 "--candidate", f"{crasher}:quantize", "--candidate", "candidates/fused.py:fused"])
+    assert code == 1
+    run = result.load(out / "quantize_k_cache-cpu.json")
+    crashed, fused = run.candidates
+    assert crashed.verdict == "error" and crashed.error == "importing it killed by signal SIGSEGV"
+    assert fused.verdict == "pass" and fused.timings and fused.timings[0].speedup > 0
+
+
+def _runner(spec="oracle:quantize_k_cache", timeout=60.0):
+    import dataclasses
+
+    return spawn(spec, TARGET.ref, "cpu", dataclasses.asdict(BenchConfig()), timeout)
+
+
+def test_a_runner_calls_and_reports_data():
+    runner = _runner()
+    try:
+        case = TARGET.named_cases()[0]
+        got = runner.call(case)
+        expected = TARGET.oracle(*TARGET.build(case, "cpu").args, **TARGET.build(case, "cpu").kwargs)
+        assert got.error_type is None and not got.mutated_input and got.state_changes == ()
+        assert got.value.dtype == expected.dtype and got.value.view(-1).view(dtype=expected.dtype).shape == expected.view(-1).shape
+        assert bytes(got.value.view(-1).view(__import__("torch").uint8).tolist()) == bytes(
+            expected.view(-1).view(__import__("torch").uint8).tolist())
+        error_case = next(c for c in TARGET.named_cases() if c.family == "error")
+        raised = runner.call(error_case)
+        assert raised.error_type and raised.error_type.startswith("builtins.")
+    finally:
+        assert runner.close() == 0
+    assert not runner.alive()
+
+
+def test_a_spec_that_cannot_be_loaded_is_a_load_failure(tmp_path):
+    path = tmp_path / "imports_nothing.py"
+    path.write_text("import not_a_module_anywhere\n")
+    with pytest.raises(LoadFailed, match="no module named 'not_a_module_anywhere'"):
+        _runner(f"{path}:f")
+
+
+def test_a_runner_that_hangs_at_import_times_out(tmp_path):
+    path = tmp_path / "sleeps.py"
+    path.write_text("import time\ntime.sleep(3600)\n")
+    with pytest.raises(RunnerError, match="importing it timed out after 10 s"):
+        _runner(f"{path}:f", timeout=10)
+
+
+def test_processes_a_runner_detached_are_killed_with_it(tmp_path):
+    path = tmp_path / "detaches.py"
+    path.write_text(
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(child.pid))\n"
+        "def f(input_k_cache, dv=512, tile_size=128):\n    pass\n")
+    runner = _runner(f"{path}:f")
+    pid = int((tmp_path / "pid").read_text())
+    os.kill(pid, 0)  # alive while the runner is
+    assert runner.close() == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert kill_strays(runner.process.pid) == 0
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "report.md"
+    path.write_text("the earlier report")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        result.write_atomic(path, "half of a new report")
+    assert path.read_text() == "the earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]  # no temporary file left behind
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = result.write_atomic(tmp_path / "r.md", "text")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "--candidate", "tests/broken_syntax_candidate.py:f"], "SyntaxError"),
+    (["verify", "--candidate", "tests/hostile_candidates.py:nope"], "no function 'nope'"),
+])
+def test_bad_specs_exit_2(capsys, tmp_path, argv, message):
+    broken = tmp_path / "broken_syntax_candidate.py"
+    broken.write_text("def f(:\n")
+    argv = [a.replace("tests/broken_syntax_candidate.py", str(broken)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(Exception, match="candidate file not found"):
+        main(["verify", "--candidate", "missing.py:f", "--debug"])
