@@ -14,7 +14,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rich.console import Console
 
@@ -22,10 +22,13 @@ from harness import console as tty
 from harness import gate, report, result
 from harness.bench import BenchConfig
 from harness.candidates import SpecError, describe, discover
-from harness.pipeline import Pipeline, RunOptions, UsageError
+from harness.errors import UsageError
 from harness.target import TargetError, discover_targets, get_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+if TYPE_CHECKING:
+    from harness.pipeline import Pipeline, RunOptions
 
 
 def _percent(high: float = 100.0) -> Callable[[str], float]:
@@ -53,9 +56,10 @@ def _positive(kind: type, minimum: float = 0, inclusive: bool = False) -> Callab
             value = math.nan
         ok = math.isfinite(value) and (value >= minimum if inclusive else value > minimum)
         if not ok:
-            bound = f"at least {minimum:g}" if inclusive else "a positive number" if minimum == 0 else f"above {minimum:g}"
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} "
-                                             f"({bound}), got {text!r}")
+            noun = "integer" if kind is int else "number"
+            want = f"a positive {noun}" if minimum == 0 and not inclusive else (
+                f"an {noun} of at least {minimum:g}" if kind is int else f"a {noun} of at least {minimum:g}")
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
         return value
 
     return parse
@@ -91,8 +95,17 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                        help="on CUDA, replay each timed call from a CUDA graph (launch-bound sizes: device work only)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the one line every other usage error gets (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"harness: error: {self.prog.removeprefix('harness ')}: {' '.join(message.split())} "
+              f"(see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="harness", description=(
+    ap = _Parser(prog="harness", description=(
         "Verify candidate implementations of a PyTorch function against its oracle, time them honestly "
         "and report the speedup."))
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -142,8 +155,13 @@ def parser() -> argparse.ArgumentParser:
                                    "the comment on PR N through the gh CLI, or update the one an earlier run posted.")
     p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
     p.add_argument("--post", action="store_true", help="post it with gh instead of printing it")
-    p.add_argument("--pr", type=int, metavar="N", help="the pull request number (with --post)")
+    p.add_argument("--pr", type=_positive(int), metavar="N", help="the pull request number (with --post)")
     p.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY or gh's current repository")
+    p.add_argument("--author", metavar="LOGIN",
+                   help="the account that posts: only its own marked comment is edited (default: the token's "
+                        "user; github-actions[bot] in GitHub Actions)")
+    p.add_argument("--head-sha", metavar="SHA",
+                   help="post only if the PR's head commit is this one (the commit the result was made from)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("report", help="re-render a saved JSON result without re-running anything")
@@ -154,7 +172,9 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
+def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions":
+    from harness.pipeline import RunOptions  # torch is imported only by commands that need it
+
     quick = getattr(args, "quick", False)
     budget = getattr(args, "budget", None) or (1.0 if quick else 3.0)
     return RunOptions(
@@ -169,6 +189,8 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> RunOptions:
 
 
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
+    from harness.pipeline import Pipeline
+
     options = _options(args, verify, time)
     options.profile = time and verify and not getattr(args, "no_profile", True)
     options.timeout = args.timeout
@@ -185,7 +207,7 @@ def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool,
         raise
 
 
-def _partial(pipeline: Pipeline, finished: list) -> result.RunResult:
+def _partial(pipeline: "Pipeline", finished: list) -> result.RunResult:
     from harness.pipeline import environment
 
     return result.RunResult(target=pipeline.target.name, function=pipeline.target.function_name,
@@ -357,7 +379,7 @@ def cmd_comment(args: argparse.Namespace, out: Console) -> int:
     if args.pr is None:
         raise UsageError("--post needs --pr N")
     try:
-        posted = post_comment(body, args.pr, report.marker(run), args.repo)
+        posted = post_comment(body, args.pr, report.marker(run), args.repo, args.author, args.head_sha)
     except PostError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -366,7 +388,10 @@ def cmd_comment(args: argparse.Namespace, out: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has already printed in one line
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out, err = tty.make_console(), tty.make_console(stderr=True)
     try:
         if args.command == "list":

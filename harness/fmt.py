@@ -83,6 +83,11 @@ def md_fence(body: str, language: str = "") -> str:
     return f"{fence}{language}\n{body.rstrip()}\n{fence}"
 
 
+def html_text(text: object) -> str:
+    """Untrusted text inside an HTML element (a ``<summary>``): one line, HTML-escaped."""
+    return html.escape(_one_line(text))
+
+
 def md_label(text: object) -> str:
     """Untrusted text where only a short plain label is safe (chart axes, hidden markers)."""
     return re.sub(r"[^\w.,=+-]", "_", _one_line(text))[:80] or "_"

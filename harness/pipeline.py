@@ -30,16 +30,13 @@ from harness.audit import StateChanged
 from harness.bench import Bench, BenchConfig, InputsDiffer
 from harness.candidates import ORACLE_PREFIX, Described, SpecError, absolute, candidates_dir, describe, discover
 from harness.clocks import measure_copy_bandwidth
+from harness.errors import UsageError
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
 from harness.sandbox import LoadFailed, Runner, RunnerError, spawn, start
 from harness.target import Case, Target, discover_targets, get_target
 from harness.verify import Verifier, regression_test
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: reported in one line, exit code 2."""
 
 
 @dataclass
@@ -90,6 +87,19 @@ def environment(device: str, copy_gbps: float | None, threads: int | None = None
     )
 
 
+def available_memory(device: str) -> int | None:
+    """Bytes free for new allocations on ``device`` (None where it cannot be read)."""
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    try:
+        for line in open("/proc/meminfo", encoding="utf-8"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _cpu_name() -> str | None:
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
@@ -136,10 +146,25 @@ class Pipeline:
                                       else self.target.sizes(options.device, options.quick))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if options.time:
+            self._check_memory()
         self.finished: list[CandidateResult] = []
         self._baseline: Runner | None = None
         self._next: Runner | None = None
         self._upcoming: str | None = None
+
+    def _check_memory(self) -> None:
+        """Each size must fit, before anything is allocated: two runners hold its input sets at once."""
+        available = available_memory(self.options.device)
+        cfg = self.options.bench
+        for size in self.sizes:
+            per_set = max(1, self.target.case_bytes(size))
+            sets = max(1, min(cfg.max_buffers, cfg.buffer_bytes // per_set))
+            need = (2 * sets + 2) * per_set  # two runners' input sets, and room for outputs and temporaries
+            if available is not None and need > available:
+                raise UsageError(f"size {size.name} needs about {need / 2**30:.1f} GiB on {self.options.device} "
+                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of two runners), "
+                                 f"but {available / 2**30:.1f} GiB is available")
 
     @property
     def oracle_spec(self) -> str:

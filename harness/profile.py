@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from harness.clocks import synchronize
 from harness.result import KernelStat, LineStat, Profile
 from harness.target import Case, Target
 
@@ -35,6 +34,8 @@ DEVICE = "device time per line (CUDA_LAUNCH_BLOCKING=1: each launch waits for it
 
 def _line_profile(fn: Callable[..., Any], calls: list, device: str, min_calls: int, budget_s: float) -> tuple[list, int, str]:
     from line_profiler import LineProfiler
+
+    from harness.clocks import synchronize
 
     profiler = LineProfiler()
     wrapped = profiler(fn)
@@ -73,6 +74,8 @@ def _quiet_stderr():
 def _kernel_table(fn: Callable[..., Any], call: Any, device: str) -> tuple[list[KernelStat], str]:
     from torch.profiler import ProfilerActivity, profile
 
+    from harness.clocks import synchronize
+
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     fn(*call.args, **call.kwargs)  # compile/warm outside the profile
     synchronize(device)
@@ -96,6 +99,8 @@ def _kernel_table(fn: Callable[..., Any], call: Any, device: str) -> tuple[list[
 def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, device: str = "cpu",
             min_calls: int = 3, budget_s: float = 0.3) -> Profile:
     """Profile ``fn`` in this process (the runner's; on CUDA one started with ``CUDA_LAUNCH_BLOCKING=1``)."""
+    from harness.clocks import synchronize
+
     calls = [target.build(size, device)]
     fn(*calls[0].args, **calls[0].kwargs)  # first-call costs stay out of the line times
     synchronize(device)

@@ -9,13 +9,13 @@ line profiles of the baseline and each candidate, and a footer with the environm
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
 
 from harness import stats
-from harness.fmt import change_note, fmt_interval, fmt_speedup, fmt_time, md_code, md_fence, md_label, md_text
+from harness.fmt import (change_note, fmt_interval, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
+                         md_text)
 from harness.result import CandidateResult, Profile, RunResult
 
 MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
@@ -136,7 +136,7 @@ def _correctness(result: RunResult) -> str:
             lines.append(f"- {md_code(f.family)} case {md_code(f.case)} ({md_text(f.input)}): {md_text(f.reason)}")
             lines += [f"  - {md_text(d)}" for d in f.differences[:3]]
         first = v.failures[0]
-        lines.append("\n" + _details(f"Reproduce <code>{html.escape(first.case)}</code> (ready-to-paste pytest)",
+        lines.append("\n" + _details(f"Reproduce <code>{html_text(first.case)}</code> (ready-to-paste pytest)",
                                      md_fence(first.test, "python")))
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
