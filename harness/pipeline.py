@@ -220,9 +220,8 @@ class Pipeline:
         # Runners load while the judge works (imports take seconds); each is stopped while others are timed.
         self._next = self._start(self.candidates[0].spec)
         try:
-            if opts.time:
+            if opts.time:  # loads during the first candidate's verification; waited for before any timing
                 self._baseline = self._start(self.baseline_spec)
-                self._baseline_runner()
             self.progress("phase", name="candidates", total=len(self.candidates))
             for i, cand in enumerate(self.candidates):
                 runner, self._next = self._next, None

@@ -100,13 +100,26 @@ def tensor_bytes(t: torch.Tensor) -> bytes:
     return ctypes.string_at(t.data_ptr(), nbytes) if nbytes else b""
 
 
-def digest(tensors: list[torch.Tensor]) -> str:
+SAMPLE_ABOVE = 16 << 20  # bytes; larger tensors are hashed by a sample of their elements
+SAMPLE_CHUNK = 1 << 16
+
+
+def digest(tensors: list[torch.Tensor], sample: bool = False) -> str:
     """A hash of several tensors' dtypes, shapes, strides and elements (how a runner's inputs are compared
-    with the judge's, and an input before a call with the same input after it)."""
+    with the judge's, and an input before a call with the same input after it).  With ``sample`` (timing
+    inputs), tensors over 16 MiB are hashed by every 8th 64 KiB chunk of their bytes plus the last:
+    hashing 236 MB of inputs per size and runner cost 0.35 s, a tenth of a size's timing budget."""
     h = hashlib.blake2b(digest_size=16)
     for t in tensors:
         h.update(f"{t.dtype}{tuple(t.shape)}{t.stride()}{t.storage_offset()};".encode())
-        h.update(tensor_bytes(t))
+        flat = t.detach().reshape(-1)
+        if sample and flat.numel() * flat.element_size() > SAMPLE_ABOVE:
+            chunks = flat.contiguous().view(torch.uint8)
+            step = 8 * SAMPLE_CHUNK
+            h.update(tensor_bytes(chunks[: (len(chunks) // step) * step].view(-1, step)[:, :SAMPLE_CHUNK]))
+            h.update(tensor_bytes(chunks[-SAMPLE_CHUNK:]))
+        else:
+            h.update(tensor_bytes(t))
     return h.hexdigest()
 
 

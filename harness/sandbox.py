@@ -342,6 +342,17 @@ def _import_path() -> list[str]:
     return [os.path.abspath(p or os.getcwd()) for p in sys.path]
 
 
+def _pin(pid: int, device: str) -> None:
+    """On CUDA every runner gets the same few CPUs (the judge's first four): the function's host-side
+    work (Python, dispatch, launches) then runs on the same cores whichever runner it is in."""
+    if device != "cuda" or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        os.sched_setaffinity(pid, sorted(os.sched_getaffinity(0))[:4])
+    except OSError:
+        pass
+
+
 def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
           env: dict[str, str] | None = None) -> Runner:
     """Start a runner for ``spec`` and hand it its spec; it loads it while the judge goes on (the judge
@@ -361,6 +372,7 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
         os.close(to_runner_r)
         os.close(from_runner_w)
     _LIVE.add(process.pid)
+    _pin(process.pid, device)
     runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout)
     write_frame(to_runner_w, {"kind": "hello", "spec": spec, "target": target_ref, "device": device,
                               "config": config, "path": _import_path()})

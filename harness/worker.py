@@ -82,14 +82,18 @@ class Worker:
             raise StateChanged(changed)
         return seconds
 
+    @staticmethod
+    def _key(size: Case) -> str:
+        return f"{size.name}/{size.seed}/{sorted(size.params.items())}"
+
     def prepare(self, size: Case) -> dict:
         """Build the timing inputs of ``size`` (once: the baseline's runner is asked for the same sizes by
         every candidate) and warm up; the typical per-call time and the inputs' digest."""
         self.release()
-        key = f"{size.name}/{size.seed}/{sorted(size.params.items())}"
+        key = self._key(size)
         if key not in self._prepared:
             calls = self.inputs(size)
-            self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()]))
+            self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()], sample=True))
         self._calls, inputs_digest = self._prepared[key]
         per_call = self._audited(lambda: clocks.warm_up(self.fn, self._calls, self.clock, self.config.warmup_max_s))
         return {"per_call_s": per_call, "input_digest": inputs_digest}
@@ -122,7 +126,8 @@ class Worker:
     def profile(self, spec: str, size: Case) -> Any:
         from harness.profile import profile
 
-        return profile(self.fn, spec, self.target, size, self.device)
+        prepared = self._prepared.get(self._key(size))
+        return profile(self.fn, spec, self.target, size, self.device, calls=prepared[0][:1] if prepared else None)
 
 
 _WAKE = torch.empty(1 << 20)

@@ -1,7 +1,7 @@
 """Layout-aware comparison of two quantizer outputs: decode fp8 codes, float32 scales and rope bytes,
 compare each segment under a policy, and say where and how they differ.
 
-Policies (``shared/spec/quantizer.md`` explains why a plain ``allclose`` cannot be used on float8):
+Policies (``docs/quantizer.md`` explains why a plain ``allclose`` cannot be used on float8):
 - ``exact``: bytes identical, every fp8 NaN code (0x7F/0xFF) counted as one NaN, NaN scales as one NaN.
 - ``ulp``: fp8 codes within ``max_ulp`` steps of the e4m3 grid (a sign flip of a non-zero code is far),
   scales within ``scale_rtol`` relative, rope bytes exact, NaN positions identical.

@@ -1,7 +1,7 @@
 """The reference semantics of sglang's FP8 K-cache quantizer, its output layout and its inverse.
 
 ``quantize_k_cache_slow`` is the oracle: a faithful transcription of sglang's ``_quantize_k_cache_slow``
-(``python/sglang/srt/layers/attention/nsa/quant_k_cache.py``) as specified in ``shared/spec/quantizer.md``.
+(``python/sglang/srt/layers/attention/nsa/quant_k_cache.py``) as specified in ``docs/quantizer.md``.
 Its operations and their order *are* the specification: the scale is computed in the input dtype
 (so bf16 input rounds it to bf16), then IEEE float32 division, then torch's float32 -> e4m3fn
 conversion.  Do not "clean it up": every candidate is judged against exactly this code.
