@@ -211,33 +211,19 @@ class Runner:
 
     def ready(self) -> "Runner":
         """Wait until the runner has loaded its spec (within a fresh deadline).  ``LoadFailed`` if the spec
-        cannot be loaded, ``RunnerError`` if the runner died, hung or misbehaved while loading it."""
+        cannot be loaded, ``RunnerError`` ("importing it ...") if the runner died, hung or misbehaved."""
         if self.threads is not None:
             return self
         self.start_job()
         try:
             self.resume()
-            reply, _ = read_frame(self._from, self.deadline)
-        except Timeout:
+            reply, _ = self._reply("spec", ("ready", "load_failed"))
+        except RunnerError as exc:
             self.close()
-            raise RunnerError(f"importing it timed out after {self.timeout:g} s", self.spec) from None
-        except (Closed, OSError):
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-            reason = _death(self.process.returncode)
-            self.close()
-            raise RunnerError(f"importing it {reason}", self.spec) from None
-        except ProtocolError as exc:
-            self.close()
-            raise RunnerError(f"importing it sent malformed data on the runner pipe ({exc})", self.spec) from None
+            raise RunnerError(f"importing it {exc}", self.spec) from None
         if reply["kind"] == "load_failed":
             self.close()
             raise LoadFailed(" ".join(str(reply.get("message", "cannot load it")).split())[:500])
-        if reply["kind"] != "ready":
-            self.close()
-            raise RunnerError(f"sent malformed data on the runner pipe (a {reply['kind']!r} reply to its spec)", self.spec)
         changes = reply.get("state_changes", [])
         self.load_state_changes = tuple(str(c) for c in changes) if isinstance(changes, list) else ()
         self.threads = reply.get("threads") if isinstance(reply.get("threads"), int) else 0
@@ -246,21 +232,25 @@ class Runner:
     # -- requests -------------------------------------------------------------------------------
     def request(self, header: dict, *expected: str) -> tuple[dict, bytes]:
         """Send one request and read its reply; any failure of the runner becomes ``RunnerError``."""
+        self.resume()
         try:
-            return self._request(header, expected)
+            try:
+                write_frame(self._to, header)
+            except OSError:  # the runner is gone: its exit status says why
+                pass
+            return self._reply(header["kind"], expected)
         except (RunnerError, StateChanged) as exc:
             exc.spec = self.spec
             raise
 
-    def _request(self, header: dict, expected: tuple[str, ...]) -> tuple[dict, bytes]:
-        self.resume()
+    def _reply(self, answering: str, expected: tuple[str, ...]) -> tuple[dict, bytes]:
+        """The next frame from the runner, which must be one of ``expected``; its failures as exceptions."""
         try:
-            write_frame(self._to, header)
             reply, blob = read_frame(self._from, self.deadline)
         except Timeout:
             self._kill()
             raise RunnerError(f"timed out after {self.timeout:g} s") from None
-        except (Closed, BrokenPipeError, OSError):
+        except (Closed, OSError):
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -277,7 +267,7 @@ class Runner:
             raise RunnerError(str(reply.get("message", "failed"))[:500])
         if kind not in expected:
             self._kill()
-            raise RunnerError(f"sent malformed data on the runner pipe (a {kind!r} reply to {header['kind']!r})")
+            raise RunnerError(f"sent malformed data on the runner pipe (a {kind!r} reply to {answering!r})")
         return reply, blob
 
     def call(self, case: Any, device: str | None = None) -> Outcome:
