@@ -99,11 +99,19 @@ def _processes() -> dict[int, tuple[str, int, int, int]]:
 
 
 def _strays(session: int) -> list[int]:
-    """Live processes of a runner's session (other than the runner), and orphans re-parented to the judge
-    that are not runners (the judge starts no other long-lived process)."""
-    me = os.getpid()
-    return [pid for pid, (state, ppid, _, sid) in _processes().items()
-            if state != "Z" and pid != session and pid != me and pid not in _LIVE and (sid == session or ppid == me)]
+    """Live processes a runner started: its descendants and the rest of its session (other than the
+    runner), and orphans re-parented to the judge that are not runners (the judge starts no other
+    long-lived process)."""
+    me, table = os.getpid(), _processes()
+    found = {session}
+    for _ in range(len(table)):  # descendants, however deep (a detached child leaves the session)
+        grown = found | {pid for pid, (_, ppid, _, _) in table.items() if ppid in found}
+        if grown == found:
+            break
+        found = grown
+    return [pid for pid, (state, ppid, _, sid) in table.items()
+            if state != "Z" and pid not in (session, me) and pid not in _LIVE
+            and (pid in found or sid == session or ppid == me)]
 
 
 def _reap_zombies() -> None:

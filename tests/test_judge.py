@@ -70,6 +70,7 @@ def test_a_process_left_running_is_killed_and_noted(judged):
     pid = int(open(f"{marker}.pid").read())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    assert not marker.exists()
     assert "left 1 process running" in report.markdown(run)
 
 

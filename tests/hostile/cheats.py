@@ -51,11 +51,11 @@ def writes_garbage(input_k_cache, dv=512, tile_size=128):
 
 
 def leaves_a_process(input_k_cache, dv=512, tile_size=128):
-    """The oracle's arithmetic; starts a detached process that would rewrite a file much later."""
+    """The oracle's arithmetic; starts a detached process that would rewrite a file long after the run."""
     if not getattr(leaves_a_process, "started", False):
         leaves_a_process.started = True
         marker = os.environ["HOSTILE_MARKER"]
-        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(6); open({marker!r}, 'w').write('late')"],
+        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(600); open({marker!r}, 'w').write('late')"],
                                  start_new_session=True)
         with open(marker + ".pid", "w") as handle:
             handle.write(str(child.pid))
