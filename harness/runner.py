@@ -37,6 +37,7 @@ def _case(data: Any) -> Any:
 
 
 def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
+    """Answer requests until the judge closes the pipe (the judge kills a runner when done with it)."""
     from harness.audit import StateChanged
 
     while True:
@@ -46,8 +47,6 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
             return
         kind, blob = request["kind"], b""
         try:
-            if kind == "exit":
-                return
             if kind == "call":
                 reply, blobs = worker.call(_case(request["case"]), request.get("device"))
                 blob = b"".join(blobs)
