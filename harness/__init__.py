@@ -1,11 +1,17 @@
 """harness: verify candidate implementations of a PyTorch function against its oracle, time them
 honestly and report the speedup.
 
-The stages, one module each: ``target`` (what a function under test declares), ``candidates`` (finding
-them), ``sandbox`` (one call guarded, one job in a child process), ``verify``, ``bench`` with ``stats``,
-``profile``, ``pipeline`` (the stages in order), ``result`` (the one JSON schema), and the renderers, pure
-functions of a result: ``report`` (markdown, PR comment), ``console`` (terminal), ``export`` (pytest
-file); plus ``gate`` (regression check), ``prbot`` (posting through gh) and ``cli``.
+cases -> runners (one process per function) -> judge: verify, bench, profile -> report.
+
+In the judge (the process the user started, which never imports candidate code): ``target`` (what a
+function under test declares), ``candidates`` (finding them by reading their source), ``sandbox`` (starting,
+talking to, stopping runners), ``verify``, ``bench`` with ``stats``, ``profile.explain``, ``checkout``
+(the project before and after), ``pipeline`` (the stages in order), ``result`` (the one JSON schema), and
+the renderers, pure functions of a result: ``report`` (markdown, PR comment), ``console`` (terminal),
+``export`` (pytest file), with ``fmt`` (units, and untrusted text made safe); plus ``gate`` (regression
+check), ``prbot`` (posting through gh), ``errors`` and ``cli``.  In a runner (``runner``, one process per
+function under test): ``worker`` (build, call, time, profile), ``clocks`` and ``audit`` (process state).
+``protocol`` is the wire between the two.
 """
 
 import warnings

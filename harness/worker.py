@@ -9,7 +9,6 @@ judge expects and whether it wrote into them.  Results are plain data; the judge
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
@@ -102,9 +101,12 @@ class Worker:
         """Seconds per call over ``n`` calls rotating through the prepared inputs."""
         if not self._calls:
             raise RuntimeError("round before prepare")
-        if n > 1:  # short calls: one untimed call first puts threads, caches and allocator back in their
-            self.clock.time(self.fn, self._calls, 1, start=start + 1)  # steady state after the other runner's round
-        return self._audited(lambda: self.clock.time(self.fn, self._calls, n, start=start))
+        def settled_round() -> float:
+            if n > 1:  # short calls: one untimed call first puts threads, caches and allocator back in their
+                self.clock.time(self.fn, self._calls, 1, start=start + 1)  # steady state after the other's round
+            return self.clock.time(self.fn, self._calls, n, start=start)
+
+        return self._audited(settled_round)
 
     def suspend(self) -> None:
         """In-process there is no other process to stop (a runner's handle stops its process group)."""
@@ -116,7 +118,7 @@ class Worker:
 
     def time_case(self, case: Case) -> float:
         """One call on ``case`` (a call that raises is timed up to its raise)."""
-        key = f"{case.name}/{case.seed}/{sorted(case.params.items())}"
+        key = self._key(case)
         if self._case is None or self._case[0] != key:
             self._case = (key, self.target.build(case, self.device))
         call = self._case[1]
@@ -140,7 +142,3 @@ def _wake_threads() -> None:
     (2.1 vs 3.6 ms per call of the slow loop at 4,096 tokens), where one process timing both functions
     back to back always found the threads spinning."""
     _WAKE.fill_(1.0)
-
-
-def calls_per_round(per_call_s: float, round_target_s: float) -> int:
-    return max(1, math.ceil(round_target_s / max(per_call_s, 1e-9)))
