@@ -1,7 +1,8 @@
 """The verdict cannot be changed by the code it judges: candidates that rebind the oracle (when imported or
 on their first call), patch the comparison, flip flush-to-zero, leave the thread count changed, write
-garbage into the runner's pipe or leave a process running each get the verdict their arithmetic and
-behaviour earn; a correct candidate in an unusual style still passes.  All in one `harness run`."""
+garbage into the runner's pipe, forge their timings or leave a process running each get the verdict their
+arithmetic and behaviour earn; a correct candidate in an unusual style still passes.  All in one
+`harness run`."""
 
 import os
 
@@ -21,7 +22,7 @@ def judged(tmp_path_factory):
     argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
             "--candidate", "tests/hostile/rebind_on_import.py:quantize"]
     for name in ("rebinds_oracle_on_first_call", "patches_comparison", "flips_flush_denormal", "leaves_one_thread",
-                 "writes_garbage", "leaves_a_process", "unusual_but_correct"):
+                 "writes_garbage", "leaves_a_process", "forges_its_timings", "unusual_but_correct"):
         argv += ["--candidate", f"{CHEATS}:{name}"]
     try:
         code = main(argv)
@@ -61,6 +62,13 @@ def test_garbage_on_the_pipe_is_an_error_of_that_candidate(judged):
     _, by_name, _, _ = judged
     c = by_name["writes_garbage"]
     assert c.verdict == "error" and c.error.startswith("sent malformed data on the runner pipe (bad frame header")
+
+
+def test_forged_timings_are_caught_by_the_judges_clock(judged):
+    _, by_name, _, _ = judged
+    c = by_name["forges_its_timings"]
+    assert c.verdict == "error" and c.timings == ()
+    assert c.error.startswith("its reported times account for ") and "that the judge saw take" in c.error
 
 
 def test_a_process_left_running_is_killed_and_noted(judged):
