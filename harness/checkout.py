@@ -2,7 +2,7 @@
 the judge.
 
 A function under test could edit or delete files of the project it is judged in (an oracle, another
-candidate, the harness itself).  Runners work in scratch directories, and the judge hashes every file
+candidate, the harness itself, or their bytecode caches).  Runners work in scratch directories, and the judge hashes every file
 under the folders that define the run (``oracles/``, ``candidates/``, ``harness/``) and records
 ``git status`` before and after; any difference fails the run, with the paths named, and the report's
 commit line says whether the checkout was clean to begin with.
@@ -23,8 +23,10 @@ class Snapshot:
 
 
 def _files(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")]
+    """Every file, bytecode caches included: runners never write them (PYTHONDONTWRITEBYTECODE) and the
+    judge writes none during a run, so a .pyc that appears or changes is a function under test planting
+    code for the next run to load."""
+    return [p for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def git_status() -> tuple[str, ...] | None:

@@ -274,11 +274,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if previous is not None:
         slower = gate.regressions(previous, run, args.fail_slower)
         for r in slower:
-            err.print(f"[red]slower than {args.compare}:[/] {r.describe()}", highlight=False)
+            err.print(f"[red]slower than {tty.escape(args.compare)}:[/] {tty.escape(r.describe())}", highlight=False)
         if slower:
             code = EXIT_FAILED
         else:
-            out.print(f"regression gate: no candidate slower than {args.compare} by more than {args.fail_slower:.0%}")
+            out.print(f"regression gate: no candidate slower than {tty.escape(args.compare)} by more than "
+                      f"{args.fail_slower:.0%}")
     return code
 
 
@@ -363,6 +364,8 @@ def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
         text = export_tests(run, args.candidate)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:  # a result whose cases this target cannot rebuild
+        raise UsageError(f"{args.source}: a case cannot be exported ({type(exc).__name__}: {exc})") from None
     path = _write(args.output, text)
     out.print(f"wrote {path}", highlight=False)
     return EXIT_OK

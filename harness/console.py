@@ -154,9 +154,9 @@ def profile_view(p: Profile) -> Group:
     lines.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
     for stat in p.lines:
         style = "bold red" if stat.percent >= 20 else "yellow" if stat.percent >= 5 else "dim" if stat.percent < 0.5 else ""
-        lines.add_row(str(stat.line), f"{stat.hits / p.calls:g}", fmt_time(stat.total_s), fmt_time(stat.per_hit_s),
+        lines.add_row(str(stat.line), f"{stat.hits / max(p.calls, 1):g}", fmt_time(stat.total_s), fmt_time(stat.per_hit_s),
                       f"{stat.percent:.1f}", escape(stat.kind), escape(stat.source), style=style)
-    kernels = Table(title=f"ops and kernels ({p.kernel_clock} time, one call, by cost)", title_justify="left")
+    kernels = Table(title=f"ops and kernels ({escape(p.kernel_clock)} time, one call, by cost)", title_justify="left")
     kernels.add_column("name", overflow="ellipsis", no_wrap=True)
     for column in ("calls", "total", "mean", "%"):
         kernels.add_column(column, justify="right", no_wrap=True)

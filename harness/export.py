@@ -33,6 +33,14 @@ def export_tests(result: RunResult, candidate: str | None = None) -> str:
         "import os\n\nfrom harness.target import Case\nfrom harness.verify import check_case\n\n"
         f"CANDIDATE = os.environ.get(\"HARNESS_CANDIDATE\", {default!r})\nPOLICY = {result.policy!r}\n\n\n"
     )
-    tests = [regression_test(target, case, default, result.policy, spec_expr="CANDIDATE", policy_expr="POLICY")
-             for case in cases]
+    tests, names = [], set()
+    for case in cases:
+        test = regression_test(target, case, default, result.policy, spec_expr="CANDIDATE", policy_expr="POLICY")
+        name = test.split("(", 1)[0]
+        suffix = 2
+        while name in names:  # two case names that reduce to the same identifier: keep both tests
+            name = f"{test.split('(', 1)[0]}_{suffix}"
+            suffix += 1
+        names.add(name)
+        tests.append(name + "(" + test.split("(", 1)[1])
     return header + "\n\n".join(tests)

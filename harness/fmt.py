@@ -36,6 +36,8 @@ def fmt_speedup(speedup: float) -> str:
 
 def change_note(baseline_s: float, candidate_s: float) -> str:
     """``104μs -> 95.6μs (9.11% faster)``, the seed's annotation."""
+    if not (baseline_s > 0 and candidate_s > 0):
+        return f"{fmt_time(baseline_s, False)} -> {fmt_time(candidate_s, False)}"
     pct = stats.percent_faster(baseline_s / candidate_s)
     word = "faster" if pct >= 0 else "slower"
     return f"{fmt_time(baseline_s, False)} -> {fmt_time(candidate_s, False)} ({abs(pct):.3g}% {word})"
@@ -52,7 +54,7 @@ def _one_line(text: object) -> str:
 
 
 _CODE_SPAN = re.compile(r"(`[^`]+`)")
-_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]#|~>])")
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]#|~>@$])")  # @: no mentions; $: no math
 
 
 def md_text(text: object) -> str:

@@ -208,6 +208,14 @@ class Pipeline:
         """Verify, time and profile each candidate, each in its own runner, keeping what finished in
         ``self.finished`` so an interrupted run can still show it."""
         opts = self.options
+        writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # see checkout._files
+        try:
+            return self._run()
+        finally:
+            sys.dont_write_bytecode = writes_bytecode
+
+    def _run(self) -> RunResult:
+        opts = self.options
         before = checkout.snapshot(self._folders())
         copy_gbps = None
         if opts.time:

@@ -78,6 +78,8 @@ def read_frame(fd: int, deadline: float | None = None) -> tuple[dict, bytes]:
         header = json.loads(_read_exact(fd, json_len, deadline))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"frame is not JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError("frame's JSON is nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
         raise ProtocolError("frame is not an object with a 'kind'")
     return header, _read_exact(fd, blob_len, deadline) if blob_len else b""
@@ -157,8 +159,20 @@ def _device(name: Any) -> str:
     return "cpu"
 
 
-def decode_value(desc: Any, blob: bytes, offset: int = 0) -> tuple[Any, int]:
-    """Rebuild a value from ``encode_value``'s description, each tensor on the device it was on."""
+def decode_value(desc: Any, blob: bytes, offset: int = 0, depth: int = 0) -> tuple[Any, int]:
+    """Rebuild a value from ``encode_value``'s description, each tensor on the device it was on; anything
+    that does not describe a value it could have sent is a ``ProtocolError``."""
+    try:
+        return _decode_value(desc, blob, offset, depth)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError, MemoryError) as exc:
+        raise ProtocolError(f"value cannot be rebuilt ({type(exc).__name__})") from None
+
+
+def _decode_value(desc: Any, blob: bytes, offset: int, depth: int) -> tuple[Any, int]:
+    if depth > 32:
+        raise ProtocolError("value nested too deeply")
     if not isinstance(desc, dict):
         raise ProtocolError("value description is not an object")
     kind = desc.get("kind")
@@ -178,7 +192,7 @@ def decode_value(desc: Any, blob: bytes, offset: int = 0) -> tuple[Any, int]:
         if not isinstance(items, list):
             raise ProtocolError("sequence without items")
         for item in items:
-            value, offset = decode_value(item, blob, offset)
+            value, offset = _decode_value(item, blob, offset, depth + 1)
             out.append(value)
         return (tuple(out) if kind == "tuple" else out), offset
     if kind == "scalar" and (desc.get("value") is None or isinstance(desc.get("value"), (bool, int, float, str))):

@@ -207,7 +207,7 @@ def _regression_tests(result: RunResult) -> str:
 
 
 def _profile_table(p: Profile) -> str:
-    rows = [[str(s.line), f"{s.hits / p.calls:g}", fmt_time(s.total_s), f"{s.percent:.1f}%", md_text(s.kind),
+    rows = [[str(s.line), f"{s.hits / max(p.calls, 1):g}", fmt_time(s.total_s), f"{s.percent:.1f}%", md_text(s.kind),
              md_code(s.source)] for s in p.lines]
     kernels = [[md_code(k.name), str(k.calls), fmt_time(k.total_s), f"{k.percent:.1f}%"] for k in p.kernels[:10]]
     return (f"**{md_code(p.spec)}** ({md_code(p.function)}) at {md_code(p.size)} on {md_code(p.device)}: "

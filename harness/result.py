@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import types
@@ -251,6 +252,7 @@ class SchemaError(ValueError):
 
 
 _SCALARS = {str: "a string", int: "an integer", bool: "true or false"}
+_MAY_BE_INFINITE = (".stderr_s", ".rse")  # the standard error of fewer than two rounds
 
 
 def _decode(tp: Any, value: Any, where: str) -> Any:
@@ -286,6 +288,8 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{where}: expected a number, got {type(value).__name__}")
+        if not math.isfinite(value) and not (math.isinf(value) and where.endswith(_MAY_BE_INFINITE)):
+            raise SchemaError(f"{where}: expected a finite number, got {value}")
         return float(value)
     if tp in _SCALARS:
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
@@ -315,6 +319,8 @@ def load_text(text: str, source: str = "result") -> RunResult:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{source} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{source} is not a harness result: JSON nested too deeply") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
         raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
     try:

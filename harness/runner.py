@@ -5,7 +5,8 @@ then serves the judge's requests over the pipe (``protocol``) with a ``Worker`` 
 a timing size, time a round, time one case, profile — and sends back only data.  It decides nothing:
 no oracle, no comparison, no statistics happen here.  Its standard output is its standard error, so a
 function that prints cannot write into the protocol by accident (on purpose it can; the judge checks
-everything it reads).  It asks the kernel to kill it if the judge dies.
+everything it reads); both go to a file the judge relays, sanitised, when it stops the runner.  It asks
+the kernel to kill it if the judge dies.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   when a runner stops, every process of its session and every such orphan is killed and reaped, and the
   count is reported.  A runner also dies with the judge (``PR_SET_PDEATHSIG``).
 - Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
-  the judge saw, nor (on the CPU) account for less than 1/1.3 of the time the judge saw them take.
+  the judge saw, nor (on the CPU) account for less than half of the time the judge saw a median round
+  take: gross forgery is caught, not a few percent; and
+  on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
+  otherwise slow the other runner down while this one is stopped).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +42,9 @@ from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_out
 # never gives it back, as a long-running process with a warm caching allocator would.  Otherwise each
 # process's dynamic mmap threshold and page faults on memory new to the (virtual) machine make the same
 # function 30% faster in one runner than in another (benchmarks/NOTES.md); set these yourself to override.
-RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 << 30)}
+# PYTHONDONTWRITEBYTECODE: a runner writes no .pyc, so one that appears during a run was planted.
+RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 << 30), "PYTHONDONTWRITEBYTECODE": "1"}
+MAX_WALL_RATIO = 2.0  # judge's time / reported time of a median round; honest rounds here: ~1.05
 _LIVE: set[int] = set()  # pids of this judge's runners that are still running
 _SUBREAPER = False
 
@@ -57,14 +63,18 @@ class LoadFailed(Exception):
 
 
 def become_subreaper() -> None:
-    """Orphans of this process's descendants become its children (Linux ``PR_SET_CHILD_SUBREAPER``)."""
+    """Orphans of this process's descendants become its children (Linux ``PR_SET_CHILD_SUBREAPER``), and
+    the judge cannot be attached to by a debugger running as an ordinary user (``PR_SET_DUMPABLE`` 0; root
+    can still: see the README's trust model)."""
     global _SUBREAPER
     if _SUBREAPER or not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+        libc.prctl(4, 0)  # PR_SET_DUMPABLE
         _SUBREAPER = True
     except Exception:
         pass
@@ -98,6 +108,38 @@ def _processes() -> dict[int, tuple[str, int, int, int]]:
     return found
 
 
+def _children(pid: int) -> set[int]:
+    """The children of every thread of ``pid`` (Linux ``/proc/PID/task/TID/children``; cheap)."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as handle:
+                found.update(int(p) for p in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def has_strays(runner: int) -> bool:
+    """Whether a runner has a descendant, or the judge an adopted orphan (a quick check, between rounds)."""
+    if not os.path.exists("/proc/self/task"):
+        return False
+    candidates = _children(runner) | (_children(os.getpid()) - _LIVE)
+    return any(_state(p) not in ("Z", None) for p in candidates)  # a killed child may linger as a zombie
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _strays(session: int) -> list[int]:
     """Live processes a runner started: its descendants and the rest of its session (other than the
     runner), and orphans re-parented to the judge that are not runners (the judge starts no other
@@ -124,6 +166,13 @@ def _reap_zombies() -> None:
                 pass
 
 
+def table_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def kill_strays(session: int) -> int:
     """Kill (and reap) every stray of ``session``, repeatedly, since killing one may orphan others."""
     killed: set[int] = set()
@@ -132,10 +181,13 @@ def kill_strays(session: int) -> int:
         if not found:
             break
         for pid in found:
+            group = table_group(pid)
             try:
+                if group not in (None, os.getpgrp()):
+                    os.killpg(group, signal.SIGKILL)  # atomic against fork: a process that keeps forking dies too
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.02)
         _reap_zombies()
@@ -157,7 +209,7 @@ class Runner:
         self.load_state_changes: tuple[str, ...] = ()
         self.threads: int | None = None
         self._wall = self._reported = 0.0
-        self._rounds = 0
+        self._ratios: list[float] = []
 
     # -- lifetime -------------------------------------------------------------------------------
     def start_job(self, timeout: float | None = None) -> None:
@@ -174,12 +226,12 @@ class Runner:
             self.suspended = True
 
     def resume(self) -> None:
-        if self.suspended:
-            self.suspended = False
-            try:
-                os.killpg(self.process.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        """Continue the runner's process group (always: something else may have stopped it)."""
+        self.suspended = False
+        try:
+            os.killpg(self.process.pid, signal.SIGCONT)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def reap_strays(self) -> int:
         """Kill processes the function started that are still running; how many there were."""
@@ -199,8 +251,26 @@ class Runner:
                 os.close(fd)
             except OSError:
                 pass
+        self._relay_output()
         shutil.rmtree(self._scratch, ignore_errors=True)
         return self.strays_killed
+
+    def _relay_output(self, max_lines: int = 40) -> None:
+        """What the function printed (warnings, say), to the judge's stderr with control characters shown
+        as ``?`` (so it cannot rewrite the terminal) and its runner named."""
+        try:
+            with open(os.path.join(self._scratch, "output.log"), "rb") as handle:
+                text = handle.read(1 << 16).decode("utf-8", errors="replace")
+        except OSError:
+            return
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            return
+        shown = "".join(c if c.isprintable() or c == " " else "?" for c in self.spec)
+        for line in lines[:max_lines]:
+            sys.stderr.write(f"[{shown}] " + "".join(c if c.isprintable() or c == " " else "?" for c in line) + "\n")
+        if len(lines) > max_lines:
+            sys.stderr.write(f"[{shown}] ({len(lines) - max_lines} more lines)\n")
 
     def _kill(self) -> None:
         try:
@@ -222,9 +292,10 @@ class Runner:
         try:
             self.resume()
             reply, _ = self._reply("spec", ("ready", "load_failed"))
-        except RunnerError as exc:
+        except (RunnerError, StateChanged) as exc:
             self.close()
-            raise RunnerError(f"importing it {exc}", self.spec) from None
+            reason = str(exc) if isinstance(exc, RunnerError) else "sent malformed data on the runner pipe (a state report)"
+            raise RunnerError(f"importing it {reason}", self.spec) from None
         if reply["kind"] == "load_failed":
             self.close()
             raise LoadFailed(" ".join(str(reply.get("message", "cannot load it")).split())[:500])
@@ -288,28 +359,36 @@ class Runner:
         if not isinstance(reply.get("input_digest"), str):
             raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
         self._wall = self._reported = 0.0
-        self._rounds = 0
+        self._ratios = []
         return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
 
     def round(self, n: int, start: int) -> float:
         began = time.perf_counter()
         reply, _ = self.request({"kind": "round", "n": n, "start": start}, "timed")
         wall = time.perf_counter() - began
+        if self.device == "cpu" and has_strays(self.process.pid):  # could run while the other runner is timed
+            count = self.reap_strays()
+            raise RunnerError(f"started {count} process{'es' if count != 1 else ''} while it was timed (killed)",
+                              self.spec)
         seconds = self._seconds(reply.get("seconds"))
         if seconds * n > wall + 1e-4:
             raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
         # what the round should have taken by its own report: n timed calls, plus the untimed settling call
         # a runner makes before a round of several calls (worker.round)
         expected = seconds * (n + 1 if n > 1 else 1)
-        self._wall, self._reported, self._rounds = self._wall + wall, self._reported + expected, self._rounds + 1
+        self._wall, self._reported = self._wall + wall, self._reported + expected
+        self._ratios.append(wall / expected)
         return seconds
 
     def release(self) -> None:
-        """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw
-        (within 30%), so a runner cannot halve its times unnoticed."""
+        """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
+        in the median round the judge's time at most ``MAX_WALL_RATIO`` times what the runner reported
+        (the median, so that a round delayed by the scheduler does not count).  Gross forgery is caught,
+        a few percent is not: a runner is the candidate's own process."""
         self.request({"kind": "release"}, "ok")
-        slack = 0.002 * self._rounds  # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here
-        if self.device == "cpu" and self._rounds and self._wall > 1.3 * self._reported + slack:
+        # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
+        # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
+        if self.device == "cpu" and len(self._ratios) >= 3 and statistics.median(self._ratios) > MAX_WALL_RATIO:
             raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
                               f"take {self._wall:.3g} s", self.spec)
 
@@ -327,7 +406,7 @@ class Runner:
             raise RunnerError(f"sent malformed data on the runner pipe (profile: {exc})", self.spec) from None
 
     def _seconds(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < 1e6):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1e6):
             raise RunnerError(f"sent malformed data on the runner pipe (a time of {value!r})", self.spec)
         return float(value)
 
@@ -363,13 +442,15 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
     package_root = str(Path(__file__).resolve().parent.parent)
     environment = {**RUNNER_ENVIRONMENT, **os.environ, **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [environment.get("PYTHONPATH")])])
+    log = open(os.path.join(scratch, "output.log"), "wb")
     try:
         process = subprocess.Popen([sys.executable, "-m", "harness.runner", str(to_runner_r), str(from_runner_w)],
                                    pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     finally:
         os.close(to_runner_r)
         os.close(from_runner_w)
+        log.close()
     _LIVE.add(process.pid)
     _pin(process.pid, device)
     runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout)

@@ -115,7 +115,8 @@ def regression_test(target: Target, case: Case, spec: str, policy: str, spec_exp
     one-line comment, or reduced to an identifier."""
     from harness.fmt import py_comment
 
-    name = "".join(c if c.isalnum() else "_" for c in case.name).strip("_")[:80] or "case"
+    name = "".join(c if c.isascii() and c.isalnum() else "_" for c in case.name).strip("_")[:80] or "case"
+    json.dumps(dict(case.params), allow_nan=False)  # ValueError for inf/NaN, which have no Python literal
     return (
         f"def test_{target.name}_{name}():\n"
         f"    # {py_comment(target.describe(case))}\n"

@@ -132,7 +132,7 @@ class Worker:
         return profile(self.fn, spec, self.target, size, self.device, calls=prepared[0][:1] if prepared else None)
 
 
-_WAKE = torch.empty(1 << 20)
+_WAKE = torch.empty(1 << 17)  # above torch's grain size: the fill runs on the thread pool
 
 
 def _wake_threads() -> None:

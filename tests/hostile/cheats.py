@@ -73,14 +73,14 @@ unusual_but_correct = _Quantizer()
 
 
 def forges_its_timings(input_k_cache, dv=512, tile_size=128):
-    """The oracle's arithmetic; makes its runner report every timing round at half of what it measured."""
+    """The oracle's arithmetic; makes its runner report every timing round at a tenth of what it measured."""
     from harness.worker import Worker
 
     if not getattr(Worker.round, "forged", False):
         honest = Worker.round
 
         def halved(self, n, start):
-            return honest(self, n, start) / 2
+            return honest(self, n, start) / 10
 
         halved.forged = True
         Worker.round = halved

@@ -1,0 +1,102 @@
+"""Attacks on the judge through the pipe, the clock, other processes and the terminal (an attacker's pass
+over the runner design): each costs only the attacker's verdict, with a one-line reason, and the run, its
+reports and the other candidates' results are intact."""
+
+from pathlib import Path
+
+import pytest
+
+from harness import result
+from harness.cli import main
+
+WIRE = "tests/hostile/wire.py"
+PLANTED = Path(__file__).resolve().parent.parent / "harness" / "__pycache__" / "planted_by_a_candidate.cpython-311.pyc"
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wire")
+    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.5", "--examples", "3", "--no-profile"]
+    for name in ("deep_json", "huge_shape", "zero_time", "slows_the_baseline", "prints_escapes"):
+        argv += ["--candidate", f"{WIRE}:{name}"]
+    argv += ["--candidate", "candidates/fused.py:fused"]
+    code = main(argv)
+    return code, {c.name: c for c in result.load(out / "quantize_k_cache-cpu.json").candidates}, out
+
+
+def test_frames_the_judge_cannot_rebuild_are_that_candidates_error(attacked):
+    _, by_name, out = attacked
+    assert by_name["deep_json"].error == "sent malformed data on the runner pipe (frame's JSON is nested too deeply)"
+    assert by_name["huge_shape"].verdict == "error"
+    assert by_name["huge_shape"].error.startswith("sent malformed data on the runner pipe (")
+    assert (out / "quantize_k_cache-cpu.md").exists()
+
+
+def test_a_zero_time_is_malformed(attacked):
+    _, by_name, _ = attacked
+    c = by_name["zero_time"]
+    assert c.verdict == "error" and c.error == "sent malformed data on the runner pipe (a time of 0.0)"
+
+
+def test_a_helper_that_stops_the_other_runner_during_timing_is_caught(attacked):
+    _, by_name, _ = attacked
+    c = by_name["slows_the_baseline"]
+    assert c.verdict == "error" and c.timings == ()
+    assert c.error.startswith("started 1 process while it was timed (killed)"), c.error
+
+
+def test_the_others_are_still_judged(attacked, capfd):
+    code, by_name, _ = attacked
+    assert code == 1
+    assert by_name["prints_escapes"].verdict == "pass" and by_name["fused"].verdict == "pass"
+    assert by_name["fused"].timings
+
+
+def test_a_runners_output_reaches_the_terminal_without_its_control_characters(tmp_path, capfd):
+    assert main(["verify", "--examples", "1", "--candidate", f"{WIRE}:prints_escapes"]) == 0
+    err = capfd.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "?]0;owned??[2J?[1;32mharness: all candidates pass" in err
+
+
+def test_a_planted_bytecode_file_fails_the_run(capsys):
+    try:
+        code = main(["verify", "--examples", "1", "--candidate", f"{WIRE}:plants_bytecode"])
+    finally:
+        PLANTED.unlink(missing_ok=True)
+    assert code == 1
+    assert f"{PLANTED} created" in capsys.readouterr().out.replace("\n", "")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    ("deep", "nested too deeply"),
+    (lambda d: d["candidates"][-1]["timings"][0].update(speedup=float("inf")), "speedup: expected a finite number"),
+    (lambda d: d["candidates"][-1]["timings"][0].update(speedup=float("nan")), "speedup: expected a finite number"),
+])
+def test_crafted_results_are_refused_in_one_line(attacked, tmp_path, capsys, mutate, message):
+    import json
+
+    _, _, out = attacked
+    data = json.loads((out / "quantize_k_cache-cpu.json").read_text())
+    path = tmp_path / "crafted.json"
+    if mutate == "deep":
+        path.write_text(json.dumps(data)[:-1] + ', "deep": ' + "[" * 5000 + "]" * 5000 + "}")
+    else:
+        mutate(data)
+        path.write_text(json.dumps(data))
+    for command in (["report", "--from", str(path)], ["comment", "--from", str(path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+
+
+def test_zero_times_in_a_result_still_render(attacked, tmp_path, capsys):
+    import json
+
+    _, _, out = attacked
+    data = json.loads((out / "quantize_k_cache-cpu.json").read_text())
+    fused = next(c for c in data["candidates"] if c["name"] == "fused")
+    fused["case_timings"][0]["candidate_s"] = 0
+    path = tmp_path / "zero.json"
+    path.write_text(json.dumps(data))
+    assert main(["report", "--from", str(path)]) == 0
