@@ -16,7 +16,7 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   when a runner stops, every process of its session and every such orphan is killed and reaped, and the
   count is reported.  A runner also dies with the judge (``PR_SET_PDEATHSIG``).
 - Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
-  the judge saw, nor (on the CPU) account for less than half of the time the judge saw a median round
+  the judge saw, nor (on the CPU) account for less than a fifth of the time the judge saw a median round
   take: gross forgery is caught, not a few percent; and
   on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
   otherwise slow the other runner down while this one is stopped).
@@ -44,7 +44,9 @@ from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_out
 # function 30% faster in one runner than in another (benchmarks/NOTES.md); set these yourself to override.
 # PYTHONDONTWRITEBYTECODE: a runner writes no .pyc, so one that appears during a run was planted.
 RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 << 30), "PYTHONDONTWRITEBYTECODE": "1"}
-MAX_WALL_RATIO = 2.0  # judge's time / reported time of a median round; honest rounds here: ~1.05
+# judge's time / reported time of a median round: ~1.05 on a quiet machine, up to ~2.2 with this 2-core
+# machine fully loaded (the pipe's wake-ups wait for the scheduler); only gross forgery is caught
+MAX_WALL_RATIO = 5.0
 _LIVE: set[int] = set()  # pids of this judge's runners that are still running
 _SUBREAPER = False
 
