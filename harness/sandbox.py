@@ -17,7 +17,7 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   count is reported.  A runner also dies with the judge (``PR_SET_PDEATHSIG``).
 - Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
   the judge saw, nor (on the CPU) account for less than a fifth of the time the judge saw a median round
-  take: gross forgery is caught, not a few percent; and
+  of 25 ms or more take: gross forgery of long rounds is caught, not a few percent; and
   on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
   otherwise slow the other runner down while this one is stopped).
 """
@@ -47,6 +47,9 @@ RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 
 # judge's time / reported time of a median round: ~1.05 on a quiet machine, up to ~2.2 with this 2-core
 # machine fully loaded (the pipe's wake-ups wait for the scheduler); only gross forgery is caught
 MAX_WALL_RATIO = 5.0
+# Rounds the judge saw take less than this are not checked: a few ms of scheduler delay around a short
+# round (5 ms of a tiny function) would look like forgery on a loaded machine.
+MIN_CHECKED_ROUND_S = 0.025
 _LIVE: set[int] = set()  # pids of this judge's runners that are still running
 _SUBREAPER = False
 
@@ -379,14 +382,16 @@ class Runner:
         # a runner makes before a round of several calls (worker.round)
         expected = seconds * (n + 1 if n > 1 else 1)
         self._wall, self._reported = self._wall + wall, self._reported + expected
-        self._ratios.append(wall / expected)
+        if wall >= MIN_CHECKED_ROUND_S:  # by the judge's clock: the runner's own figures could be forged
+            self._ratios.append(wall / expected)
         return seconds
 
     def release(self) -> None:
         """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
-        in the median round the judge's time at most ``MAX_WALL_RATIO`` times what the runner reported
-        (the median, so that a round delayed by the scheduler does not count).  Gross forgery is caught,
-        a few percent is not: a runner is the candidate's own process."""
+        in the median round the judge saw take at least ``MIN_CHECKED_ROUND_S``, its time at most ``MAX_WALL_RATIO``
+        times what the runner reported (the median, so that a round delayed by the scheduler does not
+        count).  Gross forgery of long rounds is caught, a few percent is not: a runner is the candidate's
+        own process."""
         self.request({"kind": "release"}, "ok")
         # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
         # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent

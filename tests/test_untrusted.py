@@ -26,7 +26,9 @@ def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved")
     assert main(["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5", "--no-profile",
                  "--candidate", "candidates/fused.py:fused", "--candidate", "tests/wrong_candidates.py:wrong_for_fp16"]) == 1
-    return result.load(out / "quantize_k_cache-cpu.json"), out / "quantize_k_cache-cpu.json"
+    run = result.load(out / "quantize_k_cache-cpu.json")
+    assert run.candidates[0].verdict == "pass", run.candidates[0].error
+    return run, out / "quantize_k_cache-cpu.json"
 
 
 def hostile(run):
