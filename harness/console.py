@@ -12,15 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.syntax import Syntax
 from rich.table import Table
 
-from harness.fmt import fmt_interval, fmt_time
+from harness.fmt import fmt_interval, fmt_time, plain
 from harness.report import best_candidate, verdict_text
 from harness.result import Profile, RunResult
-
-def plain(text: object) -> str:
-    """Untrusted text for a terminal: control characters (escape sequences, carriage returns) shown as
-    ``?`` so that a name or message cannot move the cursor, recolour or hide output."""
-    return "".join(c if c.isprintable() or c == " " else "?" for c in str(text))
-
 
 def plain_lines(text: str) -> str:
     """Untrusted multi-line text: each line made ``plain``."""

@@ -57,6 +57,12 @@ _CODE_SPAN = re.compile(r"(`[^`]+`)")
 _MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]#|~>@$])")  # @: no mentions; $: no math
 
 
+def plain(text: object) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences, carriage returns) shown as
+    ``?`` so that a name or message cannot move the cursor, recolour or hide output."""
+    return "".join(c if c.isprintable() or c == " " else "?" for c in str(text))
+
+
 def md_text(text: object) -> str:
     """Untrusted prose as one markdown paragraph: HTML escaped, markdown punctuation backslash-escaped,
     except inside the `code spans` it already had (whose content renders literally anyway)."""

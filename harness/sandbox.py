@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audit import StateChanged
+from harness.fmt import plain
 from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, read_frame, write_frame
 
 # Every runner's C allocator in the same, history-free state: glibc serves all memory from its heap and
@@ -102,15 +103,20 @@ def _processes() -> dict[int, tuple[str, int, int, int]]:
     except OSError:
         return found
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            found[int(entry)] = (fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
-        except (OSError, IndexError, ValueError):
-            continue
+        stat = _stat(int(entry)) if entry.isdigit() else None
+        if stat is not None:
+            found[int(entry)] = stat
     return found
+
+
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, process group, session) of one process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _children(pid: int) -> set[int]:
@@ -134,15 +140,7 @@ def has_strays(runner: int) -> bool:
     if not os.path.exists("/proc/self/task"):
         return False
     candidates = _children(runner) | (_children(os.getpid()) - _LIVE)
-    return any(_state(p) not in ("Z", None) for p in candidates)  # a killed child may linger as a zombie
-
-
-def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+    return any((_stat(p) or ("Z",))[0] != "Z" for p in candidates)  # a killed child may linger as a zombie
 
 
 def _strays(session: int) -> list[int]:
@@ -171,7 +169,7 @@ def _reap_zombies() -> None:
                 pass
 
 
-def table_group(pid: int) -> int | None:
+def _group(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
     except OSError:
@@ -186,7 +184,7 @@ def kill_strays(session: int) -> int:
         if not found:
             break
         for pid in found:
-            group = table_group(pid)
+            group = _group(pid)
             try:
                 if group not in (None, os.getpgrp()):
                     os.killpg(group, signal.SIGKILL)  # atomic against fork: a process that keeps forking dies too
@@ -271,9 +269,9 @@ class Runner:
         lines = [line for line in text.splitlines() if line.strip()]
         if not lines:
             return
-        shown = "".join(c if c.isprintable() or c == " " else "?" for c in self.spec)
+        shown = plain(self.spec)
         for line in lines[:max_lines]:
-            sys.stderr.write(f"[{shown}] " + "".join(c if c.isprintable() or c == " " else "?" for c in line) + "\n")
+            sys.stderr.write(f"[{shown}] {plain(line)}\n")
         if len(lines) > max_lines:
             sys.stderr.write(f"[{shown}] ({len(lines) - max_lines} more lines)\n")
 
