@@ -2,24 +2,20 @@
 (no Python build dependency) and called through ctypes.  ``load()`` returns None where no compiler is
 available; the fused candidate then falls back to its vectorised torch pass and says so once.
 
-The shared library is cached per source and compiler flags in ``$HARNESS_CACHE`` (default
-``~/.cache/harness``) and written atomically, so concurrent first uses cannot see half a file.
+Compiling, caching and loading are ``candidates/_cbuild.py``'s: the shared library is cached per source and
+compiler flags in ``$HARNESS_CACHE`` (default ``~/.cache/harness``) and written atomically, so concurrent
+first uses cannot see half a file.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from candidates import _cbuild
 from candidates._kernels import prepare, saturates
 
 SOURCE = Path(__file__).with_name("_fused_cpu.c")
@@ -27,32 +23,10 @@ FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenm
 FUNCTIONS = {torch.bfloat16: "quantize_bf16", torch.float16: "quantize_f16", torch.float32: "quantize_f32"}
 
 
-def _compile(target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise OSError("no C compiler found (set CC)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, text=True)
-        os.replace(tmp, target)
-    except subprocess.CalledProcessError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(f"compiling {SOURCE.name} failed: {exc.stderr.strip()[:500]}") from None
-
-
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
-    library = cache / f"fused_cpu_{digest}.so"
-    try:
-        if not library.exists():
-            _compile(library)
-        lib = ctypes.CDLL(str(library))
-    except OSError as exc:
-        warnings.warn(f"fused CPU kernel unavailable, using the torch fallback: {exc}", RuntimeWarning, stacklevel=2)
+    lib = _cbuild.load(SOURCE, FLAGS, "fused CPU kernel")
+    if lib is None:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     for name in FUNCTIONS.values():

@@ -5,7 +5,7 @@ import torch
 from harness.candidates import candidate
 
 
-@candidate
+@candidate(target="quantize_k_cache")
 def amax_vectorized(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> torch.Tensor:
     """The tile loop of codeflash PR 341: `amax` replaces `max(dim=-1).values` (no index tensor is
     computed), the scale is broadcast with an out-of-place `unsqueeze` instead of the in-place

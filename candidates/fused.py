@@ -21,7 +21,7 @@ def _kernel(x: torch.Tensor):
     return kernel if kernel.supports(x) else None
 
 
-@candidate
+@candidate(target="quantize_k_cache")
 def fused(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> torch.Tensor:
     """One pass over memory instead of the slow loop's several passes per tile.  On CUDA, one Triton
     kernel (`candidates/_fused_triton.py`); on the CPU, one C loop parallel over tokens

@@ -22,6 +22,23 @@ class QuantizeKCache(Target):
     function_name = "_quantize_k_cache_slow"
     source = "python/sglang/srt/layers/attention/nsa/quant_k_cache.py"
     policies = ("exact", "ulp", "dequant")
+    policy_text = {
+        "exact": "bytes identical, every NaN code counted as one NaN",
+        "ulp": "fp8 codes within N ulps (sign checked), scales within a relative tolerance, rope exact, "
+               "NaNs at the same places",
+        "dequant": "dequantized values within atol/rtol of the oracle's, NaNs at the same places",
+    }
+    line_kinds = (
+        ("loop header", r"^\s*for\b"),
+        ("allocation", r"torch\.(empty|zeros|ones|full)\b"),
+        ("abs + max reduction", r"\b(abs|amax|max)\b"),
+        ("division + fp8 conversion", r"((?<!/)/(?!/)|\bdiv\b|\.to\(|float8)"),
+        ("kernel launch", r"\b(quantize|kernel|launch)\w*\("),
+        *Target.line_kinds[2:],
+    )
+    annotated_families = ("seed",)  # the seed document's regression tests, annotated with their runtimes
+    sizes_help = ("sizes to time: N tokens of the production layout (d=576, dv=512, tile 128, bfloat16), "
+                  "or NBxBSxD[,dv=..,tile=..,dtype=..]")
     precondition_errors = (AssertionError,)
 
     def __init__(self, tolerances: Tolerances = Tolerances()) -> None:

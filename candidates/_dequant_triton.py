@@ -1,0 +1,123 @@
+"""The fused dequantizer as one Triton kernel (CUDA), bit-exact with the oracle on CUDA.
+
+One program handles BLOCK_T tokens and TILES_PER_PROGRAM tiles of each (all four in production): it loads
+the codes as a [tokens, tiles, tile] block and the scales as [tokens, tiles], widens each code to float32,
+multiplies it by its tile's scale, rounds to bfloat16 and stores the row; the programs of the first tile
+group also copy the rope bytes.  Every step is integer or one IEEE float32 multiply, so nothing depends on
+how the compiler or the hardware converts:
+- the e4m3fn code is decoded with integer operations (exponent + 120 and mantissa << 20 for normal codes,
+  ``m * 2^-9`` for the subnormal ones, exact in float32), not with the conversion instruction;
+- the product is ``a * b`` of two float32 values: one ``mul`` (no addition follows, so nothing can be
+  contracted into an FMA, and Triton does not flush float32 subnormals);
+- float32 -> bfloat16 is rounded to nearest even with the integer rounding torch's kernels use
+  (``(u + 0x7FFF + lsb) >> 16``), and NaN is detected from the bits (no fast-math folding of ``x != x``)
+  and written as torch spells it on the device (NAN_BITS, probed once: candidates/_dequant.py).
+The same operations run identically under Triton's interpreter, so the kernel is checked bit for bit on
+the CPU too (tests/_interpret_dequant.py).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import triton
+import triton.language as tl
+
+from candidates._dequant import Rows, oracle_nan_bits
+
+BLOCK_T, NUM_WARPS, STREAM = 8, 4, False  # production row: tokens per program, warps, streaming cache hints
+# (tuned with benchmarks/dequant_gpu_check.py --tune)
+MAX_ELEMENTS = 4096  # codes per program (tokens x tiles x padded tile) for the other layouts
+
+
+@triton.jit
+def _dequantize_kernel(
+    in_ptr, out_ptr, n_tokens, block_size, block_stride, token_stride,
+    D: tl.constexpr, DV: tl.constexpr, TILE: tl.constexpr, TILE_P2: tl.constexpr, NUM_TILES: tl.constexpr,
+    TILES_PER_PROGRAM: tl.constexpr, ROPE: tl.constexpr, ROPE_P2: tl.constexpr, NAN_BITS: tl.constexpr,
+    FLAT: tl.constexpr, FULL_COLUMNS: tl.constexpr, EVICT: tl.constexpr, STORE_CACHE: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+):
+    in_ptr = in_ptr.to(tl.pointer_type(tl.uint8))  # the bytes of the rows, whatever their one-byte dtype
+    out_ptr = out_ptr.to(tl.pointer_type(tl.int16))  # the bits of the bfloat16 output
+    tok = (tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)).to(tl.int64)
+    tmask = tok < n_tokens
+    if FLAT:  # blocks follow each other: token t's row is t rows in
+        row = in_ptr + tok * token_stride
+    else:
+        row = in_ptr + (tok // block_size) * block_stride + (tok % block_size) * token_stride
+    out_row = out_ptr + tok * D  # the output is contiguous
+
+    k = tl.program_id(1) * TILES_PER_PROGRAM + tl.arange(0, TILES_PER_PROGRAM)  # this program's tiles
+    i = tl.arange(0, TILE_P2)
+    col = k[:, None] * TILE + i[None, :]  # [tiles, tile]: element offsets in the row
+    kmask = k < NUM_TILES
+    if FULL_COLUMNS:  # every program's tiles exist and fill their blocks: only the tokens are masked
+        emask = tmask[:, None, None]
+    else:
+        emask = tmask[:, None, None] & (kmask[:, None] & (i < TILE)[None, :])[None, :, :]
+    codes = tl.load(row[:, None, None] + col[None, :, :], mask=emask, other=0, eviction_policy=EVICT).to(tl.uint32)
+    scale_ptr = (row[:, None] + DV + 4 * k[None, :]).to(tl.pointer_type(tl.float32))
+    scale = tl.load(scale_ptr, mask=tmask[:, None] & kmask[None, :], other=1.0, eviction_policy=EVICT)
+
+    mag = codes & 0x7F
+    normal = (mag << 20) + (120 << 23)
+    subnormal = (mag.to(tl.int32).to(tl.float32) * 0.001953125).to(tl.uint32, bitcast=True)  # m * 2^-9
+    value = (tl.where(mag < 8, subnormal, normal) | ((codes & 0x80) << 24)).to(tl.float32, bitcast=True)
+    product = value * scale[:, :, None]
+    u = product.to(tl.uint32, bitcast=True)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    is_nan = (mag == 0x7F) | ((u & 0x7FFFFFFF) > 0x7F800000)
+    bits = tl.where(is_nan, NAN_BITS, rounded).to(tl.uint16).to(tl.int16, bitcast=True)
+    tl.store(out_row[:, None, None] + col[None, :, :], bits, mask=emask, cache_modifier=STORE_CACHE)
+
+    if ROPE > 0:
+        if tl.program_id(1) == 0:
+            r = tl.arange(0, ROPE_P2)
+            rmask = tmask[:, None] & (r < ROPE)[None, :]
+            rope_in = (row + DV + 4 * NUM_TILES).to(tl.pointer_type(tl.int16))
+            rope = tl.load(rope_in[:, None] + r[None, :], mask=rmask, eviction_policy=EVICT)
+            tl.store(out_row[:, None] + DV + r[None, :], rope, mask=rmask, cache_modifier=STORE_CACHE)
+
+
+def supports(x: torch.Tensor) -> bool:
+    return x.is_cuda or x.device.type == "cpu"  # the CPU: under TRITON_INTERPRET=1 only (tests)
+
+
+@lru_cache(maxsize=256)
+def _launch_plan(device: str, d: int, dv: int, tile_size: int, flat: bool, nan: int, block_t: int | None,
+                 num_warps: int | None, stream: bool | None) -> tuple[int, int, dict]:
+    """Tokens per program, tile groups and the kernel's constants for one configuration, computed once."""
+    num_tiles = dv // tile_size
+    tile_p2 = triton.next_power_of_2(tile_size)
+    tiles_per_program = min(triton.next_power_of_2(max(num_tiles, 1)), max(1, MAX_ELEMENTS // tile_p2))
+    if block_t is None:  # the production row (512 codes, all in one program) as tuned; else ~MAX_ELEMENTS
+        per_token = tiles_per_program * tile_p2
+        block_t = BLOCK_T if per_token == dv == 512 else max(1, min(64, MAX_ELEMENTS // per_token))
+    constants = dict(D=d, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles,
+                     TILES_PER_PROGRAM=tiles_per_program, ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)),
+                     NAN_BITS=nan, FLAT=flat, FULL_COLUMNS=tile_p2 == tile_size and num_tiles % tiles_per_program == 0,
+                     BLOCK_T=block_t, num_warps=num_warps or NUM_WARPS)
+    if STREAM if stream is None else stream:  # read once, written once: hint both past the caches
+        constants.update(EVICT="evict_first", STORE_CACHE=".cs")
+    else:
+        constants.update(EVICT="", STORE_CACHE="")
+    return block_t, triton.cdiv(num_tiles, tiles_per_program), constants
+
+
+def dequantize(rows: Rows, dv: int, tile_size: int, d: int, block_t: int | None = None,
+               num_warps: int | None = None, stream: bool | None = None) -> torch.Tensor:
+    """A fresh ``(num_blocks, block_size, d)`` bfloat16 tensor filled from the checked ``rows``."""
+    result = rows.empty_result(d)
+    block_size = rows.block_size
+    tokens = rows.num_blocks * block_size
+    if result.numel():
+        flat = rows.block_stride == block_size * rows.token_stride or rows.num_blocks == 1
+        device = str(result.device)
+        nan = oracle_nan_bits(device, tile_size, tokens)
+        per_program, groups, constants = _launch_plan(device, d, dv, tile_size, flat, nan, block_t, num_warps, stream)
+        grid = (triton.cdiv(tokens, per_program), max(groups, 1))
+        _dequantize_kernel[grid](rows.data, result, tokens, block_size, rows.block_stride, rows.token_stride,
+                                 **constants)
+    return result
