@@ -25,7 +25,7 @@ from harness.candidates import absolute, discover
 from harness.clocks import measure_copy_bandwidth
 from harness.sandbox import spawn
 from harness.fmt import fmt_time
-from harness.target import get_target
+from harness.target import discover_targets, get_target
 from harness.verify import Verifier
 
 
@@ -72,7 +72,7 @@ def main() -> int:
     print("\n".join(f"  {case.name}: {cmp.summary}" for case, cmp in verifier.oracle_device_differences())
           or "  identical on every named case")
 
-    candidates = discover(target.name, target.name)
+    candidates = discover(target.name, list(discover_targets()))
     config = BenchConfig(budget_s=args.budget)
     runners = {spec: spawn(absolute(spec), target.ref, "cuda", dataclasses.asdict(config), 1200)
                for spec in ["oracle:quantize_k_cache", *(c.spec for c in candidates)]}

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from harness.candidates import discover, load
-from harness.target import Case, get_target
+from harness.target import Case, discover_targets, get_target
 
 TARGET = get_target("quantize_k_cache")
-CANDIDATES = {c.name: load(c.spec) for c in discover(TARGET.name, TARGET.name)}  # in-process: your own benchmarks
+CANDIDATES = {c.name: load(c.spec) for c in discover(TARGET.name, list(discover_targets()))}  # in-process: your own benchmarks
 SIZES = ["512x32x300,dv=256,tile=64,dtype=float32", "4096", "16384"]
 
 

@@ -6,8 +6,11 @@ Per size: each runner builds its inputs (rotated among several buffers, so no fu
 cache and no input is allocated in a timed region) and warms up until three consecutive calls agree;
 the judge checks that both were given the same inputs.  Then rounds alternate baseline/candidate (ABBA
 order, so drift and order effects fall on both), one runner at a time with the other's processes
-stopped, until the relative standard error of both medians is under the target or the time budget is
-spent (``converged`` says which).
+stopped — a sequential test: at checkpoints (after ``min_rounds``, then every quarter more) the speedup's
+interval is read against the noise floor (``stats.decide``), and rounds go on until it is decisive
+(faster, slower, or inside the floor) with both medians' relative standard error under the target, or the
+budget is spent (then the verdict is "inconclusive" unless the last interval decided; ``converged`` says
+which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from harness import stats
+from harness.noise import CpuWatch
 from harness.result import BenchSettings, SizeTiming
 from harness.target import Case, Target
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    target_rse: float = 0.01
-    budget_s: float = 3.0  # per candidate and size, baseline rounds included
+    target_rse: float = 0.03  # of each median, for the per-size medians and GB/s the report quotes
+    budget_s: float = 6.0  # at most, per candidate and size, baseline rounds included
     noise_floor: float = 0.05
-    min_rounds: int = 10
+    min_rounds: int = 8
     max_rounds: int = 5000
     warmup_max_s: float = 60.0  # compilation can take this long
     round_target_s: float = 0.005  # calls per round are chosen so a round lasts about this long
@@ -80,16 +84,22 @@ class Bench:
             n = [max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9))) for p in prepared]
             rounds: tuple[list[float], list[float]] = ([], [])
             deadline = time.perf_counter() + cfg.budget_s
-            converged = False
+            watch = CpuWatch()
+            watch.start(getattr(t, "pid", None) or 0 for t in pair)
+            converged, checkpoint = False, cfg.min_rounds
             for r in range(cfg.max_rounds):
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                     pair[1 - i].suspend()
                     rounds[i].append(pair[i].round(n[i], r))
-                if len(rounds[0]) >= cfg.min_rounds and max(map(stats.relative_stderr, rounds)) < cfg.target_rse:
-                    converged = True
+                done = len(rounds[0])
+                if done >= checkpoint:
+                    checkpoint = done + max(1, done // 4)
+                    if self._decided(*rounds):
+                        converged = True
+                        break
+                if time.perf_counter() > deadline and done >= 2:
                     break
-                if time.perf_counter() > deadline and len(rounds[0]) >= 2:
-                    break
+            foreign = watch.share()
         except BaseException:
             for timed in pair:
                 with contextlib.suppress(Exception):  # the first failure is the one to report
@@ -97,7 +107,12 @@ class Bench:
             raise
         for timed in pair:
             timed.release()
-        return self._timing(size, n[1], converged, *rounds)
+        return self._timing(size, n[1], converged, *rounds, foreign_cpu=foreign)
+
+    def _decided(self, base_rounds: list[float], cand_rounds: list[float]) -> bool:
+        ci = stats.bootstrap_median_ci(stats.paired_ratios(base_rounds, cand_rounds))
+        precise = max(stats.relative_stderr(base_rounds), stats.relative_stderr(cand_rounds)) < self.config.target_rse
+        return precise and stats.decide(ci, self.config.noise_floor) in stats.DECISIVE
 
     def best_of(self, baseline: Timed, candidate: Timed, case: Case, repeats: int = 5) -> tuple[float, float]:
         """Best single-call time of each on ``case``, interleaved.  A call that raises is timed up to its
@@ -110,17 +125,19 @@ class Bench:
                 best[i] = min(best[i], pair[i].time_case(case))
         return best[0], best[1]
 
-    def _timing(self, size: Case, calls_per_round: int, converged: bool,
-                base_rounds: list[float], cand_rounds: list[float]) -> SizeTiming:
+    def _timing(self, size: Case, calls_per_round: int, converged: bool, base_rounds: list[float],
+                cand_rounds: list[float], foreign_cpu: float | None = None) -> SizeTiming:
         ratios = stats.paired_ratios(base_rounds, cand_rounds)
         ci = stats.bootstrap_median_ci(ratios)
+        verdict = stats.decide(ci, self.config.noise_floor)
         cand = stats.summarize(cand_rounds)
         nbytes = self.target.case_bytes(size)
         gbps = nbytes / cand.median_s / 1e9
         return SizeTiming(
             size=size.name, input=self.target.describe(size), bytes_moved=nbytes, calls_per_round=calls_per_round,
             converged=converged, baseline=stats.summarize(base_rounds), candidate=cand,
-            speedup=stats.median(ratios), speedup_ci=ci, verdict=stats.classify(ci, self.config.noise_floor),
+            speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
+            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor), foreign_cpu=foreign_cpu,
             gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
             baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds),
         )

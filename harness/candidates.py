@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 MARK = "__harness_candidate__"
 ORACLE_PREFIX = "oracle:"
@@ -37,7 +37,7 @@ class SpecError(Exception):
 @dataclass(frozen=True)
 class Mark:
     name: str
-    target: str | None  # None: the default target
+    target: str | None  # None: the project's only target
     doc: str | None
 
 
@@ -66,7 +66,7 @@ class Described:
     name: str
     spec: str
     doc: str
-    target: str | None = None  # the target its mark names (None: the default target)
+    target: str | None = None  # the target its mark names (None: the project's only target)
 
 
 def candidates_dir() -> Path:
@@ -152,9 +152,10 @@ def candidate_files(directory: Path | None = None) -> list[Path]:
     return [p for p in sorted((directory or candidates_dir()).glob("*.py")) if not p.name.startswith("_")]
 
 
-def discover(target: str, default_target: str, directory: Path | None = None,
+def discover(target: str, targets: Sequence[str], directory: Path | None = None,
              files: list[Path] | None = None) -> list[Described]:
-    """Every candidate marked for ``target`` in ``files`` (default: those of ``directory``), read from source."""
+    """Every candidate marked for ``target`` in ``files`` (default: those of ``directory``), read from source.
+    A mark must name one of ``targets`` (the project's); it may leave the target out only when there is one."""
     found: list[Described] = []
     for path in files if files is not None else candidate_files(directory):
         shown = _display(path)
@@ -162,7 +163,15 @@ def discover(target: str, default_target: str, directory: Path | None = None,
         defs = _bindings(tree)
         for attr, node in defs.items():
             described = _describe(attr, node, defs, f"{shown}:{attr}", shown, marked_only=True)
-            if described and (described.target or default_target) == target:
+            if described is None:
+                continue
+            if described.target is None and len(targets) > 1:
+                raise SpecError(f"{shown}:{attr} is marked @candidate without a target, and this project has "
+                                f"{len(targets)}: say which with @candidate(target=...), one of {', '.join(targets)}")
+            if described.target is not None and described.target not in targets:
+                raise SpecError(f"{shown}:{attr}: @candidate(target={described.target!r}) names no target of this "
+                                f"project; known: {', '.join(targets)}")
+            if (described.target or targets[0]) == target:
                 found.append(described)
     return found
 

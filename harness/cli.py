@@ -1,8 +1,10 @@
 """The ``harness`` command line: list, run, verify, bench, profile, report, export-tests, comment.
 
-Exit codes: 0 everything asked for passed; 1 a candidate failed verification (or the regression gate
-tripped); 2 a usage mistake (bad spec, policy, device, size or path), reported in one line without a
-traceback (``--debug`` shows one).
+Exit codes: 0 everything asked for passed; 1 a candidate did not pass (or a round trip failed, the
+checkout changed, the regression gate tripped); 2 a usage mistake (bad spec, policy, device, size or
+path), reported in one line without a traceback (``--debug`` shows one); 3 everything passed but the
+timings are not to be trusted: the machine was noisy (other processes took CPU while timing, or the
+baseline's medians disagreed within the run; the report says so at the top).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from harness import gate, report, result
 from harness.bench import BenchConfig
 from harness.candidates import SpecError, describe, discover
 from harness.errors import UsageError
-from harness.target import TargetError, discover_targets, get_target
+from harness.target import TargetError, discover_targets, get_target, in_run_order
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOISY = 0, 1, 2, 3
 
 if TYPE_CHECKING:
     from harness.pipeline import Pipeline, RunOptions
@@ -66,7 +68,8 @@ def _positive(kind: type, minimum: float = 0, inclusive: bool = False) -> Callab
 
 
 def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> None:
-    p.add_argument("--target", help="the function under optimisation (default: the first in oracles/)")
+    p.add_argument("--target", help="the function under optimisation (default: every target in oracles/, or the "
+                                    "one the --candidate specs are marked for)")
     p.add_argument("--candidate", action="append", default=[], metavar="SPEC",
                    help="path/to/file.py:function or package.module:function; repeatable "
                         "(default: every candidate marked in candidates/)")
@@ -76,7 +79,8 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--timeout", type=_positive(float), default=300.0,
                    help="seconds each candidate's work may take in its runner process (default 300)")
     if verifying:
-        p.add_argument("--policy", default="exact", help="comparison policy: exact (default), ulp or dequant")
+        p.add_argument("--policy", default="exact", help="comparison policy (default exact); each target's "
+                                                         "policies and what they accept: harness list")
         p.add_argument("--seed", type=_positive(int, 0, inclusive=True), default=0,
                        help="hypothesis seed for property cases (default 0)")
         p.add_argument("--examples", type=_positive(int, 1, inclusive=True), default=100,
@@ -84,12 +88,16 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     if timing:
         p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
         p.add_argument("--sizes", nargs="+", metavar="SIZE",
-                       help="sizes to time: N tokens of the production layout, or NBxBSxD[,dv=..,tile=..,dtype=..]")
+                       help="sizes to time, in the target's notation (harness list shows it)")
         p.add_argument("--quick", action="store_true", help="fewer sizes and a smaller time budget")
-        p.add_argument("--budget", type=_positive(float), help="seconds of timing per candidate and size (default 3, quick 1)")
-        p.add_argument("--rse", type=_percent(), default=0.01, help="target relative standard error of the median (default 1%%)")
+        p.add_argument("--budget", type=_positive(float),
+                       help="at most this many seconds of timing per candidate and size; rounds stop earlier once "
+                            "the verdict is decided (default 6, quick 3)")
+        p.add_argument("--rse", type=_percent(), default=0.03,
+                       help="a decided size also needs each median's relative standard error under this (default 3%%)")
         p.add_argument("--noise-floor", type=_percent(), default=0.05,
-                       help="a speedup interval must clear 1 +/- this to be significant (default 5%%)")
+                       help="faster/slower only when the speedup interval clears 1 +/- this; inside it, "
+                            "\"within +/-5%%\" or \"no significant difference\" (default 5%%)")
         p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
         p.add_argument("--cuda-graphs", action="store_true",
                        help="on CUDA, replay each timed call from a CUDA graph (launch-bound sizes: device work only)")
@@ -115,8 +123,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("run", help="verify, time and write a markdown report and a JSON result",
-                       description="Check every candidate against the oracle, time those that pass against the "
-                                   "baseline over a ladder of sizes, write reports/<target>-<device>.md and .json.")
+                       description="For every target (or --target), check every candidate against the oracle, "
+                                   "time those that pass against the baseline over a ladder of sizes, and write "
+                                   "reports/<target>-<device>.md and .json, and reports/index-<device>.md.")
     _add_common(p, timing=True, verifying=True)
     p.add_argument("--out", default="reports", metavar="DIR", help="where the report and JSON go (default reports/)")
     p.add_argument("--no-profile", action="store_true", help="skip the line and kernel profiles")
@@ -138,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Profile SPEC (a candidate spec, or oracle:<target> for the original) on one "
                                    "size: line_profiler per line (device time on CUDA) and torch.profiler per op/kernel.")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--target", help="the function under optimisation (default: the first in oracles/)")
+    p.add_argument("--target", help="the function under optimisation (default: the one SPEC is marked for, or the "
+                                    "project's only target)")
     p.add_argument("--size", default=None, help="one size (default: the largest of the quick ladder)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--json", metavar="PATH", help="also write the profile as JSON")
@@ -151,9 +161,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("comment", help="the PR comment body for a saved run; --post creates or updates it",
-                       description="Print the pull-request comment for RESULT.json. With --post --pr N, create "
-                                   "the comment on PR N through the gh CLI, or update the one an earlier run posted.")
-    p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
+                       description="Print the pull-request comment for RESULT.json (one per target, repeat --from "
+                                   "for several: one comment). With --post --pr N, create the comment on PR N "
+                                   "through the gh CLI, or update the one an earlier run posted.")
+    p.add_argument("--from", dest="source", required=True, action="append", metavar="RESULT.json")
     p.add_argument("--post", action="store_true", help="post it with gh instead of printing it")
     p.add_argument("--pr", type=_positive(int), metavar="N", help="the pull request number (with --post)")
     p.add_argument("--repo", metavar="OWNER/NAME", help="default: $GITHUB_REPOSITORY or gh's current repository")
@@ -176,35 +187,40 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
     from harness.pipeline import RunOptions  # torch is imported only by commands that need it
 
     quick = getattr(args, "quick", False)
-    budget = getattr(args, "budget", None) or (1.0 if quick else 3.0)
+    budget = getattr(args, "budget", None) or (3.0 if quick else 6.0)
     return RunOptions(
         target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
         policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),
         examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time,
-        bench=BenchConfig(target_rse=getattr(args, "rse", 0.01), budget_s=budget,
+        bench=BenchConfig(target_rse=getattr(args, "rse", 0.03), budget_s=budget,
                           noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
                           cuda_graphs=getattr(args, "cuda_graphs", False)),
     )
 
 
-def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> result.RunResult:
-    from harness.pipeline import Pipeline
+def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> list[result.RunResult]:
+    """Every target the options cover, in order, each in its own pipeline; round trips attached at the end."""
+    from harness.pipeline import plan, with_round_trips
 
     options = _options(args, verify, time)
     options.profile = time and verify and not getattr(args, "no_profile", True)
     options.timeout = args.timeout
-    pipeline = Pipeline(options)
-    try:
-        with tty.LiveProgress(err) as progress:
-            pipeline.progress = progress
-            return pipeline.run()
-    except KeyboardInterrupt:
-        finished = getattr(pipeline, "finished", [])
-        if finished:
-            out.print(f"interrupted after {len(finished)} of {len(pipeline.candidates)} candidates:")
-            out.print(tty.summary_table(_partial(pipeline, finished)))
-        raise
+    pipelines = plan(options)
+    runs = []
+    for pipeline in pipelines:
+        try:
+            with tty.LiveProgress(err) as progress:
+                pipeline.progress = progress
+                runs.append(pipeline.run())
+        except KeyboardInterrupt:
+            finished = getattr(pipeline, "finished", [])
+            if finished:
+                out.print(f"interrupted after {len(finished)} of {len(pipeline.candidates)} candidates of "
+                          f"{tty.escape(pipeline.target.name)}:")
+                out.print(tty.summary_table(_partial(pipeline, finished)))
+            raise
+    return [with_round_trips(p, r) for p, r in zip(pipelines, runs)]
 
 
 def _partial(pipeline: "Pipeline", finished: list) -> result.RunResult:
@@ -214,6 +230,12 @@ def _partial(pipeline: "Pipeline", finished: list) -> result.RunResult:
                             source=pipeline.target.source, baseline=pipeline.baseline_spec,
                             policy=pipeline.options.policy, created="", candidates=tuple(finished),
                             environment=environment(pipeline.options.device, None))
+
+
+def _json_path(path: str, run: result.RunResult, runs: list[result.RunResult]) -> Path:
+    """``--json PATH``: PATH itself for a run of one target; PATH-<target>.json for each of several."""
+    p = Path(path)
+    return p if len(runs) == 1 else p.with_name(f"{p.stem}-{run.target}{p.suffix or '.json'}")
 
 
 def _write(path: str | Path, text: str) -> Path:
@@ -246,12 +268,14 @@ def _check_output_file(path: str | None, option: str) -> None:
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
     """Targets and candidates as read from source: listing runs no candidate code."""
     targets = discover_targets()
-    default = next(iter(targets), None)
-    chosen = [get_target(args.target, targets)] if args.target else list(targets.values())
+    chosen = [get_target(args.target, targets)] if args.target else in_run_order(targets)
     for target in chosen:
-        out.print(f"[bold]{target.name}[/] — oracle {target.function_name} ({target.source}); "
-                  f"policies: {', '.join(target.policies)}")
-        for cand in discover(target.name, default):
+        out.print(f"[bold]{tty.escape(target.name)}[/] — oracle {tty.escape(target.function_name)} "
+                  f"({tty.escape(target.source)})")
+        for policy in target.policies:
+            out.print(f"  --policy {policy:<9} {tty.escape(target.policy_text.get(policy, ''))}", highlight=False)
+        out.print(f"  --sizes: {tty.escape(target.sizes_help)}", highlight=False)
+        for cand in discover(target.name, list(targets)):
             first = tty.plain(cand.doc.splitlines()[0]) if cand.doc else ""
             out.print(f"  {tty.plain(cand.spec):<45} {first[:70]}", highlight=False, markup=False)
     return EXIT_OK
@@ -262,17 +286,27 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     _check_writable(out_dir)
     _check_output_file(args.json, "--json")
     previous = _load(args.compare) if args.compare else None
-    run = _execute(args, out, err, verify=True, time=True)
-    stem = out_dir / f"{run.target}-{run.environment.device}"
-    json_path = _write(stem.with_suffix(".json"), result.dumps(run))
-    md_path = _write(stem.with_suffix(".md"), report.markdown(run))
-    if args.json:
-        _write(args.json, result.dumps(run))
-    tty.render(run, out)
-    out.print(f"report: {md_path}\nresult: {json_path}", highlight=False)
-    code = _exit_code(run, err)
+    runs = _execute(args, out, err, verify=True, time=True)
+    written = []
+    for run in runs:
+        stem = out_dir / f"{run.target}-{run.environment.device}"
+        written.append(_write(stem.with_suffix(".json"), result.dumps(run)))
+        written.append(_write(stem.with_suffix(".md"), report.markdown(run)))
+        if args.json:
+            _write(_json_path(args.json, run, runs), result.dumps(run))
+    if runs:
+        written.append(_write(out_dir / f"index-{runs[0].environment.device}.md", report.index(runs)))
+    for run in runs:
+        tty.render(run, out)
+    out.print("\n".join(f"wrote {path}" for path in written), highlight=False)
+    code = _exit_code(runs, err)
     if previous is not None:
-        slower = gate.regressions(previous, run, args.fail_slower)
+        compared = [run for run in runs if run.target == previous.target]
+        if not compared:
+            err.print(f"[red]{tty.escape(args.compare)} is a result of {tty.escape(previous.target)}, which this run "
+                      f"did not cover[/]", highlight=False)
+            return EXIT_FAILED
+        slower = gate.regressions(previous, compared[0], args.fail_slower)
         for r in slower:
             err.print(f"[red]slower than {tty.escape(args.compare)}:[/] {tty.escape(r.describe())}", highlight=False)
         if slower:
@@ -283,29 +317,37 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return code
 
 
-def _exit_code(run: result.RunResult, err: Console) -> int:
-    """1 when a candidate did not pass (or, timed only, ended in error or failed the audit) or when the
-    checkout changed during the run (the terminal summary names the changes); else 0."""
-    ok = all(c.verdict in ("pass", "untested") for c in run.candidates) and not run.checkout_changes
-    return EXIT_OK if ok else EXIT_FAILED
+def _exit_code(runs: list[result.RunResult], err: Console) -> int:
+    """1 when a candidate did not pass (or, timed only, ended in error or failed the audit), a round trip
+    failed, or the checkout changed during the run (the terminal summary names the changes); else 0."""
+    ok = all(c.verdict in ("pass", "untested") for run in runs for c in run.candidates)
+    ok = ok and not any(run.checkout_changes for run in runs)
+    ok = ok and all(r.passed for run in runs for r in run.round_trips)
+    if not ok:
+        return EXIT_FAILED
+    noisy = [n for run in runs for n in run.noise]
+    for note in noisy:
+        err.print(f"[yellow]noisy machine:[/] {tty.escape(note)}", highlight=False)
+    return EXIT_NOISY if noisy else EXIT_OK
+
+
+def _finish(args: argparse.Namespace, runs: list[result.RunResult], out: Console, err: Console) -> int:
+    if args.json:
+        for run in runs:
+            _write(_json_path(args.json, run, runs), result.dumps(run))
+    for run in runs:
+        tty.render(run, out)
+    return _exit_code(runs, err)
 
 
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     _check_output_file(args.json, "--json")
-    run = _execute(args, out, err, verify=True, time=False)
-    if args.json:
-        _write(args.json, result.dumps(run))
-    tty.render(run, out)
-    return _exit_code(run, err)
+    return _finish(args, _execute(args, out, err, verify=True, time=False), out, err)
 
 
 def cmd_bench(args: argparse.Namespace, out: Console, err: Console) -> int:
     _check_output_file(args.json, "--json")
-    run = _execute(args, out, err, verify=False, time=True)
-    if args.json:
-        _write(args.json, result.dumps(run))
-    tty.render(run, out)
-    return _exit_code(run, err)
+    return _finish(args, _execute(args, out, err, verify=False, time=True), out, err)
 
 
 def cmd_profile(args: argparse.Namespace, out: Console) -> int:
@@ -314,7 +356,13 @@ def cmd_profile(args: argparse.Namespace, out: Console) -> int:
     check_device(args.device)
     _check_output_file(args.json, "--json")
     try:
-        target = get_target(args.target)
+        targets = discover_targets()
+        name = args.target
+        if name is None and args.spec.startswith("oracle:"):
+            name = args.spec.removeprefix("oracle:")
+        elif name is None and len(targets) > 1:
+            name = describe(args.spec).target
+        target = get_target(name, targets)
         size = target.parse_size(args.size) if args.size else target.sizes(args.device, quick=True)[-1]
         if args.spec != f"oracle:{target.name}":
             describe(args.spec)
@@ -374,15 +422,18 @@ def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
 def cmd_comment(args: argparse.Namespace, out: Console) -> int:
     from harness.prbot import PostError, post_comment
 
-    run = _load(args.source)
-    body = report.pr_comment(run)
+    runs = [_load(path) for path in args.source]
+    devices = {run.environment.device for run in runs}
+    if len(devices) > 1:
+        raise UsageError(f"--from: results of different devices ({', '.join(sorted(devices))}) make separate comments")
+    body = report.pr_comment(runs)
     if not args.post:
         sys.stdout.write(body)
         return EXIT_OK
     if args.pr is None:
         raise UsageError("--post needs --pr N")
     try:
-        posted = post_comment(body, args.pr, report.marker(run), args.repo, args.author, args.head_sha)
+        posted = post_comment(body, args.pr, report.marker(runs), args.repo, args.author, args.head_sha)
     except PostError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_FAILED

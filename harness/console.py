@@ -27,7 +27,7 @@ def escape(text: object) -> str:
 
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
-SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red"}
+SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red", "inconclusive": "yellow"}
 
 
 class LiveProgress:
@@ -78,7 +78,7 @@ def summary_table(result: RunResult) -> Table:
             continue
         table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s),
                       fmt_interval(t),
-                      f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.verdict)}[/]", f"{t.gbps:.2f}")
+                      f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.shown)}[/]", f"{t.gbps:.2f}")
     return table
 
 
@@ -96,7 +96,7 @@ def sizes_table(result: RunResult) -> Table | None:
             rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
             table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
                           fmt_interval(t),
-                          f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.verdict)}[/]", rounds, f"{t.gbps:.2f}",
+                          f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.shown)}[/]", rounds, f"{t.gbps:.2f}",
                           f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
     return table
 
@@ -125,6 +125,8 @@ def make_console(stderr: bool = False) -> Console:
 
 
 def render(result: RunResult, console: Console) -> None:
+    for note in result.noise:
+        console.print(f"[bold yellow]noisy machine, timings may be off:[/] {escape(note)}", highlight=False)
     for part in (sizes_table(result), failures(result), summary_table(result)):
         if part is not None:
             console.print(part)
@@ -134,6 +136,12 @@ def render(result: RunResult, console: Console) -> None:
         console.print(f"[dim]{escape(note)}[/]")
     for change in result.checkout_changes:
         console.print(f"[bold red]the checkout changed during the run:[/] {escape(change)}")
+    for trip in result.round_trips:
+        if trip.inverse_target == result.target:  # shown once, with the inverse target's result
+            mark = "[green]round trip ok[/]" if trip.passed else "[bold red]round trip FAILED[/]"
+            console.print(f"{mark} {escape(trip.forward)} → {escape(trip.inverse)}: {trip.cases - trip.failed}/"
+                          f"{trip.cases} cases" + (f" — {escape(trip.first_failure)}" if trip.first_failure else ""),
+                          highlight=False)
 
 
 def profile_view(p: Profile) -> Group:

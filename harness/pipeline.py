@@ -25,15 +25,16 @@ from typing import Callable, Mapping
 
 import torch
 
-from harness import __version__, checkout
+from harness import __version__, checkout, noise
 from harness.audit import StateChanged
 from harness.bench import Bench, BenchConfig, InputsDiffer
 from harness.candidates import ORACLE_PREFIX, Described, SpecError, absolute, candidates_dir, describe, discover
 from harness.clocks import measure_copy_bandwidth
 from harness.errors import UsageError
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
+from harness.roundtrip import RoundTrips
 from harness.sandbox import LoadFailed, Runner, RunnerError, spawn, start
-from harness.target import Case, Target, discover_targets, get_target
+from harness.target import Case, Target, discover_targets, get_target, in_run_order
 from harness.verify import Verifier, regression_test
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
@@ -117,11 +118,12 @@ def _failed(reason: str, spec: str, baseline: str) -> str:
 
 class Pipeline:
     def __init__(self, options: RunOptions, progress: Progress | None = None,
-                 targets: Mapping[str, Target] | None = None) -> None:
+                 targets: Mapping[str, Target] | None = None, round_trips: RoundTrips | None = None) -> None:
         check_device(options.device)
         self.options = options
         self.progress = progress or (lambda *a, **k: None)
         targets = discover_targets() if targets is None else targets
+        self.round_trips = round_trips
         try:
             self.target: Target = get_target(options.target, targets)
         except Exception as exc:
@@ -132,7 +134,7 @@ class Pipeline:
             raise UsageError(f"unknown policy {options.policy!r}: choose from {', '.join(self.target.policies)}")
         try:
             self.candidates: list[Described] = ([describe(spec) for spec in options.candidates] if options.candidates
-                                                else discover(self.target.name, next(iter(targets))))
+                                                else discover(self.target.name, list(targets)))
             if options.baseline and not options.baseline.startswith(ORACLE_PREFIX):
                 describe(options.baseline)
         except SpecError as exc:
@@ -217,6 +219,7 @@ class Pipeline:
     def _run(self) -> RunResult:
         opts = self.options
         before = checkout.snapshot(self._folders())
+        machine_before = noise.machine_state()
         copy_gbps = None
         if opts.time:
             self.progress("phase", name="copy bandwidth", total=1)
@@ -248,14 +251,30 @@ class Pipeline:
                     runner.close()
         changed = checkout.changes(before, checkout.snapshot(self._folders()))
         timed = any(r.timings for r in self.finished)
+        machine_after = noise.machine_state()
+        env = dataclasses.replace(environment(opts.device, copy_gbps, threads), load_start=machine_before.load1,
+                                  load_end=machine_after.load1, governor=machine_after.governor)
         return RunResult(
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
             created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            environment=environment(opts.device, copy_gbps, threads), candidates=tuple(self.finished),
+            environment=env, candidates=tuple(self.finished), noise=tuple(self._noise()),
             bench=opts.bench.settings(threads) if timed else None, baseline_profile=baseline_profile,
-            checkout_changes=tuple(changed),
+            checkout_changes=tuple(changed), policy_text=self.target.policy_text.get(opts.policy, ""),
         )
+
+    def _noise(self) -> list[str]:
+        """Why the timings may not be trusted: other processes took CPU while a size was timed, or the
+        baseline's medians at one size disagree across candidates (see ``noise``)."""
+        found = []
+        for c in self.finished:
+            if c.foreign_cpu is not None and c.foreign_cpu > noise.FOREIGN_CPU_LIMIT:
+                found.append(f"other processes used {c.foreign_cpu:.0%} of the CPUs while {c.name} was timed")
+        for size in self.sizes:
+            baselines = [noise.BaselineTiming(c.name, t.baseline.median_s, t.baseline.stderr_s)
+                         for c in self.finished for t in c.timings if t.size == size.name]
+            found += noise.baseline_disagreements(size.name, baselines)
+        return found
 
     def _candidate(self, cand: Described, runner: Runner) -> CandidateResult:
         result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error")
@@ -289,12 +308,19 @@ class Pipeline:
                     runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n))
                 result = dataclasses.replace(result, verdict=_verdict(verification),
                                              error=_error_reason(verification), verification=verification)
+                if verification.passed and self.round_trips is not None:
+                    self.progress("step", name=f"{cand.name}: round trips")
+                    self.round_trips.collect(self.target, runner, cand.spec)
+                    self.round_trips.check(self.target, runner, cand.spec)
             else:
                 result = dataclasses.replace(result, verdict="untested")
             if opts.time and (verification is None or verification.passed):
                 runner.reap_strays()  # nothing it started may run while it or the baseline is timed
+                watch = noise.CpuWatch()
+                watch.start([runner.pid, self._baseline_runner().pid])
                 timings, case_timings = self._time(runner, cand)
-                result = dataclasses.replace(result, timings=timings, case_timings=case_timings)
+                result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
+                                             foreign_cpu=watch.share())
                 if opts.profile:
                     result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, self.sizes[-1]))
             return result
@@ -326,7 +352,7 @@ class Pipeline:
         self.progress("step", name=f"{cand.name}: time each regression case")
         cases = []
         for case in self.target.named_cases():
-            if case.family != "seed":
+            if case.family not in self.target.annotated_families:
                 continue
             base_s, cand_s = self.bench.best_of(baseline, runner, case)
             cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
@@ -349,6 +375,43 @@ class Pipeline:
         finally:
             if fresh:
                 runner.close()
+
+
+def plan(options: RunOptions, targets: Mapping[str, Target] | None = None,
+         progress: Progress | None = None) -> list[Pipeline]:
+    """One pipeline per target the run covers — ``--target``'s; else the one target the ``--candidate``
+    specs are marked for; else every target of the project, each inverse after what it inverts — all
+    checked before any runs (a usage mistake in the last one costs nothing), sharing one ``RoundTrips``."""
+    targets = discover_targets() if targets is None else targets
+    if options.target is None and options.candidates and len(targets) > 1:
+        try:
+            marked = {describe(spec).target for spec in options.candidates} - {None}
+        except SpecError as exc:
+            raise UsageError(str(exc)) from None
+        if len(marked) != 1:  # unmarked specs join the target of the marked ones, if they agree on one
+            raise UsageError(f"this project has {len(targets)} targets ({', '.join(targets)}): say which one the "
+                             f"--candidate specs are for with --target")
+        options = dataclasses.replace(options, target=marked.pop())
+    chosen = ([get_target_or_usage(options.target, targets)] if options.target is not None
+              else in_run_order(targets))
+    shared = RoundTrips(targets, options.device) if options.verify and len(chosen) > 1 else None
+    return [Pipeline(dataclasses.replace(options, target=t.name), progress, targets, shared) for t in chosen]
+
+
+def get_target_or_usage(name: str | None, targets: Mapping[str, Target]) -> Target:
+    try:
+        return get_target(name, targets)
+    except Exception as exc:
+        raise UsageError(str(exc)) from None
+
+
+def with_round_trips(pipeline: Pipeline, result: RunResult) -> RunResult:
+    """A finished target's result with the round trips it took part in (known once every target ran)."""
+    trips = pipeline.round_trips
+    if trips is None:
+        return result
+    return dataclasses.replace(result, round_trips=trips.for_target(result.target),
+                               round_trip_text=trips.text_for(result.target))
 
 
 def profile_spec(spec: str, target: Target, size: Case, device: str, timeout: float = 300.0) -> Profile:

@@ -72,14 +72,18 @@ def _quiet_stderr():
 
 
 def _kernel_table(fn: Callable[..., Any], call: Any, device: str) -> tuple[list[KernelStat], str]:
+    """One call under torch.profiler (the caller has warmed ``fn`` up).  On the CPU, the autograd
+    profiler without Kineto: the same per-op table, without Kineto's second of start-up in every runner."""
+    import torch
     from torch.profiler import ProfilerActivity, profile
 
     from harness.clocks import synchronize
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    fn(*call.args, **call.kwargs)  # compile/warm outside the profile (a no-op cost when already warm)
-    synchronize(device)
-    with _quiet_stderr(), profile(activities=activities) as prof:
+    if device == "cuda":
+        session: Any = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    else:
+        session = torch.autograd.profiler.profile(use_kineto=False)
+    with _quiet_stderr(), session as prof:
         fn(*call.args, **call.kwargs)
         synchronize(device)
     events = prof.key_averages()
@@ -112,7 +116,7 @@ def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, devic
     lines = tuple(
         LineStat(line, hits, t / done, t / hits if hits else 0.0, 100 * t / total,
                  source[line - 1].strip() if 0 < line <= len(source) else "",
-                 kind_of(statements.get(line, source[line - 1] if 0 < line <= len(source) else "")))
+                 kind_of(statements.get(line, source[line - 1] if 0 < line <= len(source) else ""), target.line_kinds))
         for line, hits, t in timings
     )
     kernels, clock = _kernel_table(fn, calls[0], device)
@@ -124,21 +128,11 @@ def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, devic
 
 # -- the derived explanation ------------------------------------------------------------------------
 
-KINDS = [  # (kind of work, pattern over a line's source); first match wins
-    ("loop header", re.compile(r"^\s*for\b")),
-    ("allocation", re.compile(r"torch\.(empty|zeros|ones|full)\b")),
-    ("abs + max reduction", re.compile(r"\b(abs|amax|max)\b")),
-    ("division + fp8 conversion", re.compile(r"((?<!/)/(?!/)|\bdiv\b|\.to\(|float8)")),
-    ("kernel launch", re.compile(r"\b(quantize|kernel|launch)\w*\(")),
-    ("copy / store", re.compile(r"(copy_|\[:\]\s*=|\]\s*=)")),
-    ("slicing / indexing", re.compile(r"\[.*:.*\]")),
-]
-
-
-def kind_of(source: str) -> str:
+def kind_of(source: str, kinds: tuple[tuple[str, str], ...]) -> str:
+    """The first of a target's ``line_kinds`` whose pattern matches the statement (comments ignored)."""
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    for kind, pattern in KINDS:
-        if pattern.search(code):
+    for kind, pattern in kinds:
+        if re.search(pattern, code):
             return kind
     return "other"
 

@@ -20,11 +20,6 @@ from harness.result import CandidateResult, Profile, RunResult
 
 MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
 GITHUB_COMMENT_LIMIT = 65536
-POLICY_TEXT = {
-    "exact": "bytes identical, every NaN code counted as one NaN",
-    "ulp": "fp8 codes within N ulps (sign checked), scales within a relative tolerance, rope exact, NaNs at the same places",
-    "dequant": "dequantized values within atol/rtol of the oracle's, NaNs at the same places",
-}
 
 
 def best_candidate(result: RunResult) -> CandidateResult | None:
@@ -53,19 +48,35 @@ def verdict_text(c: CandidateResult) -> str:
 
 # -- sections -------------------------------------------------------------------------------------
 
+def _noise_warning(result: RunResult) -> str:
+    if not result.noise:
+        return ""
+    more = f" (and {len(result.noise) - 1} more in the footer)" if len(result.noise) > 1 else ""
+    return (f"> ⚠️ **The machine was noisy during this run: the timings below may be off.** "
+            f"{md_text(result.noise[0])}{more}.\n\n")
+
+
 def _headline(result: RunResult) -> str:
     best = best_candidate(result)
     fn = md_code(result.function)
-    warning = ""
+    warning = _noise_warning(result)
     if result.checkout_changes:
-        warning = (f"> ❌ **The checkout changed during this run** ({len(result.checkout_changes)} change(s), e.g. "
-                   f"{md_code(result.checkout_changes[0])}): a function under test edited the project. "
-                   f"Nothing below can be trusted.\n\n")
+        warning += (f"> ❌ **The checkout changed during this run** ({len(result.checkout_changes)} change(s), e.g. "
+                    f"{md_code(result.checkout_changes[0])}): a function under test edited the project. "
+                    f"Nothing below can be trusted.\n\n")
     if best is None:
-        timed = [c for c in result.candidates if c.headline]
-        why = "no candidate was timed" if not timed else "no passing candidate is significantly faster than the baseline"
+        timed = [c for c in result.candidates if c.headline and c.verdict == "pass"]
+        undecided = [c for c in timed if c.headline.verdict == stats.INCONCLUSIVE]
+        if undecided:
+            c = undecided[0]
+            return (f"# ❔ Inconclusive: no verdict on the speed of function {fn}\n\n{warning}"
+                    f"At the headline size {md_code(c.headline.size)} the timing budget ran out before the interval "
+                    f"was decided: {md_code(c.name)} {fmt_interval(c.headline)}, {md_text(c.headline.shown)}. "
+                    f"Run with a larger `--budget` or on a quieter machine.\n")
+        why = ("no candidate was timed" if not timed
+               else "no passing candidate is significantly faster than the baseline")
         text = f"# ⚖️ No speedup for function {fn}\n\n{warning}{why.capitalize()} at the headline size (rule below).\n"
-        elsewhere = [f"{md_code(c.name)} {fmt_interval(t)} at {md_code(t.size)}" for c in timed if c.verdict == "pass"
+        elsewhere = [f"{md_code(c.name)} {fmt_interval(t)} at {md_code(t.size)}" for c in timed
                      for t in c.timings if t.verdict == stats.FASTER]
         if elsewhere:
             text += "\nSignificantly faster at smaller sizes: " + "; ".join(elsewhere) + ".\n"
@@ -76,11 +87,11 @@ def _headline(result: RunResult) -> str:
         f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n{warning}"
         f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in {md_code(result.source)} "
         f"— candidate {md_code(best.name)} ({md_code(best.spec)})\n\n"
-        f"⏱️ Runtime: **{fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)}** "
-        f"(best of {t.candidate.rounds} runs) · median {fmt_time(t.baseline.median_s)} → "
-        f"{fmt_time(t.candidate.median_s)}, speedup {fmt_interval(t)} (95% interval) at size {md_code(t.size)}\n\n"
+        f"⏱️ Runtime at size {md_code(t.size)}, median: **{fmt_time(t.baseline.median_s)} → "
+        f"{fmt_time(t.candidate.median_s)}**, speedup {fmt_interval(t)} (95% interval), {md_text(t.shown)} "
+        f"(best of {t.candidate.rounds} runs: {fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)})\n\n"
         f"> N% is baseline time / candidate time − 1 (how much faster); X.XXx is baseline time / candidate time, "
-        f"so above 1.00x is faster and below is slower.\n"
+        f"so above 1.00x is faster and below is slower; both are the median over paired rounds.\n"
     )
 
 
@@ -99,7 +110,7 @@ def _explanation(result: RunResult) -> str:
         body.append("")
     for t in best.timings:
         body.append(f"- {md_code(t.size)} ({md_text(t.input)}): {fmt_time(t.baseline.median_s)} → "
-                    f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.verdict)}; {t.gbps:.1f} GB/s")
+                    f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.shown)}; {t.gbps:.1f} GB/s")
     return _details("📝 Explanation and details", "\n".join(body))
 
 
@@ -120,7 +131,7 @@ def _correctness(result: RunResult) -> str:
         rows.append(row)
     rows.append(["**all**", *(f"**{c.verification.cases - c.verification.failed}/{c.verification.cases}**" for c in verified)])
     out = [f"## {'✅' if ok else '❌'} Correctness verification report\n",
-           f"Policy: **{md_code(result.policy)}** — {md_text(POLICY_TEXT.get(result.policy, result.policy))}. "
+           f"Policy: **{md_code(result.policy)}** — {md_text(result.policy_text or result.policy)}. "
            f"Device: {md_code(v0.device)}, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
            _table(["Case family", *(md_code(c.name) for c in verified)], rows)]
     notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
@@ -142,6 +153,20 @@ def _correctness(result: RunResult) -> str:
     return "\n".join(out)
 
 
+def _round_trips(result: RunResult) -> str:
+    """Each pair of passing candidates of this target and the target it inverts (or that inverts it)."""
+    if not result.round_trips:
+        return ""
+    rows = [[md_code(r.forward), md_code(r.inverse), f"{r.cases - r.failed}/{r.cases} {'✅' if r.passed else '❌'}",
+             md_text(r.first_failure or "—")] for r in result.round_trips]
+    first = result.round_trips[0]
+    ok = all(r.passed for r in result.round_trips)
+    return (f"## {'✅' if ok else '❌'} Round trip: {md_code(first.forward_target)} then {md_code(first.inverse_target)}\n\n"
+            f"{md_text(result.round_trip_text)}\n\n"
+            + _table([f"{md_code(first.forward_target)} candidate", f"{md_code(first.inverse_target)} candidate",
+                      "Cases", "First failure"], rows))
+
+
 def _candidates_table(result: RunResult) -> str:
     rows = []
     icons = {"pass": "✅", "fail": "❌", "error": "💥"}
@@ -154,7 +179,7 @@ def _candidates_table(result: RunResult) -> str:
             continue
         pct = f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—"
         rows.append([md_code(c.name), md_code(c.spec), verdict + notes, fmt_time(t.candidate.median_s),
-                     fmt_interval(t), md_text(t.verdict), f"{t.gbps:.2f}", pct])
+                     fmt_interval(t), md_text(t.shown), f"{t.gbps:.2f}", pct])
     size = next((c.headline.size for c in result.candidates if c.headline), None)
     note = f" at size {md_code(size)}" if size else ""
     return (f"## Candidates\n\nBaseline: {md_code(result.baseline)}{note}. Speedup is the median of paired "
@@ -181,7 +206,7 @@ def _by_size(result: RunResult) -> str:
             for s in sizes]
     stats_rows = [
         [md_code(c.name), md_code(t.size), who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s),
-         fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "budget spent"]
+         fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent"]
         for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
     return ("## Speedup by size\n\n" + md_fence("\n".join(chart), "mermaid") + "\n\n"
@@ -189,7 +214,7 @@ def _by_size(result: RunResult) -> str:
             + _table(["Size", *(md_code(c.name) for c in timed)], rows) + "\n"
             + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
                        _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
-                               "Rounds", "RSE target met"], stats_rows)))
+                               "Rounds", "Decided"], stats_rows)))
 
 
 def _regression_tests(result: RunResult) -> str:
@@ -235,20 +260,30 @@ def _footer(result: RunResult) -> str:
         f"{md_text(result.created)}",
         f"Command: {md_code(e.command)}",
     ]
+    if e.load_start is not None or e.governor:
+        load = (f"load average {e.load_start:.2f} at the start, {e.load_end:.2f} at the end"
+                if e.load_start is not None and e.load_end is not None else "")
+        governor = f"CPU frequency governor {md_code(e.governor)}" if e.governor else ""
+        lines.append("Machine: " + " · ".join(x for x in (load, governor) if x))
     if b:
         lines.append(
-            f"Timing: interleaved rounds until the median's relative standard error < {b.target_rse:.1%} or "
-            f"{b.budget_s:g} s per candidate and size; verdict \"faster\"/\"slower\" only when the whole 95% "
-            f"interval is beyond the ±{b.noise_floor:.0%} noise floor, else \"no significant difference\"."
+            f"Timing: interleaved rounds until the 95% interval of the speedup is decided against the "
+            f"±{b.noise_floor:.0%} noise floor and each median's relative standard error is under {b.target_rse:.0%}, "
+            f"or {b.budget_s:g} s per candidate and size: \"faster\"/\"slower\" when the whole interval is beyond "
+            f"the floor; inside it \"no significant difference\" if it contains 1.00, else \"within "
+            f"±{b.noise_floor:.0%}\" (a difference smaller than the floor); across a floor boundary when the budget "
+            f"ran out, \"inconclusive\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
         )
+    for note in result.noise:
+        lines.append(f"Noisy machine: {md_text(note)}")
     for change in result.checkout_changes:
         lines.append(f"Checkout changed during the run: {md_code(change)}")
     return "---\n\n" + "<br>\n".join(lines) + "\n"
 
 
 def _sections(result: RunResult) -> list[str]:
-    sections = [_headline(result), _explanation(result), _correctness(result), _candidates_table(result),
+    sections = [_headline(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
                 _by_size(result), _regression_tests(result), _profiles(result), _footer(result)]
     return [s for s in sections if s]
 
@@ -257,16 +292,45 @@ def markdown(result: RunResult) -> str:
     return "\n".join(_sections(result))
 
 
-def marker(result: RunResult) -> str:
-    """The hidden first line of the PR comment: one comment per target and device."""
-    return f"{MARKER} {md_label(result.target)} {md_label(result.environment.device)} -->"
+def _summary_line(result: RunResult) -> list[str]:
+    """One row of the index: target, verdicts, best speedup at the headline size, round trips."""
+    passed = sum(c.verdict == "pass" for c in result.candidates)
+    best = best_candidate(result)
+    speed = (f"{md_code(best.name)} {fmt_interval(best.headline)} at {md_code(best.headline.size)}" if best
+             else "no significant speedup")
+    trips = (f"{sum(r.passed for r in result.round_trips)}/{len(result.round_trips)} pairs"
+             if result.round_trips else "—")
+    link = f"[report]({md_label(result.target)}-{md_label(result.environment.device)}.md)"
+    return [md_code(result.target), md_code(result.function), f"{passed}/{len(result.candidates)} pass", speed,
+            trips, link]
 
 
-def pr_comment(result: RunResult, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """The report with a hidden marker (so a bot edits its own comment), trimmed to GitHub's limit by
-    replacing collapsible sections with a note, last first."""
-    sections = _sections(result)
-    head = marker(result) + "\n"
+def index(results: list[RunResult] | tuple[RunResult, ...]) -> str:
+    """The run's front page: one line per target, linking each target's report (written beside it)."""
+    ok = all(c.verdict == "pass" for r in results for c in r.candidates) and all(
+        t.passed for r in results for t in r.round_trips)
+    device = results[0].environment.device if results else "?"
+    return (f"# {'✅' if ok else '❌'} harness run on {md_code(device)}: {len(results)} target(s)\n\n"
+            + _table(["Target", "Oracle", "Verdicts", "Best speedup", "Round trips", "Report"],
+                     [_summary_line(r) for r in results]))
+
+
+def marker(result: RunResult | list[RunResult]) -> str:
+    """The hidden first line of the PR comment: one comment per set of targets and device."""
+    results = [result] if isinstance(result, RunResult) else list(result)
+    names = " ".join(md_label(r.target) for r in results)
+    return f"{MARKER} {names} {md_label(results[0].environment.device)} -->"
+
+
+def pr_comment(result: RunResult | list[RunResult], limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """The report(s) with a hidden marker (so a bot edits its own comment), trimmed to GitHub's limit by
+    replacing collapsible sections with a note, last first.  Several results (one per target) make one
+    comment: an index, then each target's report."""
+    results = [result] if isinstance(result, RunResult) else list(result)
+    sections = [index(results)] if len(results) > 1 else []
+    for r in results:
+        sections += _sections(r)
+    head = marker(results) + "\n"
     text = head + "\n".join(sections)
     for i in reversed(range(len(sections))):
         if len(text) <= limit:

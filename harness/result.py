@@ -87,20 +87,27 @@ class SizeTiming:
     input: str
     bytes_moved: int
     calls_per_round: int
-    converged: bool  # the relative standard error target was reached within the budget
+    converged: bool  # the verdict was decided (and the medians' RSE target met) within the budget
     baseline: Summary
     candidate: Summary
     speedup: float  # median over paired rounds of baseline time / candidate time
     speedup_ci: tuple[float, float]  # 95% bootstrap interval of that median
-    verdict: str  # "faster", "slower" or "no significant difference"
+    verdict: str  # stats.decide: faster, slower, no significant difference, within the noise floor, inconclusive
     gbps: float  # bytes_moved / candidate median
     pct_copy_bandwidth: float | None
     baseline_rounds_s: tuple[float, ...]
     candidate_rounds_s: tuple[float, ...]
+    label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
+    foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
 
     @property
     def significant(self) -> bool:
-        return self.verdict != "no significant difference"
+        """The interval excludes 1.00 (faster, slower, or a difference smaller than the noise floor)."""
+        return self.speedup_ci[0] > 1.0 or self.speedup_ci[1] < 1.0
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.verdict
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class CaseTiming:
     baseline_s: float  # an error-parity case times the call up to its raise
     candidate_s: float
     test: str
-    family: str = "seed"
+    family: str = ""
     params: dict = field(default_factory=dict)
     seed: int = 0
 
@@ -166,6 +173,7 @@ class CandidateResult:
     case_timings: tuple[CaseTiming, ...] = ()
     profile: Profile | None = None
     notes: tuple[str, ...] = ()  # facts about how it behaved that are not verdicts (processes left running)
+    foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
 
     @property
     def headline(self) -> SizeTiming | None:
@@ -199,6 +207,27 @@ class Environment:
     command: str
     copy_gbps: float | None = None
     git_dirty: bool | None = None  # the checkout had uncommitted changes when the run started
+    load_start: float | None = None  # 1-minute load average when the run started and ended
+    load_end: float | None = None
+    governor: str | None = None  # the CPU frequency governor, where readable
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """One pair of passing candidates, a forward target's and its inverse's, checked on the round-trip
+    property over the inverse target's round-trip cases."""
+
+    forward: str  # the forward candidate's spec
+    inverse: str  # the inverse candidate's spec
+    forward_target: str
+    inverse_target: str
+    cases: int
+    failed: int
+    first_failure: str | None = None  # "case name: reason" of the first case that broke the property
+
+    @property
+    def passed(self) -> bool:
+        return self.cases > 0 and self.failed == 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +243,10 @@ class RunResult:
     bench: BenchSettings | None = None
     baseline_profile: Profile | None = None
     checkout_changes: tuple[str, ...] = ()  # files of the project that changed during the run
+    policy_text: str = ""  # what the policy accepts, in the target's words
+    round_trips: tuple[RoundTrip, ...] = ()  # pairs with the target this one inverts or that inverts it
+    round_trip_text: str = ""  # the round-trip property, in the inverse target's words
+    noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 

@@ -37,19 +37,34 @@ def _case(data: Any) -> Any:
     return Case(str(data.get("name", "")), str(data.get("family", "")), data["params"], int(data.get("seed", 0)))
 
 
+def _given(request: dict, blob: bytes) -> Any:
+    """The inputs the judge sent with a ``call_on`` request: tensors and plain keyword values."""
+    from harness.protocol import decode_value
+    from harness.target import Call
+
+    args, _ = decode_value(request.get("args"), blob)
+    kwargs = request.get("kwargs")
+    if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+        raise ValueError("malformed call_on request")
+    return Call(args, kwargs)
+
+
 def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
     """Answer requests until the judge closes the pipe (the judge kills a runner when done with it)."""
     from harness.audit import StateChanged
 
     while True:
         try:
-            request, _ = read_frame(read_fd)
+            request, sent = read_frame(read_fd)
         except Closed:
             return
         kind, blob = request["kind"], b""
         try:
             if kind == "call":
                 reply, blobs = worker.call(_case(request["case"]), request.get("device"))
+                blob = b"".join(blobs)
+            elif kind == "call_on":
+                reply, blobs = worker.call(None, request.get("device"), _given(request, sent))
                 blob = b"".join(blobs)
             elif kind == "prepare":
                 reply = {"kind": "prepared", **worker.prepare(_case(request["size"]))}

@@ -37,7 +37,7 @@ from typing import Any
 
 from harness.audit import StateChanged
 from harness.fmt import plain
-from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, read_frame, write_frame
+from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, encode_value, read_frame, write_frame
 
 # Every runner's C allocator in the same, history-free state: glibc serves all memory from its heap and
 # never gives it back, as a long-running process with a warm caching allocator would.  Otherwise each
@@ -223,6 +223,10 @@ class Runner:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def suspend(self) -> None:
         if self.alive() and not self.suspended:
             os.killpg(self.process.pid, signal.SIGSTOP)
@@ -308,12 +312,12 @@ class Runner:
         return self
 
     # -- requests -------------------------------------------------------------------------------
-    def request(self, header: dict, *expected: str) -> tuple[dict, bytes]:
+    def request(self, header: dict, *expected: str, blob: bytes = b"") -> tuple[dict, bytes]:
         """Send one request and read its reply; any failure of the runner becomes ``RunnerError``."""
         self.resume()
         try:
             try:
-                write_frame(self._to, header)
+                write_frame(self._to, header, blob)
             except OSError:  # the runner is gone: its exit status says why
                 pass
             return self._reply(header["kind"], expected)
@@ -350,6 +354,17 @@ class Runner:
 
     def call(self, case: Any, device: str | None = None) -> Outcome:
         reply, blob = self.request({"kind": "call", "case": _case(case), "device": device or self.device}, "called")
+        return self._outcome(reply, blob)
+
+    def call_on(self, call: Any, device: str | None = None) -> Outcome:
+        """Call on inputs the judge supplies (tensors and plain keyword values), not built from a case."""
+        blobs: list[bytes] = []
+        header = {"kind": "call_on", "args": encode_value(tuple(call.args), blobs), "kwargs": dict(call.kwargs),
+                  "device": device or self.device}
+        reply, blob = self.request(header, "called", blob=b"".join(blobs))
+        return self._outcome(reply, blob)
+
+    def _outcome(self, reply: dict, blob: bytes) -> Outcome:
         try:
             return decode_outcome(reply, blob)
         except ProtocolError as exc:

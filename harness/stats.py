@@ -5,8 +5,11 @@
   right tail (interrupts, page faults) that would inflate a standard deviation.
 - The speedup is the median of paired ratios baseline_i / candidate_i over interleaved rounds, and its 95%
   interval a percentile bootstrap of that median (resampling pairs, seeded so a result is reproducible).
-- The verdict needs the whole interval beyond the noise floor: "faster" when low > 1 + floor, "slower"
-  when high < 1 / (1 + floor), otherwise "no significant difference".
+- The verdict reads the whole interval against the noise floor (``decide``): "faster" when it lies above
+  1 + floor, "slower" below 1 - floor; inside 1 +/- floor it is "no significant difference" when it
+  contains 1.00 and "within +/-floor" when it does not (a real difference, smaller than the floor); an
+  interval across a floor boundary is "inconclusive" — the timing loop keeps measuring until it is not,
+  or its budget is spent.  ``label`` says it in the words every renderer shows.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Sequence
 from harness.result import Summary
 
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
+WITHIN, INCONCLUSIVE = "within the noise floor", "inconclusive"
+DECISIVE = (FASTER, SLOWER, SAME, WITHIN)
 
 
 def quantile(xs: Sequence[float], q: float) -> float:
@@ -71,13 +76,26 @@ def bootstrap_median_ci(xs: Sequence[float], confidence: float = 0.95, resamples
     return quantile(medians, alpha), quantile(medians, 1 - alpha)
 
 
-def classify(ci: tuple[float, float], noise_floor: float) -> str:
+def decide(ci: tuple[float, float], noise_floor: float) -> str:
+    """The verdict of a speedup interval against the noise floor (see the module docstring)."""
     low, high = ci
     if low > 1 + noise_floor:
         return FASTER
-    if high < 1 / (1 + noise_floor):
+    if high < 1 - noise_floor:
         return SLOWER
-    return SAME
+    if low >= 1 - noise_floor and high <= 1 + noise_floor:
+        return SAME if low <= 1.0 <= high else WITHIN
+    return INCONCLUSIVE
+
+
+def label(verdict: str, speedup: float, ci: tuple[float, float], noise_floor: float) -> str:
+    """The verdict in words: "faster", "slower", "within ±5% (0.97x)", "no significant difference",
+    "inconclusive (interval 0.94–1.10)"."""
+    if verdict == WITHIN:
+        return f"within ±{noise_floor:.0%} ({speedup:.2f}x)"
+    if verdict == INCONCLUSIVE:
+        return f"inconclusive (interval {ci[0]:.2f}–{ci[1]:.2f})"
+    return verdict
 
 
 def percent_faster(speedup: float) -> float:

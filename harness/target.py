@@ -73,11 +73,28 @@ class Comparison:
 class Target:
     """Base class of a target.  Subclasses in ``oracles/`` override what their function needs."""
 
-    name: str = ""  # short identifier, e.g. "quantize_k_cache"
+    name: str = ""  # short identifier, e.g. the original function's name without its underscore
     ref: str = ""  # "module:ATTRIBUTE" where it was found, so that runners load the same target
     function_name: str = ""  # the original function's name, used in report titles
     source: str = ""  # where the original lives, used in report headlines
     policies: tuple[str, ...] = ("exact",)
+    # What each policy accepts, in one line for the report (the target's words, not the harness's).
+    policy_text: Mapping[str, str] = {"exact": "outputs identical"}
+    # Kinds of work a profiled line is counted under: (kind, regex over the statement's source), first match
+    # wins; a target adds the words of its own operations in front of these generic ones.
+    line_kinds: tuple[tuple[str, str], ...] = (
+        ("loop header", r"^\s*for\b"),
+        ("allocation", r"torch\.(empty|zeros|ones|full)\b"),
+        ("copy / store", r"(copy_|\[:\]\s*=|\]\s*=)"),
+        ("slicing / indexing", r"\[.*:.*\]"),
+    )
+    # Families of named cases each timed once more and shown as annotated regression tests in the report.
+    annotated_families: tuple[str, ...] = ()
+    sizes_help: str = "sizes to time, in the target's own notation"
+    # A target that inverts another one's output names it here; round trips are then checked for every
+    # pair of passing candidates (see ``round_trip_cases`` and ``round_trip_check``).
+    inverse_of: str | None = None
+    round_trip_text: str = ""  # the round-trip property and its bound, in words, for the report
     # Exception types the oracle raises for violated preconditions: a candidate must raise the same type.
     precondition_errors: tuple[type[BaseException], ...] = (AssertionError,)
 
@@ -128,6 +145,20 @@ class Target:
         """Turn a ``--sizes`` entry into a case; raise ValueError with a one-line reason."""
         raise ValueError(f"target {self.name!r} takes no --sizes")
 
+    # -- round trips (only for a target with ``inverse_of``) -----------------------------------------
+    def round_trip_cases(self) -> list[Case]:
+        """Cases *of the forward target* whose outputs this target's candidates are given back."""
+        return []
+
+    def round_trip_call(self, forward: Call, forward_output: Any) -> Call:
+        """This target's call on the forward target's output for the call ``forward``."""
+        raise NotImplementedError
+
+    def round_trip_check(self, forward: Call, output: Any) -> Comparison:
+        """Whether ``output`` (this target's answer on the forward output) gives ``forward``'s input back
+        within the property's bound."""
+        raise NotImplementedError
+
 
 class TargetError(Exception):
     """A target could not be found or loaded (a user mistake, reported in one line)."""
@@ -159,12 +190,29 @@ def load_target(ref: str) -> Target:
 
 
 def get_target(name: str | None, targets: Mapping[str, Target] | None = None) -> Target:
+    """The target called ``name``; with no name, the project's only target (several: a usage error)."""
     targets = discover_targets() if targets is None else targets
     if not targets:
         raise TargetError("no target found in oracles/")
     if name is None:
+        if len(targets) > 1:
+            raise TargetError(f"this project has {len(targets)} targets ({', '.join(targets)}): choose one with --target")
         return next(iter(targets.values()))
     if name not in targets:
         raise TargetError(f"unknown target {name!r}; known: {', '.join(targets)}")
     return targets[name]
+
+
+def in_run_order(targets: Mapping[str, Target]) -> list[Target]:
+    """Targets with each inverse after the target it inverts (so round trips have forward outputs)."""
+    order: list[Target] = []
+    def visit(t: Target, seen: tuple[str, ...] = ()) -> None:
+        if t in order or t.name in seen:
+            return
+        if t.inverse_of in targets:
+            visit(targets[t.inverse_of], (*seen, t.name))
+        order.append(t)
+    for t in targets.values():
+        visit(t)
+    return order
 

@@ -49,6 +49,10 @@ class InProcess:
         reply, blobs = self.worker.call(case, device)
         return decode_outcome(reply, b"".join(blobs))
 
+    def call_on(self, call: Call, device: str) -> Outcome:
+        reply, blobs = self.worker.call(None, device, call)
+        return decode_outcome(reply, b"".join(blobs))
+
 
 @dataclass(frozen=True)
 class Judgement:

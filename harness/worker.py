@@ -34,17 +34,25 @@ class Worker:
         self._case: tuple[str, Call] | None = None
 
     @property
+    def pid(self) -> int:
+        """This process: in-process timing is watched as the judge's own CPU."""
+        import os
+
+        return os.getpid()
+
+    @property
     def clock(self) -> Any:
         if self._clock is None:  # a CUDA clock allocates its L2-flush buffer: only when timing
             self._clock = clocks.make_clock(self.device, self.config.l2_flush, self.config.cuda_graphs)
         return self._clock
 
     # -- verification ---------------------------------------------------------------------------
-    def call(self, case: Case, device: str | None = None) -> tuple[dict, list[bytes]]:
-        """Call on a fresh build of ``case``: the ``called`` reply (value or error, input digests before
-        and after, settings changed) and the bytes of the returned tensors."""
+    def call(self, case: Case | None, device: str | None = None, given: Call | None = None) -> tuple[dict, list[bytes]]:
+        """Call on a fresh build of ``case`` (or on the inputs the judge ``given``, e.g. another function's
+        output for a round trip): the ``called`` reply (value or error, input digests before and after,
+        settings changed) and the bytes of the returned tensors."""
         device = device or self.device
-        call = self.target.build(case, device)
+        call = self.target.build(case, device) if given is None else on_device(given, device)
         before_digest, before_state = digest(call.tensors()), audit.snapshot()
         reply: dict[str, Any] = {"kind": "called", "input_digest": before_digest}
         blobs: list[bytes] = []
@@ -130,6 +138,12 @@ class Worker:
 
         prepared = self._prepared.get(self._key(size))
         return profile(self.fn, spec, self.target, size, self.device, calls=prepared[0][:1] if prepared else None)
+
+
+def on_device(call: Call, device: str) -> Call:
+    """``call`` with its tensors moved to ``device``."""
+    move = lambda v: v.to(device) if isinstance(v, torch.Tensor) else v  # noqa: E731
+    return Call(tuple(move(a) for a in call.args), {k: move(v) for k, v in call.kwargs.items()})
 
 
 _WAKE = torch.empty(1 << 17)  # above torch's grain size: the fill runs on the thread pool

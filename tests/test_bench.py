@@ -84,6 +84,27 @@ def test_ten_percent_slower_is_slower_and_twice_as_fast_is_faster():
     assert faster.verdict == "faster" and faster.speedup == pytest.approx(2.0, rel=0.01)
 
 
+def test_a_clear_difference_is_decided_at_the_first_checkpoint():
+    t = make({"base": 2e-3, "cand": 1e-3}, budget_s=60.0).compare()
+    assert t.converged and t.candidate.rounds == 10  # min_rounds: the interval is decisive at once
+
+
+def test_a_difference_smaller_than_the_floor_is_within_it_not_no_difference():
+    t = make({"base": 1.02e-3, "cand": 1e-3}).compare()
+    assert t.verdict == "within the noise floor" and t.label == "within ±5% (1.02x)" and t.converged
+    assert t.significant and not t.speedup_ci[0] <= 1.0 <= t.speedup_ci[1]
+
+
+def test_an_interval_across_the_floor_keeps_measuring_then_is_inconclusive():
+    b = make({"base": 1e-3, "cand": 1.053e-3}, budget_s=0.5)
+    b.clock.jitter = itertools.cycle([1.0, 1.06, 0.95, 1.03, 0.97, 1.08, 0.93, 1.01])  # a noisy machine
+    t = b.compare()
+    assert t.verdict == "inconclusive" and not t.converged
+    assert t.label == f"inconclusive (interval {t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f})"
+    assert t.speedup_ci[0] < 0.95 < t.speedup_ci[1]
+    assert t.candidate.rounds > 10  # it went on past the first checkpoint
+
+
 def test_warm_up_keeps_the_first_call_out_of_the_numbers():
     t = make({"base": 1e-3, "cand": 1e-3}).compare()
     assert t.baseline.min_s > 0.9e-3 and max(t.baseline_rounds_s) < 1.1e-3

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from harness.candidates import SpecError, describe, discover, load
-from harness.target import get_target
+from harness.target import discover_targets, get_target
 
 TARGET = get_target("quantize_k_cache")
-FOUND = {c.name: c for c in discover(TARGET.name, TARGET.name)}
+FOUND = {c.name: c for c in discover(TARGET.name, list(discover_targets()))}
 BUILT_IN = {name: load(c.spec) for name, c in FOUND.items()}
 
 
@@ -61,7 +61,7 @@ def test_dropping_a_file_in_a_candidates_folder_is_enough(tmp_path):
             pass
     '''))
     (tmp_path / "boom.py").write_text("raise SystemExit('discovery must not run me')\n")
-    found = discover("quantize_k_cache", "quantize_k_cache", directory=tmp_path)
+    found = discover("quantize_k_cache", ["quantize_k_cache"], directory=tmp_path)
     assert [c.name for c in found] == ["mine"]
     assert found[0].doc == "Mine."
 
@@ -81,13 +81,29 @@ def test_marks_are_read_with_their_literal_arguments(tmp_path):
 
         wrapped = harness.candidate(quantize_k_cache_slow, name="wrapped")
     '''))
-    found = discover("quantize_k_cache", "quantize_k_cache", directory=tmp_path)
+    (tmp_path / "named.py").write_text((tmp_path / "named.py").read_text().replace(
+        '@harness.candidate(name="pretty"', '@harness.candidate(target="quantize_k_cache", name="pretty"').replace(
+        'name="wrapped")', 'name="wrapped", target="quantize_k_cache")'))
+    found = discover("quantize_k_cache", ["quantize_k_cache", "another_target"], directory=tmp_path)
     assert [(c.name, c.spec.rsplit(":", 1)[1], c.doc) for c in found] == [
         ("pretty", "ugly", "Given as doc."), ("wrapped", "wrapped", "")]
+    assert [c.name for c in discover("another_target", ["quantize_k_cache", "another_target"], directory=tmp_path)] == [
+        "elsewhere"]
     (tmp_path / "computed.py").write_text("from harness import candidate\nNAME = 'x'\n"
                                           "@candidate(name=NAME)\ndef f(x):\n    pass\n")
     with pytest.raises(SpecError, match="must be a literal string"):
-        discover("quantize_k_cache", "quantize_k_cache", files=[tmp_path / "computed.py"])
+        discover("quantize_k_cache", ["quantize_k_cache"], files=[tmp_path / "computed.py"])
+
+
+def test_a_project_with_two_targets_refuses_an_unmarked_candidate_and_an_unknown_target(tmp_path):
+    (tmp_path / "plain.py").write_text("from harness import candidate\n@candidate\ndef f(x):\n    pass\n")
+    with pytest.raises(SpecError, match=r"plain.py:f is marked @candidate without a target, and this project has 2: "
+                                        r"say which with @candidate\(target=...\), one of alpha, beta"):
+        discover("alpha", ["alpha", "beta"], directory=tmp_path)
+    assert [c.name for c in discover("alpha", ["alpha"], directory=tmp_path)] == ["f"]  # one target: it is that one
+    (tmp_path / "plain.py").write_text("from harness import candidate\n@candidate(target='gamma')\ndef f(x):\n    pass\n")
+    with pytest.raises(SpecError, match="names no target of this project; known: alpha, beta"):
+        discover("alpha", ["alpha", "beta"], directory=tmp_path)
 
 
 @pytest.mark.parametrize("spec, message", [

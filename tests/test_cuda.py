@@ -7,7 +7,7 @@ import dataclasses
 from harness.bench import Bench, BenchConfig
 from harness.candidates import absolute, discover
 from harness.sandbox import spawn
-from harness.target import Case, get_target
+from harness.target import Case, discover_targets, get_target
 from harness.verify import Verifier
 from tests.conftest import cuda
 
@@ -21,7 +21,7 @@ def runner(spec, config=BenchConfig(budget_s=0.5)):
 @cuda
 def test_built_in_candidates_pass_exact_on_cuda():
     verifier = Verifier(TARGET, "exact", "cuda", examples=50, seed=0)
-    for cand in discover(TARGET.name, TARGET.name):
+    for cand in discover(TARGET.name, list(discover_targets())):
         r = runner(cand.spec)
         try:
             result = verifier.verify(r, cand.spec)
@@ -52,7 +52,7 @@ def test_cuda_timing_uses_events_and_reports_bandwidth():
 
 @cuda
 def test_cuda_verification_also_checks_the_cpu_side():
-    r = runner(discover(TARGET.name, TARGET.name)[0].spec)
+    r = runner(discover(TARGET.name, list(discover_targets()))[0].spec)
     try:
         result = Verifier(TARGET, "exact", "cuda", examples=0, seed=0).verify(r, "x")
     finally:
@@ -64,7 +64,7 @@ def test_cuda_verification_also_checks_the_cpu_side():
 @cuda
 def test_cuda_graph_replay_times_device_work():
     size = TARGET.parse_size("1024")
-    spec = next(c for c in discover(TARGET.name, TARGET.name) if c.name == "fused").spec
+    spec = next(c for c in discover(TARGET.name, list(discover_targets())) if c.name == "fused").spec
     timings = []
     for config in (BenchConfig(budget_s=0.5), BenchConfig(budget_s=0.5, cuda_graphs=True)):
         a, b = runner("oracle:quantize_k_cache", config), runner(spec, config)

@@ -19,7 +19,7 @@ def judged(tmp_path_factory):
     out = tmp_path_factory.mktemp("judged")
     marker = out / "late-write"
     os.environ["HOSTILE_MARKER"] = str(marker)
-    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
             "--candidate", "tests/hostile/rebind_on_import.py:quantize"]
     for name in ("rebinds_oracle_on_first_call", "patches_comparison", "flips_flush_denormal", "leaves_one_thread",
                  "writes_garbage", "leaves_a_process", "unusual_but_correct"):
@@ -67,7 +67,7 @@ def test_garbage_on_the_pipe_is_an_error_of_that_candidate(judged):
 def test_forged_timings_are_caught_by_the_judges_clock(tmp_path):
     # rounds of single ~50 ms calls (65,536 tokens), long enough for the judge's clock to check
     out = tmp_path / "forged"
-    assert main(["run", "--out", str(out), "--sizes", "65536", "--budget", "1.5", "--examples", "1", "--no-profile",
+    assert main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "65536", "--budget", "1.5", "--examples", "1", "--no-profile",
                  "--candidate", f"{CHEATS}:forges_its_timings"]) == 1
     (c,) = result.load(out / "quantize_k_cache-cpu.json").candidates
     assert c.verdict == "error" and c.timings == ()

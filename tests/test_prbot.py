@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    run = Pipeline(RunOptions(sizes=["1x32x576"], examples=5, bench=BenchConfig(budget_s=0.2, min_rounds=3))).run()
+    run = Pipeline(RunOptions(target="quantize_k_cache", sizes=["1x32x576"], examples=5, bench=BenchConfig(budget_s=0.2, min_rounds=3))).run()
     path = tmp_path_factory.mktemp("run") / "result.json"
     result.write_atomic(path, result.dumps(run))
     return run, path

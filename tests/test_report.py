@@ -11,7 +11,7 @@ from harness.pipeline import Pipeline, RunOptions
 
 @pytest.fixture(scope="module")
 def run():
-    options = RunOptions(sizes=["1x64x576", "2x64x576"], examples=10, bench=BenchConfig(budget_s=0.3, min_rounds=3),
+    options = RunOptions(target="quantize_k_cache", sizes=["1x64x576", "2x64x576"], examples=10, bench=BenchConfig(budget_s=0.3, min_rounds=3),
                          profile=True)
     return Pipeline(options).run()
 
@@ -39,7 +39,7 @@ def test_headline_has_runtime_interval_and_meaning(run, text):
         assert first.startswith("# ⚖️ No speedup for function `_quantize_k_cache_slow`")
     else:
         assert first.startswith("# ⚡️ Speed up function `_quantize_k_cache_slow` by ")
-        assert f"(best of {best.headline.candidate.rounds} runs)" in text
+        assert f"(best of {best.headline.candidate.rounds} runs: " in text
         assert "(95% interval)" in text
     assert "X.XXx is baseline time / candidate time" in text
 

@@ -31,7 +31,7 @@ TARGET = get_target("quantize_k_cache")
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("hostile")
-    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5",
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5",
             "--timeout", str(TIMEOUT), "--no-profile"]
     for name in REASONS:
         argv += ["--candidate", f"{HOSTILE}:{name}"]
@@ -53,7 +53,7 @@ def test_a_good_candidate_beside_a_crashing_import_is_verified_and_timed(tmp_pat
     crasher = tmp_path / "crash_on_import.py"
     crasher.write_text("import ctypes\nctypes.string_at(0)\n\ndef quantize(input_k_cache, dv=512, tile_size=128):\n    pass\n")
     out = tmp_path / "out"
-    code = main(["run", "--out", str(out), "--sizes", "1x16x576", "--budget", "0.2", "--examples", "5", "--no-profile",
+    code = main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x16x576", "--budget", "0.2", "--examples", "5", "--no-profile",
                  "--candidate", f"{crasher}:quantize", "--candidate", "candidates/fused.py:fused"])
     assert code == 1
     run = result.load(out / "quantize_k_cache-cpu.json")
@@ -139,8 +139,8 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["verify", "--candidate", "tests/broken_syntax_candidate.py:f"], "SyntaxError"),
-    (["verify", "--candidate", "tests/hostile_candidates.py:nope"], "no function 'nope'"),
+    (["verify", "--target", "quantize_k_cache", "--candidate", "tests/broken_syntax_candidate.py:f"], "SyntaxError"),
+    (["verify", "--target", "quantize_k_cache", "--candidate", "tests/hostile_candidates.py:nope"], "no function 'nope'"),
 ])
 def test_bad_specs_exit_2(capsys, tmp_path, argv, message):
     broken = tmp_path / "broken_syntax_candidate.py"
@@ -153,4 +153,4 @@ def test_bad_specs_exit_2(capsys, tmp_path, argv, message):
 
 def test_debug_shows_the_traceback():
     with pytest.raises(Exception, match="candidate file not found"):
-        main(["verify", "--candidate", "missing.py:f", "--debug"])
+        main(["verify", "--target", "quantize_k_cache", "--candidate", "missing.py:f", "--debug"])

@@ -35,15 +35,21 @@ def test_bootstrap_interval_contains_the_median_and_is_reproducible():
     assert hi - lo < 0.02
 
 
-@pytest.mark.parametrize("ci, verdict", [
-    ((1.06, 1.10), stats.FASTER),
-    ((1.04, 1.10), stats.SAME),  # the whole interval must clear the floor
-    ((0.90, 0.95), stats.SLOWER),
-    ((0.90, 0.96), stats.SAME),
-    ((0.98, 1.02), stats.SAME),
+@pytest.mark.parametrize("ci, verdict, label", [
+    ((1.06, 1.10), stats.FASTER, "faster"),  # the whole interval above 1 + floor
+    ((0.90, 0.94), stats.SLOWER, "slower"),  # the whole interval below 1 - floor
+    ((0.97, 0.99), stats.WITHIN, "within ±5% (0.98x)"),  # inside the floor, excluding 1.00: a small difference
+    ((1.01, 1.04), stats.WITHIN, "within ±5% (1.02x)"),
+    ((0.98, 1.02), stats.SAME, "no significant difference"),  # inside the floor and containing 1.00
+    ((0.94, 1.10), stats.INCONCLUSIVE, "inconclusive (interval 0.94–1.10)"),  # across both floor boundaries
+    ((0.93, 0.96), stats.INCONCLUSIVE, "inconclusive (interval 0.93–0.96)"),  # a difference, size undecided
+    ((1.04, 1.10), stats.INCONCLUSIVE, "inconclusive (interval 1.04–1.10)"),
 ])
-def test_verdict_needs_the_whole_interval_beyond_the_noise_floor(ci, verdict):
-    assert stats.classify(ci, 0.05) == verdict
+def test_the_verdict_reads_the_whole_interval_against_the_noise_floor(ci, verdict, label):
+    speedup = (ci[0] + ci[1]) / 2
+    assert stats.decide(ci, 0.05) == verdict
+    assert stats.label(verdict, speedup, ci, 0.05) == label
+    assert (verdict in stats.DECISIVE) == (verdict != stats.INCONCLUSIVE)
 
 
 def test_paired_ratios_and_percent():

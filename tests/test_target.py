@@ -8,7 +8,7 @@ import pytest
 from harness import report, result
 from harness.bench import BenchConfig
 from harness.pipeline import Pipeline, RunOptions, UsageError
-from harness.target import discover_targets, get_target
+from harness.target import TargetError, discover_targets, get_target, in_run_order
 
 TOY = '''
     """A toy target: y = 2 * x, compared exactly, one byte per element."""
@@ -99,5 +99,43 @@ def test_unknown_target_is_a_usage_error(toy):
         Pipeline(RunOptions(target="nope"), targets=targets)
 
 
-def test_default_target_is_the_quantizer():
-    assert get_target(None).name == "quantize_k_cache"
+def test_with_several_targets_none_is_a_default():
+    with pytest.raises(TargetError, match=r"this project has 2 targets \(dequantize_k_cache, quantize_k_cache\): "
+                                          r"choose one with --target"):
+        get_target(None)
+    assert [t.name for t in in_run_order(discover_targets())] == ["quantize_k_cache", "dequantize_k_cache"]
+
+
+# -- harness/ knows no target ------------------------------------------------------------------------
+
+# The words of the first two targets; harness/ must not need any of them (``quantile`` and ``property``
+# are fine: the patterns look for the words, not for letters inside others).
+TARGET_WORDS = r"fp8|float8|e4m3|quantiz|(?<![a-z])k[-_ ]?cache|(?<![a-z])rope|(?<![a-z])tiles?(?![a-z])|tile_size"
+
+
+def test_harness_never_mentions_a_target():
+    import re
+    from pathlib import Path
+
+    import harness
+
+    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted(Path(harness.__file__).parent.glob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(TARGET_WORDS, line, re.IGNORECASE)]
+    assert found == []
+    assert re.search(TARGET_WORDS, "tile_size quantize_k_cache K-cache rope float8_e4m3fn", re.IGNORECASE)
+    assert not re.search(TARGET_WORDS, "quantile property", re.IGNORECASE)
+
+
+def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
+    from harness.pipeline import plan
+
+    assert [p.target.name for p in plan(RunOptions(time=False))] == ["quantize_k_cache", "dequantize_k_cache"]
+    pipelines = plan(RunOptions(candidates=["candidates/dequant_fused.py:dequant_fused"], time=False))
+    assert [p.target.name for p in pipelines] == ["dequantize_k_cache"] and pipelines[0].round_trips is None
+    with pytest.raises(UsageError, match=r"2 targets \(dequantize_k_cache, quantize_k_cache\): say which one the "
+                                         r"--candidate specs are for with --target"):
+        plan(RunOptions(candidates=["tests/wrong_candidates.py:wrong_for_fp16"]))
+    assert [p.target.name for p in plan(RunOptions(target="quantize_k_cache", time=False,
+                                                   candidates=["tests/wrong_candidates.py:wrong_for_fp16"]))] == [
+        "quantize_k_cache"]

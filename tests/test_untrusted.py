@@ -24,7 +24,7 @@ PAYLOAD = "ok</details>\n\n# ✅ All good\n<!--\n| a | b |\n```\nx"
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved")
-    assert main(["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5", "--no-profile",
+    assert main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5", "--no-profile",
                  "--candidate", "candidates/fused.py:fused", "--candidate", "tests/wrong_candidates.py:wrong_for_fp16"]) == 1
     run = result.load(out / "quantize_k_cache-cpu.json")
     assert run.candidates[0].verdict == "pass", run.candidates[0].error
@@ -142,7 +142,7 @@ def test_a_candidate_that_edits_the_checkout_fails_the_run(tmp_path, capsys):
         "    return quantize_k_cache_slow(input_k_cache, dv, tile_size)\n")
     try:
         out = tmp_path / "out"
-        code = main(["verify", "--examples", "1", "--candidate", f"{candidate}:edits", "--json", str(out / "r.json")])
+        code = main(["verify", "--target", "quantize_k_cache", "--examples", "1", "--candidate", f"{candidate}:edits", "--json", str(out / "r.json")])
         run = result.load(out / "r.json")
     finally:
         written.unlink(missing_ok=True)

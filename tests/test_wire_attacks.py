@@ -16,7 +16,7 @@ PLANTED = Path(__file__).resolve().parent.parent / "harness" / "__pycache__" / "
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     out = tmp_path_factory.mktemp("wire")
-    argv = ["run", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.5", "--examples", "3", "--no-profile"]
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.5", "--examples", "3", "--no-profile"]
     for name in ("deep_json", "huge_shape", "zero_time", "slows_the_baseline", "prints_escapes"):
         argv += ["--candidate", f"{WIRE}:{name}"]
     argv += ["--candidate", "candidates/fused.py:fused"]
@@ -53,7 +53,7 @@ def test_the_others_are_still_judged(attacked, capfd):
 
 
 def test_a_runners_output_reaches_the_terminal_without_its_control_characters(tmp_path, capfd):
-    assert main(["verify", "--examples", "1", "--candidate", f"{WIRE}:prints_escapes"]) == 0
+    assert main(["verify", "--target", "quantize_k_cache", "--examples", "1", "--candidate", f"{WIRE}:prints_escapes"]) == 0
     err = capfd.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert "?]0;owned??[2J?[1;32mharness: all candidates pass" in err
@@ -61,7 +61,7 @@ def test_a_runners_output_reaches_the_terminal_without_its_control_characters(tm
 
 def test_a_planted_bytecode_file_fails_the_run(capsys):
     try:
-        code = main(["verify", "--examples", "1", "--candidate", f"{WIRE}:plants_bytecode"])
+        code = main(["verify", "--target", "quantize_k_cache", "--examples", "1", "--candidate", f"{WIRE}:plants_bytecode"])
     finally:
         PLANTED.unlink(missing_ok=True)
     assert code == 1

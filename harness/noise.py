@@ -1,0 +1,127 @@
+"""Is the machine quiet enough to trust the timings?  Runs in the judge; reads Linux ``/proc`` and
+``/sys`` only (elsewhere every reading is None and nothing is flagged).
+
+Three signals, after pyperf's ``system show``/``check`` and its habit of distrusting a noisy run instead of
+reporting it with confidence:
+- the machine's state at the start and the end of the run: load average and the CPU frequency governor
+  (``MachineState``; "powersave" or a load above the core count is worth a note);
+- **foreign CPU while timing** (``CpuWatch``): the CPU time the whole machine used while a candidate was
+  timed against the baseline, minus what the judge and those two runners used (the other runners are
+  stopped then).  What is left was taken by other processes: measured, not inferred from a load average;
+- **baseline agreement** (``baseline_disagreements``): within one run the baseline is timed at each size
+  once per candidate — the same function on the same inputs — so its medians must agree; if they differ
+  beyond their standard errors and the noise floor, the machine changed under the run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+FOREIGN_CPU_LIMIT = 0.25  # share of all CPUs other processes may take while a candidate is timed
+MIN_WATCH_S = 0.5  # shorter stretches are not judged: /proc counts CPU time in ticks of 10 ms
+# The baseline's medians at one size, beside different candidates, may differ by this factor: on a quiet
+# 2-core VM they drift by 6-17% over a run (benchmarks/NOTES.md); a loaded machine shows 2x to 100x.
+BASELINE_DRIFT = 1.5
+
+
+@dataclass(frozen=True)
+class MachineState:
+    load1: float | None
+    governor: str | None
+
+
+def machine_state() -> MachineState:
+    load = governor = None
+    try:
+        load = float(open("/proc/loadavg", encoding="ascii").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        governor = open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", encoding="ascii").read().strip()[:40]
+    except OSError:
+        pass
+    return MachineState(load, governor)
+
+
+def _machine_busy_ticks() -> int | None:
+    """Ticks all CPUs spent busy (user, nice, system, irq, softirq, steal) since boot."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+        return user + nice + system + irq + softirq + steal
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_ticks(pid: int) -> int:
+    """User + system ticks of every thread of ``pid`` (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class CpuWatch:
+    """Foreign CPU share over a stretch of timing: ``start(pids)`` ... ``share()``."""
+
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._cpus = os.cpu_count() or 1
+        self._start: tuple[float, int, int] | None = None
+        self._pids: tuple[int, ...] = ()
+
+    def _ours(self) -> int:
+        own = {os.getpid(), *self._pids}
+        return sum(_process_ticks(pid) for pid in own)
+
+    def start(self, pids: Iterable[int]) -> None:
+        self._pids = tuple(pids)
+        busy = _machine_busy_ticks()
+        self._start = None if busy is None else (time.monotonic(), busy, self._ours())
+
+    def share(self) -> float | None:
+        """Fraction of all CPUs that other processes used since ``start`` (None where unreadable or too
+        short to say: under ``MIN_WATCH_S``)."""
+        busy = _machine_busy_ticks()
+        if self._start is None or busy is None:
+            return None
+        began, busy0, ours0 = self._start
+        seconds = time.monotonic() - began
+        if seconds < MIN_WATCH_S:
+            return None
+        wall_ticks = seconds * self._tick * self._cpus
+        foreign = (busy - busy0) - (self._ours() - ours0)
+        return min(1.0, max(0.0, foreign / wall_ticks))
+
+
+@dataclass(frozen=True)
+class BaselineTiming:
+    candidate: str
+    median_s: float
+    stderr_s: float
+
+
+def baseline_disagreements(size: str, timings: Sequence[BaselineTiming]) -> list[str]:
+    """The baseline's slowest and fastest medians at one size, in words, when one is more than
+    ``BASELINE_DRIFT`` times the other and they differ by more than three combined standard errors."""
+    found = []
+    if len(timings) < 2:
+        return found
+    low = min(timings, key=lambda t: t.median_s)
+    high = max(timings, key=lambda t: t.median_s)
+    spread = high.median_s - low.median_s
+    se = math.sqrt(low.stderr_s**2 + high.stderr_s**2) if math.isfinite(low.stderr_s + high.stderr_s) else 0.0
+    if low.median_s > 0 and high.median_s / low.median_s > BASELINE_DRIFT and spread > 3 * se:
+        from harness.fmt import fmt_time
+
+        found.append(f"the baseline measured {fmt_time(low.median_s)} beside {low.candidate} and "
+                     f"{fmt_time(high.median_s)} beside {high.candidate} at {size} (the same function on the "
+                     f"same inputs): the machine's speed changed during the run")
+    return found

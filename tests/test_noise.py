@@ -1,0 +1,64 @@
+"""Noise signals: foreign CPU measured from /proc, and the baseline's agreement with itself."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import noise
+from harness.noise import BaselineTiming, CpuWatch, baseline_disagreements
+
+
+def test_baseline_medians_that_agree_or_drift_a_little_are_not_flagged():
+    agree = [BaselineTiming("a", 2.50e-3, 0.02e-3), BaselineTiming("b", 2.67e-3, 0.02e-3)]  # 7% drift
+    assert baseline_disagreements("prod-4096", agree) == []
+    assert baseline_disagreements("prod-4096", agree[:1]) == []  # one candidate: nothing to compare
+
+
+def test_a_baseline_that_measured_100x_apart_is_flagged_with_both_numbers():
+    (found,) = baseline_disagreements("prod-4096", [BaselineTiming("amax", 250e-6, 5e-6),
+                                                    BaselineTiming("fused", 30e-3, 1e-3),
+                                                    BaselineTiming("slow", 260e-6, 5e-6)])
+    assert found.startswith("the baseline measured 250 μs beside amax and 30.0 ms beside fused at prod-4096")
+
+
+def test_a_difference_within_the_standard_errors_is_not_flagged():
+    wide = [BaselineTiming("a", 1e-3, 0.5e-3), BaselineTiming("b", 2e-3, 0.5e-3)]  # 2x, but 3 SE is 2.1 ms
+    assert baseline_disagreements("s", wide) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux /proc")
+def test_cpu_taken_by_another_process_is_seen_as_foreign():
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)
+        watch = CpuWatch()
+        watch.start([])  # only this process is ours; it sleeps
+        time.sleep(1.0)
+        share = watch.share()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert share is not None and share > noise.FOREIGN_CPU_LIMIT
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux /proc")
+def test_the_runners_being_timed_are_ours_not_foreign():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # stands for a runner being timed
+    try:
+        counted, ignored = CpuWatch(), CpuWatch()
+        counted.start([busy.pid])
+        ignored.start([])
+        assert counted.share() is None  # under MIN_WATCH_S
+        time.sleep(1.0)
+        with_it, without_it = counted.share(), ignored.share()
+    finally:
+        busy.kill()
+        busy.wait()
+    cpus = os.cpu_count() or 1
+    # the busy process took about one CPU; counted as ours, it is missing from the foreign share
+    assert without_it - with_it > 0.7 / cpus, (with_it, without_it)
+    assert noise.machine_state().load1 is not None
