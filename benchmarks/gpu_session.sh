@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything the GPU machine checks, in one call of the device tool (see benchmarks/NOTES.md):
-#   the CUDA tests, gpu_check.py (bit-exact + timing, every candidate and the baseline in runners), and a
-#   full `harness run --device cuda` (reports under $OUT/reports).  line_profiler travels as a wheel in .whl/.
+#   the CUDA tests, gpu_check.py (the quantizer: bit-exact + timing, every candidate and the baseline in
+#   runners; SKIP_GPU_CHECK=1 skips it), dequant_gpu_check.py (the dequantizer's candidates), and a full
+#   `harness run --device cuda` of every target with its round trips (reports under $OUT/reports).
+#   line_profiler travels as a wheel in .whl/.
 set -uo pipefail
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -13,6 +15,10 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -s 2>&1 | tee "$OUT/test_cuda.log"
-python3 benchmarks/gpu_check.py --examples 100 --tokens ${TOKENS:-16384 131072 1048576} --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log"
-python3 -m harness run --device cuda --out "$OUT/reports" 2>&1 | tail -40 | tee "$OUT/run.log"
+python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "tests/test_dequant_candidates.py" -k "cuda or triton" 2>&1 \
+  | tail -15 | tee "$OUT/test_cuda.log"
+if [ -z "${SKIP_GPU_CHECK:-}" ]; then
+  python3 benchmarks/gpu_check.py --examples 100 --tokens ${TOKENS:-16384 131072 1048576} --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log"
+fi
+python3 benchmarks/dequant_gpu_check.py --json "$OUT/dequant_gpu_check.json" 2>&1 | tail -30 | tee "$OUT/dequant_gpu_check.log"
+python3 -m harness run --device cuda --out "$OUT/reports" 2>&1 | grep -v "━" | tail -70 | tee "$OUT/run.log"

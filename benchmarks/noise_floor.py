@@ -1,13 +1,13 @@
-"""The verdict against the noise floor, shown with figures:
+"""The verdict against the noise floor, shown with figures, at every default CPU size of a target:
 
-    python benchmarks/noise_floor.py [--size 4096] [--repeats 5]
+    python benchmarks/noise_floor.py [--target quantize_k_cache] [--sizes ...] [--repeats 10] [--budget 6]
 
-1. the slow loop timed against itself must be "no significant difference" every time, with a speedup
-   within a few percent of 1.00;
-2. a candidate made 10% slower on purpose (the slow loop plus a busy wait of a tenth of its median
-   time) must be "slower" every time.
-As in `harness bench`: the baseline and the candidate each in a runner process of its own
-(candidates from benchmarks/_planted.py).  Exits 1 if either fails in any repeat.
+At each size, ``--repeats`` times, each time with two fresh runner processes (as ``harness bench`` does):
+1. the oracle timed against itself (A against A) must never be "faster" or "slower";
+2. a candidate doing 10% more work on purpose (the oracle plus a busy wait of a tenth of the oracle's
+   median at that size, as the A-against-A runs just measured it in runners) must be "slower" every time.
+Prints each run's speedup, interval, label, rounds and wall time, then a summary per size.  Exits 1 if
+either rule fails once.  Candidates from benchmarks/_planted.py.  Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -21,46 +21,61 @@ import time
 from pathlib import Path
 
 import harness  # noqa: F401
+from harness import stats
 from harness.bench import Bench, BenchConfig
-from harness.sandbox import spawn
+from harness.sandbox import start
 from harness.target import get_target
 
 PLANTED = Path(__file__).resolve().with_name("_planted.py")
+PAIRS = (("A vs A", "identical", lambda v: v not in (stats.FASTER, stats.SLOWER)),
+         ("10% more work", "ten_percent_slower", lambda v: v == stats.SLOWER))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="4096")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--target", default="quantize_k_cache")
+    ap.add_argument("--sizes", nargs="+", help="default: the target's default CPU sizes")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--budget", type=float, default=BenchConfig().budget_s)
     args = ap.parse_args()
-    target = get_target("quantize_k_cache")
-    size = target.parse_size(args.size)
-    call = target.build(size, "cpu")
-    samples = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        target.oracle(*call.args, **call.kwargs)
-        samples.append(time.perf_counter() - t0)
-    base_s = statistics.median(samples)
-    os.environ["PLANTED_EXTRA_S"] = repr(0.10 * base_s)  # the runners inherit it
-    config = BenchConfig(budget_s=3.0)
+    target = get_target(args.target)
+    sizes = [target.parse_size(s) for s in args.sizes] if args.sizes else target.sizes("cpu", quick=False)
+    config = BenchConfig(budget_s=args.budget)
     bench = Bench(target, "cpu", config)
-    ok = True
-    for label, name, want in (("identical", "identical", "no significant difference"),
-                              ("10% slower", "ten_percent_slower", "slower")):
-        print(f"{label} vs slow loop at {size.name} (slow loop ~{base_s * 1e3:.2f} ms in this process):")
-        for i in range(args.repeats):
-            runners = [spawn(spec, target.ref, "cpu", dataclasses.asdict(config), 600)
-                       for spec in ("oracle:quantize_k_cache", f"{PLANTED}:{name}")]
-            try:
-                t = bench.compare(*runners, size)
-            finally:
-                for runner in runners:
-                    runner.close()
-            good = t.verdict == want
-            ok &= good
-            print(f"  run {i + 1}: {t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] "
-                  f"{t.verdict} ({t.candidate.rounds} rounds) {'ok' if good else 'WRONG'}")
+    ok, summary = True, []
+    os.environ["PLANTED_TARGET"] = target.name  # the runners inherit it
+    for size in sizes:
+        print(f"{size.name}:", flush=True)
+        baseline_medians: list[float] = []
+        for label, name, good in PAIRS:
+            if name == "ten_percent_slower":  # a tenth of the oracle's median in a runner, as just measured
+                extra = 0.10 * statistics.median(baseline_medians)
+                os.environ["PLANTED_EXTRA_S"] = repr(extra)
+                print(f"  (10% more work: {extra * 1e3:.3g} ms of busy wait per call)", flush=True)
+            verdicts, walls = [], []
+            for i in range(args.repeats):
+                t0 = time.perf_counter()
+                runners = [start(spec, target.ref, "cpu", dataclasses.asdict(config), 600)
+                           for spec in (f"oracle:{target.name}", f"{PLANTED}:{name}")]
+                try:
+                    for runner in runners:
+                        runner.ready()
+                    t = bench.compare(*runners, size)
+                finally:
+                    for runner in runners:
+                        runner.close()
+                walls.append(time.perf_counter() - t0)
+                verdicts.append(t.verdict)
+                baseline_medians.append(t.baseline.median_s)
+                ok &= good(t.verdict)
+                print(f"  {label:13s} run {i + 1:2d}: {t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] "
+                      f"{t.label:34s} {t.candidate.rounds:4d} rounds {walls[-1]:5.1f} s "
+                      f"{'ok' if good(t.verdict) else 'WRONG'}", flush=True)
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+            summary.append(f"{size.name:22s} {label:13s} {counts}; wall per run median {statistics.median(walls):.1f} s, "
+                           f"max {max(walls):.1f} s")
+    print("\nsummary (" + ("all as required" if ok else "SOME RUNS WRONG") + "):")
+    print("\n".join(summary))
     return 0 if ok else 1
 
 

@@ -32,6 +32,7 @@ class Worker:
         self._calls: list[Call] = []
         self._prepared: dict[str, tuple[list[Call], str]] = {}  # size -> (inputs, digest), kept for reuse
         self._case: tuple[str, Call] | None = None
+        self._spacer: torch.Tensor | None = None
 
     @property
     def pid(self) -> int:
@@ -102,6 +103,8 @@ class Worker:
             calls = self.inputs(size)
             self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()], sample=True))
         self._calls, inputs_digest = self._prepared[key]
+        if self.device == "cpu":  # warm up above the largest heap shift, so no round's shift reaches fresh pages
+            self._spacer = torch.ones(HEAP_SHIFT_MAX, dtype=torch.uint8)
         per_call = self._audited(lambda: clocks.warm_up(self.fn, self._calls, self.clock, self.config.warmup_max_s))
         return {"per_call_s": per_call, "input_digest": inputs_digest}
 
@@ -109,6 +112,10 @@ class Worker:
         """Seconds per call over ``n`` calls rotating through the prepared inputs."""
         if not self._calls:
             raise RuntimeError("round before prepare")
+        if self.device == "cpu":  # a new random offset for this round's allocations (see _shift_heap)
+            self._spacer = None
+            self._spacer = _shift_heap(start)
+
         def settled_round() -> float:
             if n > 1:  # short calls: one untimed call first puts threads, caches and allocator back in their
                 self.clock.time(self.fn, self._calls, 1, start=start + 1)  # steady state after the other's round
@@ -120,7 +127,7 @@ class Worker:
         """In-process there is no other process to stop (a runner's handle stops its process group)."""
 
     def release(self) -> None:
-        self._calls = []
+        self._calls, self._spacer = [], None
         if self._clock is not None:
             self._clock.reset()
 
@@ -138,6 +145,22 @@ class Worker:
 
         prepared = self._prepared.get(self._key(size))
         return profile(self.fn, spec, self.target, size, self.device, calls=prepared[0][:1] if prepared else None)
+
+
+HEAP_SHIFT_MAX = 32 << 20
+
+
+def _shift_heap(round_index: int) -> torch.Tensor:
+    """An unused allocation of a random size (seeded by the round) held during a round, so the function's
+    outputs and temporaries land at other heap offsets, on other physical pages, in each round.  Without
+    it a runner keeps one memory layout for its whole life, and two processes running the same function
+    differed by a fixed few percent (per-pair A-vs-A speedups at 16,384 tokens: SD 3.0%, 0.94-1.05 over
+    14 pairs; with it SD 1.3%, 0.99-1.04; benchmarks/NOTES.md).  ``prepare`` warms up while holding the
+    largest shift, touched, so every page a shifted round uses was faulted in before timing (the C
+    allocator keeps freed heap: MALLOC_TRIM_THRESHOLD_ in sandbox.RUNNER_ENVIRONMENT)."""
+    import random
+
+    return torch.empty(random.Random(round_index).randrange(1, HEAP_SHIFT_MAX), dtype=torch.uint8)
 
 
 def on_device(call: Call, device: str) -> Call:
