@@ -116,7 +116,10 @@ def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="harness", description=(
         "Verify candidate implementations of a PyTorch function against its oracle, time them honestly "
         "and report the speedup."))
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from harness import __version__
+
+    ap.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="the targets and each candidate with its spec")
     p.add_argument("--target", help="only this target")
@@ -442,10 +445,14 @@ def cmd_comment(args: argparse.Namespace, out: Console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    ap = parser()
     try:
-        args = parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error argparse has already printed in one line
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has already printed in one line
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:  # bare `harness`: the commands, on standard error (it is still a usage mistake)
+        sys.stderr.write(ap.format_help())
+        return EXIT_USAGE
     out, err = tty.make_console(), tty.make_console(stderr=True)
     try:
         if args.command == "list":

@@ -77,6 +77,13 @@ def named_cases() -> list[Case]:
         cases.append(_seed_case(f"production_{values}", 2, 16, 576, 512, 128, "bfloat16", values, family="edge"))
     for layout in LAYOUTS[1:]:
         cases.append(Case(f"production_{layout}", "edge", params(3, 8, 576, dtype="bfloat16", layout=layout)))
+    # Each parameter away from its production value on a production-sized row: a candidate that assumes
+    # dv=512 and tile 128 whenever a row looks like production fails here, whatever the example budget.
+    cases += [
+        _seed_case("production_row_dv_256", 2, 8, 576, 256, 128, "bfloat16", family="edge"),
+        _seed_case("production_row_tile_64", 2, 8, 576, 512, 64, "bfloat16", family="edge"),
+        _seed_case("production_row_d_544", 2, 8, 544, 512, 128, "bfloat16", family="edge"),
+    ]
     cases += [
         _seed_case("d_less_than_dv", 1, 1, 100, 128, 64, "bfloat16", family="error"),
         _seed_case("scale_view_misaligned", 1, 2, 138, 130, 65, "float32", family="error"),

@@ -213,3 +213,14 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
     from harness import report
 
     assert "⚠️ **The machine was noisy during this run" in report.markdown(run)
+
+
+def test_bare_harness_lists_the_commands_and_version_prints_the_version(capsys):
+    code, out, err = run_cli(capsys)
+    assert code == 2 and "list" in err and "run " in err and "export-tests" in err and out == ""
+    with pytest.raises(SystemExit) as info:
+        from harness.cli import parser
+
+        parser().parse_args(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("harness 0.")

@@ -46,7 +46,7 @@ def test_cuda_timing_uses_events_and_reports_bandwidth():
         timing = bench.compare(a, b, size)
     finally:
         a.close(), b.close()
-    assert timing.verdict == "no significant difference"
+    assert timing.verdict not in ("faster", "slower")  # A against A, with a 0.5 s budget it may be inconclusive
     assert 0 < timing.gbps < 5000
 
 

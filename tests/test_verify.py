@@ -3,7 +3,7 @@
 import pytest
 
 from harness.target import Case, get_target
-from harness.verify import Verifier, check_case, failure_pattern, regression_test
+from harness.verify import InProcess, Verifier, check_case, failure_pattern, regression_test
 from tests import wrong_candidates as wrong
 
 TARGET = get_target("quantize_k_cache")
@@ -39,7 +39,7 @@ def test_wrong_only_for_one_dtype(exact):
 def test_wrong_only_for_some_configurations(exact):
     result = verify(exact, wrong.wrong_small_tiles)
     assert not result.passed
-    assert all(f.params["dv"] == 256 and f.params["tile_size"] < 128 for f in result.failures)
+    assert all(f.params["dv"] >= 256 and f.params["dv"] % 128 == 0 and f.params["tile_size"] < 128 for f in result.failures)
 
 
 def test_wrong_only_for_a_value_pattern(exact):
@@ -150,3 +150,9 @@ def test_failure_pattern_needs_clean_evidence():
     assert failure_pattern(outcomes) == "only where dtype in {bf16} (never with fp32)"
     assert failure_pattern([({"dtype": "bf16"}, True)]) is None
     assert failure_pattern([({"dtype": "bf16"}, False)]) == "across all parameter values"
+
+
+def test_named_cases_alone_catch_a_candidate_that_assumes_the_production_shape():
+    v = Verifier(TARGET, "exact", examples=0).verify(InProcess(wrong.assumes_production_when_wide, TARGET), "wide")
+    failed = {f.case for f in v.failures}
+    assert {"production_row_dv_256", "production_row_tile_64"} <= failed, failed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from candidates.fused import fused
+from oracles.kcache_reference import quantize_k_cache_slow
 
 FP8 = torch.float8_e4m3fn
 _cache: dict = {}
@@ -138,3 +139,10 @@ def correct_other_style(input_k_cache, dv=512, tile_size=128):
         out[start : start + 7, :dv] = q.reshape(-1, dv).view(torch.uint8)
         out[start : start + 7, dv + 4 * nt :] = chunk[:, dv:].contiguous().view(torch.uint8)
     return out.view(FP8).view(nb, bs, 1, width)
+
+
+def assumes_production_when_wide(input_k_cache, dv=512, tile_size=128):
+    """Wrong: ignores dv and tile_size whenever d >= 512 (assumes the production 512/128)."""
+    if input_k_cache.shape[-1] >= 512:
+        dv, tile_size = 512, 128
+    return quantize_k_cache_slow(input_k_cache, dv, tile_size)
