@@ -48,8 +48,10 @@ RUNNER_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 
 # judge's time / reported time of a median round: ~1.05 on a quiet machine, up to ~2.2 with this 2-core
 # machine fully loaded (the pipe's wake-ups wait for the scheduler); only gross forgery is caught
 MAX_WALL_RATIO = 5.0
-# Rounds the judge saw take less than this are not checked: a few ms of scheduler delay around a short
-# round (5 ms of a tiny function) would look like forgery on a loaded machine.
+# A size is checked only when its median round, as the judge saw it, lasted this long: a few ms of scheduler
+# delay around a short round (5 ms of a tiny function) would look like forgery on a loaded machine.  The
+# median of all rounds, not the rounds that happened to be long: those are the delayed ones at a size of
+# short rounds, and two of them once failed the baseline of a quiet run.
 MIN_CHECKED_ROUND_S = 0.025
 _LIVE: set[int] = set()  # pids of this judge's runners that are still running
 _SUBREAPER = False
@@ -212,7 +214,7 @@ class Runner:
         self.load_state_changes: tuple[str, ...] = ()
         self.threads: int | None = None
         self._wall = self._reported = 0.0
-        self._ratios: list[float] = []
+        self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
 
     # -- lifetime -------------------------------------------------------------------------------
     def start_job(self, timeout: float | None = None) -> None:
@@ -395,20 +397,19 @@ class Runner:
         # a runner makes before a round of several calls (worker.round)
         expected = seconds * (n + 1 if n > 1 else 1)
         self._wall, self._reported = self._wall + wall, self._reported + expected
-        if wall >= MIN_CHECKED_ROUND_S:  # by the judge's clock: the runner's own figures could be forged
-            self._ratios.append(wall / expected)
+        self._ratios.append((wall, wall / expected))
         return seconds
 
     def release(self) -> None:
         """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
-        in the median round the judge saw take at least ``MIN_CHECKED_ROUND_S``, its time at most ``MAX_WALL_RATIO``
-        times what the runner reported (the median, so that a round delayed by the scheduler does not
-        count).  Gross forgery of long rounds is caught, a few percent is not: a runner is the candidate's
+        where the median round lasted at least ``MIN_CHECKED_ROUND_S`` by the judge's clock, the median round
+        took at most ``MAX_WALL_RATIO`` times what the runner reported (medians, so that a round delayed by
+        the scheduler does not count).  Gross forgery of long rounds is caught, a few percent is not: a runner is the candidate's
         own process."""
         self.request({"kind": "release"}, "ok")
         # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
         # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
-        if self.device == "cpu" and len(self._ratios) >= 2 and statistics.median(self._ratios) > MAX_WALL_RATIO:
+        if self.device == "cpu" and underreported(self._ratios):
             raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
                               f"take {self._wall:.3g} s", self.spec)
 
@@ -438,6 +439,15 @@ def _case(case: Any) -> dict:
 def _import_path() -> list[str]:
     """The judge's import path, absolute, so the runner finds targets and specs as the judge does."""
     return [os.path.abspath(p or os.getcwd()) for p in sys.path]
+
+
+def underreported(rounds: list[tuple[float, float]]) -> bool:
+    """Whether a size's rounds, as (judge's wall time, wall / reported time) each, show reported times that
+    cannot account for what the judge saw: its median round long enough to judge (``MIN_CHECKED_ROUND_S``)
+    and more than ``MAX_WALL_RATIO`` times what the runner reported."""
+    if len(rounds) < 2 or statistics.median(wall for wall, _ in rounds) < MIN_CHECKED_ROUND_S:
+        return False
+    return statistics.median(ratio for _, ratio in rounds) > MAX_WALL_RATIO
 
 
 def _pin(pid: int, device: str) -> None:

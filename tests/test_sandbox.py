@@ -154,3 +154,13 @@ def test_bad_specs_exit_2(capsys, tmp_path, argv, message):
 def test_debug_shows_the_traceback():
     with pytest.raises(Exception, match="candidate file not found"):
         main(["verify", "--target", "quantize_k_cache", "--candidate", "missing.py:f", "--debug"])
+
+
+def test_the_timing_cross_check_judges_the_median_round_not_the_delayed_ones():
+    from harness.sandbox import underreported
+
+    short_with_two_delayed = [(0.005, 1.05)] * 20 + [(0.030, 6.0), (0.040, 8.0)]  # a quiet run of short rounds
+    assert not underreported(short_with_two_delayed)
+    forged = [(0.050, 10.0)] * 6  # long rounds reported at a tenth
+    assert underreported(forged)
+    assert not underreported([(0.050, 1.1)] * 6) and not underreported([(0.050, 10.0)])  # honest; too few
