@@ -79,6 +79,8 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--timeout", type=_positive(float), default=300.0,
                    help="seconds each candidate's work may take in its runner process (default 300)")
     if verifying:
+        p.add_argument("--show-reproducer", action="store_true",
+                       help="print each failing candidate's minimal failing case as a whole pytest file")
         p.add_argument("--policy", default="exact", help="comparison policy (default exact); each target's "
                                                          "policies and what they accept: harness list")
         p.add_argument("--seed", type=_positive(int, 0, inclusive=True), default=0,
@@ -300,7 +302,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if runs:
         written.append(_write(out_dir / f"index-{runs[0].environment.device}.md", report.index(runs)))
     for run in runs:
-        tty.render(run, out)
+        tty.render(run, out, args.show_reproducer)
     out.print("\n".join(f"wrote {path}" for path in written), highlight=False)
     code = _exit_code(runs, err)
     if previous is not None:
@@ -309,14 +311,19 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print(f"[red]{tty.escape(args.compare)} is a result of {tty.escape(previous.target)}, which this run "
                       f"did not cover[/]", highlight=False)
             return EXIT_FAILED
+        pairs = gate.compared_pairs(previous, compared[0])
+        if pairs == 0:
+            err.print(f"[red]regression gate: {tty.escape(args.compare)} has no candidate and size in common with "
+                      f"this run: nothing was compared[/]", highlight=False)
+            return EXIT_FAILED
         slower = gate.regressions(previous, compared[0], args.fail_slower)
         for r in slower:
             err.print(f"[red]slower than {tty.escape(args.compare)}:[/] {tty.escape(r.describe())}", highlight=False)
         if slower:
             code = EXIT_FAILED
         else:
-            out.print(f"regression gate: no candidate slower than {tty.escape(args.compare)} by more than "
-                      f"{args.fail_slower:.0%}")
+            out.print(f"regression gate: compared {pairs} candidate/size pair{'s' if pairs != 1 else ''}; none "
+                      f"slower than {tty.escape(args.compare)} by more than {args.fail_slower:.0%}")
     return code
 
 
@@ -339,7 +346,7 @@ def _finish(args: argparse.Namespace, runs: list[result.RunResult], out: Console
         for run in runs:
             _write(_json_path(args.json, run, runs), result.dumps(run))
     for run in runs:
-        tty.render(run, out)
+        tty.render(run, out, getattr(args, "show_reproducer", False))
     return _exit_code(runs, err)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from rich.console import Console, Group
 from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.syntax import Syntax
 from rich.table import Table
 
 from harness.fmt import fmt_interval, fmt_time, plain
@@ -112,10 +111,26 @@ def failures(result: RunResult) -> Group | None:
         for f in v.failures[:5]:
             parts.append(f"  • {escape(f.family)} [bold]{escape(f.case)}[/] ({escape(f.input)}): {escape(f.reason)}")
             parts += [f"      {escape(d)}" for d in f.differences[:3]]
-        parts.append("  minimal failing case, ready to paste into a pytest file:")
-        minimal = v.failures[-1] if v.failures[-1].family == "property" else v.failures[0]
-        parts.append(Syntax(plain_lines(minimal.test), "python", theme="ansi_dark"))
+        minimal = minimal_failure(c)
+        parts.append(f"  minimal failing case: [bold]{escape(minimal.case)}[/] (its pytest test is in the report and "
+                     f"the JSON; --show-reproducer prints it here)")
     return Group(*parts) if parts else None
+
+
+def minimal_failure(c: Any) -> Any:
+    """The shrunk property case when there is one, else the first failure."""
+    v = c.verification
+    return v.failures[-1] if v.failures[-1].family == "property" else v.failures[0]
+
+
+def reproducers(result: RunResult, console: Console) -> None:
+    """Each failing candidate's minimal failing case as a whole pytest file: imports included, never wrapped
+    or cut by the terminal's width (soft wrap: what is copied is what runs)."""
+    for c in result.candidates:
+        if c.verification is not None and not c.verification.passed:
+            console.print(f"# {plain(c.name)}: minimal failing case, ready to paste into a pytest file",
+                          markup=False, highlight=False)
+            console.print(plain_lines(minimal_failure(c).test), soft_wrap=True, markup=False, highlight=False)
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -124,7 +139,7 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else 140)
 
 
-def render(result: RunResult, console: Console) -> None:
+def render(result: RunResult, console: Console, show_reproducer: bool = False) -> None:
     for note in result.noise:
         console.print(f"[bold yellow]noisy machine, timings may be off:[/] {escape(note)}", highlight=False)
     for part in (sizes_table(result), failures(result), summary_table(result)):
@@ -136,6 +151,8 @@ def render(result: RunResult, console: Console) -> None:
         console.print(f"[dim]{escape(note)}[/]")
     for change in result.checkout_changes:
         console.print(f"[bold red]the checkout changed during the run:[/] {escape(change)}")
+    if show_reproducer:
+        reproducers(result, console)
     for trip in result.round_trips:
         if trip.inverse_target == result.target:  # shown once, with the inverse target's result
             mark = "[green]round trip ok[/]" if trip.passed else "[bold red]round trip FAILED[/]"

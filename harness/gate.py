@@ -40,6 +40,12 @@ def ratio_of_medians_ci(after: Sequence[float], before: Sequence[float], resampl
     return stats.quantile(ratios, 0.025), stats.quantile(ratios, 0.975)
 
 
+def compared_pairs(previous: RunResult, current: RunResult) -> int:
+    """How many (candidate, size) timings the two runs have in common: what the gate can compare."""
+    before = {(c.spec, t.size) for c in previous.candidates for t in c.timings if t.candidate_rounds_s}
+    return sum((c.spec, t.size) in before for c in current.candidates for t in c.timings if t.candidate_rounds_s)
+
+
 def regressions(previous: RunResult, current: RunResult, fail_slower: float) -> list[Regression]:
     before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings}
     found = []

@@ -355,7 +355,9 @@ class Pipeline:
             if case.family not in self.target.annotated_families:
                 continue
             base_s, cand_s = self.bench.best_of(baseline, runner, case)
+            raised = self.verifier.oracle(case)[0]  # the oracle's outcome on the case (memoised)
             cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
+                                    raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
                                     test=regression_test(self.target, case, cand.spec, self.options.policy),
                                     family=case.family, params=dict(case.params), seed=case.seed))
         return tuple(timings), tuple(cases)

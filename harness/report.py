@@ -223,7 +223,8 @@ def _regression_tests(result: RunResult) -> str:
         return ""
     tests = []
     for ct in best.case_timings:
-        note = change_note(ct.baseline_s, ct.candidate_s)
+        note = (f"raises {ct.raises}: error parity, not timed as a speedup" if ct.raises
+                else change_note(ct.baseline_s, ct.candidate_s))
         tests.append(ct.test.rstrip("\n") + f"  # {note}\n")
     header = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
     body = (f"Candidate {md_code(best.name)} against the baseline, each case timed as one call (best of 5; the "

@@ -159,6 +159,7 @@ class CaseTiming:
     family: str = ""
     params: dict = field(default_factory=dict)
     seed: int = 0
+    raises: str | None = None  # the oracle's error type where the case is an error-parity case (no speedup)
 
 
 @dataclass(frozen=True)

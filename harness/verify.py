@@ -30,6 +30,7 @@ from harness.result import CaseFailure, FamilyCount, Verification
 from harness.target import Call, Case, Comparison, Target
 
 MAX_FAILURES_KEPT = 20
+REPRODUCER_IMPORTS = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
 REPEAT_SEED_OFFSET = 7919  # a twin's data seed: same shape, different values
 
 
@@ -233,7 +234,7 @@ class Verifier:
         return CaseFailure(case=case.name, family=case.family, params=dict(case.params), seed=case.seed,
                            input=self.target.describe(case), reason=verdict.reason, kind=verdict.kind,
                            differences=differences,
-                           test=regression_test(self.target, case, spec, self.policy))
+                           test=REPRODUCER_IMPORTS + regression_test(self.target, case, spec, self.policy))
 
     def _properties(self, subject: Subject, spec: str) -> tuple[int, CaseFailure | None]:
         """Run ``examples`` hypothesis cases; on failure return the shrunk minimal one."""

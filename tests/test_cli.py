@@ -59,9 +59,28 @@ def test_verify_exits_1_and_prints_the_minimal_case(capsys, outside, tmp_path):
     code, out, _ = run_cli(capsys, "verify", "--target", "quantize_k_cache", "--candidate", f"{outside}:bad", "--examples", "20",
                            "--json", str(tmp_path / "v.json"))
     assert code == 1
-    assert "minimal failing case" in out and "def test_quantize_k_cache_" in out
+    assert "minimal failing case" in out and "--show-reproducer prints it here" in out
     cand = json.loads((tmp_path / "v.json").read_text())["candidates"][0]
     assert cand["verdict"] == "fail" and cand["first_failure"]
+    test = cand["verification"]["failures"][-1]["test"]
+    assert test.startswith("from harness.target import Case\nfrom harness.verify import check_case\n")
+
+
+def test_show_reproducer_prints_a_whole_pytest_file_that_runs_and_fails(capsys, outside, tmp_path):
+    import subprocess
+    import sys
+
+    code, out, _ = run_cli(capsys, "verify", "--target", "quantize_k_cache", "--candidate", f"{outside}:bad",
+                           "--examples", "5", "--show-reproducer")
+    assert code == 1
+    text = out.split("ready to paste into a pytest file\n", 1)[1].split("\n\n\n\n", 1)[0]
+    assert all(len(line) < 10_000 for line in text.splitlines())
+    assert max(len(line) for line in text.splitlines()) > 140  # a long line came through whole, not cut
+    path = tmp_path / "test_repro.py"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -130,6 +149,16 @@ def test_regression_gate(capsys, saved_run, tmp_path):
     code, _, err = run_cli(capsys, "run", "--out", str(tmp_path / "new"), "--sizes", "1x32x576", "--candidate",
                            "candidates/fused.py:fused", "--compare", str(doctored), "--fail-slower", "5%", *FAST)
     assert code == 1 and "slower than" in err
+
+
+def test_regression_gate_counts_its_pairs_and_fails_when_none_overlap(capsys, saved_run, tmp_path):
+    _, out = saved_run
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(tmp_path / "new"), "--candidate",
+            "candidates/fused.py:fused", "--compare", str(out / "quantize_k_cache-cpu.json"), *FAST]
+    code, stdout, _ = run_cli(capsys, *argv, "--sizes", "1x32x576")
+    assert code in PASSED and "regression gate: compared 1 candidate/size pair; none slower" in stdout
+    code, _, err = run_cli(capsys, *argv, "--sizes", "1x8x576")  # no size in common with the saved run
+    assert code == 1 and "has no candidate and size in common with this run: nothing was compared" in " ".join(err.split())
 
 
 def test_bench_json_keeps_every_round(capsys, tmp_path):
