@@ -67,6 +67,50 @@ class Described:
     spec: str
     doc: str
     target: str | None = None  # the target its mark names (None: the project's only target)
+    signature: "Signature | None" = None  # its parameters, where the source says (a plain def)
+
+    def mismatch(self, expected: inspect.Signature) -> str | None:
+        """Why a call the way the target calls its oracle — the first parameter by position, the others by
+        keyword — cannot bind to this function, or None (also when its source does not say)."""
+        sig = self.signature
+        if sig is None:
+            return None
+        missing = [] if sig.positional >= 1 or sig.varargs else ["a first positional parameter"]
+        keywords = list(expected.parameters)[1:]
+        if not sig.varkw:
+            missing += [name for name in keywords if name not in sig.keywords]
+        extra = [name for name in sig.required if name not in keywords and name != sig.first]
+        if not missing and not extra:
+            return None
+        why = "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
+                                      f"requires {', '.join(extra)}, which the target never passes" if extra else ""]))
+        plain = expected.replace(parameters=[p.replace(annotation=inspect.Parameter.empty)
+                                             for p in expected.parameters.values()],
+                                 return_annotation=inspect.Signature.empty)
+        return f"{self.spec} does not take the target's arguments ({why}): expected {self.spec.rsplit(':', 1)[-1]}{plain}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A function's parameters as its ``def`` line gives them."""
+
+    positional: int  # parameters that can be passed by position
+    keywords: tuple[str, ...]  # names that can be passed by keyword
+    required: tuple[str, ...]  # parameters without a default, in order
+    varargs: bool
+    varkw: bool
+    first: str | None = None  # the first positional parameter: the target passes its input there
+
+    @staticmethod
+    def of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> "Signature":
+        a = node.args
+        positional = [*a.posonlyargs, *a.args]
+        first_default = len(positional) - len(a.defaults)
+        required = [p.arg for p in positional[:first_default]]
+        required += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
+        return Signature(positional=len(positional), keywords=tuple(p.arg for p in [*a.args, *a.kwonlyargs]),
+                         required=tuple(required), varargs=a.vararg is not None, varkw=a.kwarg is not None,
+                         first=positional[0].arg if positional else None)
 
 
 def candidates_dir() -> Path:
@@ -132,9 +176,12 @@ def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, s
     """The candidate ``attr`` bound by ``node``, if it is one (or if ``marked_only`` is false, any function)."""
     mark: ast.expr | None = None
     doc = ""
+    signature = None
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         mark = next((d for d in node.decorator_list if _is_candidate(d)), None)
         doc = ast.get_docstring(node) or ""
+        others = [d for d in node.decorator_list if not _is_candidate(d)]
+        signature = None if others else Signature.of(node)  # another decorator may change what it takes
     elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_candidate(node.value):
         mark = node.value
         wrapped = node.value.args[0] if node.value.args else None
@@ -144,7 +191,7 @@ def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, s
         return None
     kw = _literal_keywords(mark, shown) if mark is not None else {}
     return Described(name=kw.get("name") or attr, spec=spec, doc=inspect.cleandoc(kw.get("doc") or doc),
-                     target=kw.get("target"))
+                     target=kw.get("target"), signature=signature)
 
 
 def candidate_files(directory: Path | None = None) -> list[Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import os
 import platform
 import shlex
@@ -143,6 +144,10 @@ class Pipeline:
             raise UsageError(f"--baseline {options.baseline}: this run's target is {self.target.name!r}")
         if not self.candidates:
             raise UsageError(f"no candidates for {self.target.name}: add one to candidates/ or pass --candidate")
+        expected = inspect.signature(self.target.oracle)
+        for cand in self.candidates:  # before any case: one line, not one TypeError per case
+            if (why := cand.mismatch(expected)) is not None:
+                raise UsageError(why)
         try:
             self.sizes: list[Case] = ([self.target.parse_size(s) for s in options.sizes] if options.sizes
                                       else self.target.sizes(options.device, options.quick))

@@ -156,3 +156,20 @@ def test_syntax_and_import_errors_are_one_line(tmp_path):
         load(f"{tmp_path / 'broken.py'}:f")
     with pytest.raises(SpecError, match="no module named 'not_a_module_anywhere'"):
         load(f"{tmp_path / 'badimport.py'}:f")
+
+
+def test_a_spec_that_cannot_take_the_targets_arguments_is_one_usage_line_before_any_case(tmp_path, capsys):
+    from harness.cli import main
+
+    (tmp_path / "c.py").write_text("def no_dv(input_k_cache, tile_size=128):\n    return input_k_cache\n"
+                                   "def needs_more(x, dv, tile_size, scale):\n    return x\n"
+                                   "def takes_anything(*args, **kwargs):\n    return None\n")
+    code = main(["verify", "--target", "quantize_k_cache", "--candidate", f"{tmp_path}/c.py:no_dv"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "c.py:no_dv does not take the target's arguments (missing dv): expected no_dv(input_k_cache, dv=512, " \
+           "tile_size=128)" in err
+    code = main(["verify", "--target", "quantize_k_cache", "--candidate", f"{tmp_path}/c.py:needs_more"])
+    assert code == 2 and "requires scale, which the target never passes" in capsys.readouterr().err
+    described = describe(f"{tmp_path}/c.py:takes_anything")
+    assert described.mismatch(__import__("inspect").signature(TARGET.oracle)) is None  # *args/**kwargs: may fit
