@@ -174,6 +174,12 @@ class Pipeline:
                                  f"but {available / 2**30:.1f} GiB is available")
 
     @property
+    def headline_size(self) -> Case:
+        """The size the report's headline quotes (the most bytes moved, as ``CandidateResult.headline``),
+        which is also the size profiled, so the explanation speaks of the headline's numbers."""
+        return max(self.sizes, key=self.target.case_bytes)
+
+    @property
     def oracle_spec(self) -> str:
         return f"{ORACLE_PREFIX}{self.target.name}"
 
@@ -247,7 +253,7 @@ class Pipeline:
                 self.progress("done", name=cand.name, ok=outcome.verdict == "pass")
             if opts.profile and any(r.timings for r in self.finished):
                 self.progress("phase", name="baseline profile", total=1)
-                baseline_profile = self._profile(self.baseline_spec, self._baseline_runner(), self.sizes[-1])
+                baseline_profile = self._profile(self.baseline_spec, self._baseline_runner(), self.headline_size)
                 self.progress("done", name="baseline profile", ok=baseline_profile is not None)
         finally:
             threads = self._baseline.threads if self._baseline else None
@@ -327,7 +333,7 @@ class Pipeline:
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                              foreign_cpu=watch.share())
                 if opts.profile:
-                    result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, self.sizes[-1]))
+                    result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, self.headline_size))
             return result
         except RunnerError as exc:
             reason = _failed(str(exc), exc.spec, self.baseline_spec)

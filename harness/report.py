@@ -104,10 +104,14 @@ def _explanation(result: RunResult) -> str:
         from harness.profile import explain
 
         p = best.profile
-        body.append(f"Where the time went (line profiles at {md_code(p.size)}, {md_text(p.timing)}; "
-                    f"baseline → {md_code(best.name)}):")
+        body.append(f"**Where the time went**, by kind of work, as shares of the *profiled* call (line profiles "
+                    f"at {md_code(p.size)}, {md_text(p.timing)}; the profiler slows each call: the baseline took "
+                    f"{fmt_time(result.baseline_profile.total_s)} per call under it, {md_code(best.name)} "
+                    f"{fmt_time(p.total_s)}; baseline → {md_code(best.name)}):")
+        body.append("")
         body += [f"- {md_text(fact)}" for fact in explain(result.baseline_profile, p)]
         body.append("")
+    body += ["**By size** (medians of the timed rounds, without the profiler):", ""]
     for t in best.timings:
         body.append(f"- {md_code(t.size)} ({md_text(t.input)}): {fmt_time(t.baseline.median_s)} → "
                     f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.shown)}; {t.gbps:.1f} GB/s")

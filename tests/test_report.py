@@ -117,8 +117,13 @@ def test_change_note_matches_the_seed():
 
 def test_explanation_carries_profile_facts(run, text):
     assert run.baseline_profile is not None and run.baseline_profile.spec == "oracle:quantize_k_cache"
-    assert "Where the time went (line profiles at `2x64x576`" in text
+    assert "**Where the time went**, by kind of work, as shares of the *profiled* call (line profiles at `2x64x576`" in text
+    assert "the profiler slows each call: the baseline took " in text
     assert "abs + max reduction: " in text
+    # the profile's facts and the per-size figures are two lists, each under its own heading
+    facts, sizes = text.split("**By size** (medians of the timed rounds, without the profiler):\n\n")
+    assert facts.rstrip().endswith(")") or facts.rstrip().splitlines()[-1].startswith("- ")
+    assert sizes.startswith("- `1x64x576`")
 
 
 def test_every_candidate_profile_is_in_the_report(run, text):

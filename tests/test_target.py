@@ -139,3 +139,12 @@ def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
     assert [p.target.name for p in plan(RunOptions(target="quantize_k_cache", time=False,
                                                    candidates=["tests/wrong_candidates.py:wrong_for_fp16"]))] == [
         "quantize_k_cache"]
+
+
+def test_the_profiled_size_is_the_headline_size_also_with_quick():
+    from harness.pipeline import plan
+
+    (pipeline,) = plan(RunOptions(target="quantize_k_cache", quick=True, time=False))
+    quick = pipeline.target.sizes("cpu", quick=True)
+    assert pipeline.headline_size == max(quick, key=pipeline.target.case_bytes)
+    assert pipeline.headline_size.name == "seed-512x32x300-fp32" != quick[-1].name  # not merely the last size
