@@ -57,9 +57,11 @@ def quantize(input_k_cache: torch.Tensor, dv: int, tile_size: int) -> torch.Tens
     return prep.result()
 
 
-def e4m3_from_floats(values: torch.Tensor) -> torch.Tensor:
-    """The kernel's float32 -> e4m3fn conversion alone (for tests against torch's)."""
+def e4m3_from_floats(values: torch.Tensor, saturation: tuple[int, int] | None = None) -> torch.Tensor:
+    """The kernel's float32 -> e4m3fn conversion alone (for tests against torch's), with torch's CPU
+    saturation flags or the given (finite overflow saturates, infinity saturates)."""
     values = values.contiguous().float()
     out = torch.empty(values.shape, dtype=torch.uint8)
-    load().e4m3_from_floats(values.data_ptr(), out.data_ptr(), values.numel(), *saturates("cpu"))
+    flags = saturates("cpu") if saturation is None else saturation
+    load().e4m3_from_floats(values.data_ptr(), out.data_ptr(), values.numel(), *flags)
     return out
