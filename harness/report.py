@@ -14,6 +14,7 @@ import math
 import re
 
 from harness import stats
+from harness.bench import PRECISION_ROUNDS
 from harness.fmt import (change_note, fmt_interval, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text)
 from harness.result import CandidateResult, Profile, RunResult
@@ -273,7 +274,8 @@ def _footer(result: RunResult) -> str:
     if b:
         lines.append(
             f"Timing: interleaved rounds until the 95% interval of the speedup is decided against the "
-            f"±{b.noise_floor:.0%} noise floor and each median's relative standard error is under {b.target_rse:.0%}, "
+            f"±{b.noise_floor:.0%} noise floor and each median's relative standard error is under {b.target_rse:.0%} "
+            f"(or {PRECISION_ROUNDS * b.min_rounds} rounds back the decisive interval), "
             f"or {b.budget_s:g} s per candidate and size: \"faster\"/\"slower\" when the whole interval is beyond "
             f"the floor; inside it \"no significant difference\" if it contains 1.00, else \"within "
             f"±{b.noise_floor:.0%}\" (a difference smaller than the floor); across a floor boundary when the budget "
