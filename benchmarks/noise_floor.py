@@ -23,12 +23,25 @@ from pathlib import Path
 import harness  # noqa: F401
 from harness import stats
 from harness.bench import Bench, BenchConfig
+from harness.result import SizeTiming
 from harness.sandbox import start
 from harness.target import get_target
 
 PLANTED = Path(__file__).resolve().with_name("_planted.py")
 PAIRS = (("A vs A", "identical", lambda v: v not in (stats.FASTER, stats.SLOWER)),
          ("10% more work", "ten_percent_slower", lambda v: v == stats.SLOWER))
+
+
+def fresh_pair(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
+    """Baseline and candidate each in a freshly started runner, timed at ``size``, then both stopped."""
+    runners = [start(spec, bench.target.ref, "cpu", dataclasses.asdict(bench.config), 600) for spec in specs]
+    try:
+        for runner in runners:
+            runner.ready()
+        return bench.compare(*runners, size)
+    finally:
+        for runner in runners:
+            runner.close()
 
 
 def main() -> int:
@@ -55,15 +68,7 @@ def main() -> int:
             verdicts, walls = [], []
             for i in range(args.repeats):
                 t0 = time.perf_counter()
-                runners = [start(spec, target.ref, "cpu", dataclasses.asdict(config), 600)
-                           for spec in (f"oracle:{target.name}", f"{PLANTED}:{name}")]
-                try:
-                    for runner in runners:
-                        runner.ready()
-                    t = bench.compare(*runners, size)
-                finally:
-                    for runner in runners:
-                        runner.close()
+                t = fresh_pair(bench, (f"oracle:{target.name}", f"{PLANTED}:{name}"), size)
                 walls.append(time.perf_counter() - t0)
                 verdicts.append(t.verdict)
                 baseline_medians.append(t.baseline.median_s)

@@ -11,18 +11,16 @@ place and the oracle in the candidate's, to tell a property of the function from
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 from pathlib import Path
 
 import harness  # noqa: F401
 from harness.bench import Bench, BenchConfig
-from harness.sandbox import start
 from harness.target import get_target
 
-PLANTED = Path(__file__).resolve().with_name("_planted.py")
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noise_floor import PLANTED, fresh_pair  # noqa: E402  (one way to time a fresh pair of runners)
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -39,14 +37,7 @@ def main() -> int:
         specs.reverse()
     speedups = []
     for _ in range(args.pairs):
-        runners = [start(spec, target.ref, "cpu", dataclasses.asdict(config), 600) for spec in specs]
-        try:
-            for runner in runners:
-                runner.ready()
-            t = bench.compare(*runners, size)
-        finally:
-            for runner in runners:
-                runner.close()
+        t = fresh_pair(bench, tuple(specs), size)
         speedups.append(t.speedup)
         print(f"{t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] {t.candidate.rounds} rounds, "
               f"baseline {t.baseline.median_s * 1e3:.2f} ms, candidate {t.candidate.median_s * 1e3:.2f} ms", flush=True)
