@@ -9,8 +9,8 @@ reporting it with confidence:
   timed against the baseline, minus what the judge and those two runners used (the other runners are
   stopped then).  What is left was taken by other processes: measured, not inferred from a load average;
 - **baseline agreement** (``baseline_disagreements``): within one run the baseline is timed at each size
-  once per candidate — the same function on the same inputs — so its medians must agree; if they differ
-  beyond their standard errors and the noise floor, the machine changed under the run.
+  once per candidate — the same function on the same inputs — so its medians must agree; if one is more
+  than ``BASELINE_DRIFT`` times another, beyond their standard errors, the machine changed under the run.
 """
 
 from __future__ import annotations
@@ -58,13 +58,22 @@ def _machine_busy_ticks() -> int | None:
         return None
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None if it is gone.
+    The one reader of that file: ``sandbox`` takes process states and groups from it, this module CPU ticks."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _process_ticks(pid: int) -> int:
     """User + system ticks of every thread of ``pid`` (0 if it is gone)."""
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except (OSError, IndexError, ValueError):
+        return int(fields[11]) + int(fields[12]) if fields else 0
+    except (IndexError, ValueError):
         return 0
 
 

@@ -327,9 +327,10 @@ class Pipeline:
                 result = dataclasses.replace(result, verdict="untested")
             if opts.time and (verification is None or verification.passed):
                 runner.reap_strays()  # nothing it started may run while it or the baseline is timed
+                baseline = self._baseline_runner()
                 watch = noise.CpuWatch()
-                watch.start([runner.pid, self._baseline_runner().pid])
-                timings, case_timings = self._time(runner, cand)
+                watch.start([runner.pid, baseline.pid])
+                timings, case_timings = self._time(runner, cand, baseline)
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                              foreign_cpu=watch.share())
                 if opts.profile:
@@ -349,10 +350,10 @@ class Pipeline:
         if self._upcoming is not None and self._next is None:
             self._next = self._start(self._upcoming)
 
-    def _time(self, runner: Runner, cand: Described) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...]]:
+    def _time(self, runner: Runner, cand: Described,
+              baseline: Runner) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...]]:
         """The size ladder, then each named regression case once more (best of a few interleaved calls) for
         the report's annotated tests; the ladder is the measurement that carries the verdict."""
-        baseline = self._baseline_runner()
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
         runner.start_job()

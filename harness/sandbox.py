@@ -37,6 +37,7 @@ from typing import Any
 
 from harness.audit import StateChanged
 from harness.fmt import plain
+from harness.noise import stat_fields
 from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, encode_value, read_frame, write_frame
 
 # Every runner's C allocator in the same, history-free state: glibc serves all memory from its heap and
@@ -113,11 +114,10 @@ def _processes() -> dict[int, tuple[str, int, int, int]]:
 
 def _stat(pid: int) -> tuple[str, int, int, int] | None:
     """(state, ppid, process group, session) of one process, or None if it is gone."""
+    fields = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
-    except (OSError, IndexError, ValueError):
+        return (fields[0], int(fields[1]), int(fields[2]), int(fields[3])) if fields else None
+    except (IndexError, ValueError):
         return None
 
 
