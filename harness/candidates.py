@@ -26,6 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
+from harness.domain import Domain, DomainError
+
 MARK = "__harness_candidate__"
 ORACLE_PREFIX = "oracle:"
 
@@ -42,9 +44,11 @@ class Mark:
 
 
 def candidate(fn: Callable | None = None, *, name: str | None = None, target: str | None = None,
-              doc: str | None = None) -> Any:
+              doc: str | None = None, supports: Any = None) -> Any:
     """Mark ``fn`` as a candidate of the module that calls this (usable as ``@candidate`` or
-    ``@candidate(name=..., target=..., doc=...)``, with literal arguments).  The mark is kept per module,
+    ``@candidate(name=..., target=..., doc=..., supports=...)``, with literal arguments).  ``supports`` is
+    the domain it handles, read by the judge from the source (see ``domain``): a mapping of parameter to
+    allowed values, e.g. ``{"dtype": ("bfloat16",), "d": (576,)}``, or the text ``--where`` takes.  The mark is kept per module,
     so marking a function imported from elsewhere does not make it a candidate of every module that
     imports it."""
     module = sys._getframe(1).f_globals.get("__name__", "")
@@ -68,6 +72,7 @@ class Described:
     doc: str
     target: str | None = None  # the target its mark names (None: the project's only target)
     signature: "Signature | None" = None  # its parameters, where the source says (a plain def)
+    supports: Domain = Domain()  # the inputs it declares it handles (``@candidate(supports=...)``)
 
     def mismatch(self, expected: inspect.Signature) -> str | None:
         """Why a call the way the target calls its oracle — the first parameter by position, the others by
@@ -143,15 +148,21 @@ def _is_candidate(node: ast.expr) -> bool:
         isinstance(func, ast.Attribute) and func.attr == "candidate")
 
 
-def _literal_keywords(call: ast.expr, shown: str) -> dict[str, str | None]:
+def _literal_keywords(call: ast.expr, shown: str) -> dict[str, Any]:
     if not isinstance(call, ast.Call):
         return {}
-    out = {}
+    out: dict[str, Any] = {}
     for kw in call.keywords:
         if kw.arg in ("name", "target", "doc"):
             if not (isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, (str, type(None)))):
                 raise SpecError(f"{shown} line {call.lineno}: candidate({kw.arg}=...) must be a literal string")
             out[kw.arg] = kw.value.value
+        elif kw.arg == "supports":
+            try:
+                out["supports"] = Domain.of(ast.literal_eval(kw.value))
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+                why = exc if isinstance(exc, DomainError) else "must be a literal mapping or text (the judge reads it, never runs it)"
+                raise SpecError(f"{shown} line {call.lineno}: candidate(supports=...) {why}") from None
     return out
 
 
@@ -191,7 +202,7 @@ def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, s
         return None
     kw = _literal_keywords(mark, shown) if mark is not None else {}
     return Described(name=kw.get("name") or attr, spec=spec, doc=inspect.cleandoc(kw.get("doc") or doc),
-                     target=kw.get("target"), signature=signature)
+                     target=kw.get("target"), signature=signature, supports=kw.get("supports", Domain()))
 
 
 def candidate_files(directory: Path | None = None) -> list[Path]:

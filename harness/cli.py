@@ -76,6 +76,9 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--json", metavar="PATH", help="also write the JSON result here")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    p.add_argument("--where", metavar="CLAUSES",
+                   help="judge and time only cases whose params match, e.g. \"d=576 dv=512,256 num_blocks<=4\" "
+                        "(clauses: key=v1,v2  key!=v  key<n  key<=n  key>n  key>=n; harness list shows the params)")
     p.add_argument("--timeout", type=_positive(float), default=300.0,
                    help="seconds each candidate's work may take in its runner process (default 300)")
     if verifying:
@@ -197,7 +200,7 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
         target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
         policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),
         examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
-        quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time,
+        quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
         bench=BenchConfig(target_rse=getattr(args, "rse", 0.03), budget_s=budget,
                           noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
                           cuda_graphs=getattr(args, "cuda_graphs", False)),
@@ -280,9 +283,13 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         for policy in target.policies:
             out.print(f"  --policy {policy:<9} {tty.escape(target.policy_text.get(policy, ''))}", highlight=False)
         out.print(f"  --sizes: {tty.escape(target.sizes_help)}", highlight=False)
+        params = sorted({k for case in target.named_cases() for k in case.params})
+        out.print(f"  --where over: {tty.escape(', '.join(params))}", highlight=False)
         for cand in discover(target.name, list(targets)):
             first = tty.plain(cand.doc.splitlines()[0]) if cand.doc else ""
             out.print(f"  {tty.plain(cand.spec):<45} {first[:70]}", highlight=False, markup=False)
+            if cand.supports:
+                out.print(f"  {'':<45} supports only {tty.plain(cand.supports.text)}", highlight=False, markup=False)
     return EXIT_OK
 
 

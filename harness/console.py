@@ -107,8 +107,8 @@ def failures(result: RunResult) -> Group | None:
         if v is None or v.passed:
             continue
         parts.append(f"[bold red]{escape(c.name)}[/] ({escape(c.spec)}): {v.failed} of {v.cases} cases failed"
-                     + (f", {escape(v.pattern)}" if v.pattern else ""))
-        for f in v.failures[:5]:
+                     + (f", {escape(v.pattern)}" if v.pattern else "") + f" — {escape(v.reason())}")
+        for f in v.notable():
             parts.append(f"  • {escape(f.family)} [bold]{escape(f.case)}[/] ({escape(f.input)}): {escape(f.reason)}")
             parts += [f"      {escape(d)}" for d in f.differences[:3]]
         minimal = minimal_failure(c)
@@ -118,9 +118,7 @@ def failures(result: RunResult) -> Group | None:
 
 
 def minimal_failure(c: Any) -> Any:
-    """The shrunk property case when there is one, else the first failure."""
-    v = c.verification
-    return v.failures[-1] if v.failures[-1].family == "property" else v.failures[0]
+    return c.verification.minimal()
 
 
 def reproducers(result: RunResult, console: Console) -> None:
@@ -145,6 +143,9 @@ def render(result: RunResult, console: Console, show_reproducer: bool = False) -
     for part in (sizes_table(result), failures(result), summary_table(result)):
         if part is not None:
             console.print(part)
+    for c in result.candidates:
+        if c.verification is not None and (c.verification.domain or c.verification.excluded):
+            console.print(f"[dim]{escape(c.name)} judged {escape(c.verification.coverage)}[/]", highlight=False)
     notes = dict.fromkeys(n for c in result.candidates if c.verification for n in c.verification.notes)
     notes.update(dict.fromkeys(f"{c.name}: {n}" for c in result.candidates for n in c.notes))
     for note in notes:

@@ -30,6 +30,7 @@ from harness import __version__, checkout, noise
 from harness.audit import StateChanged
 from harness.bench import Bench, BenchConfig, InputsDiffer
 from harness.candidates import ORACLE_PREFIX, Described, SpecError, absolute, candidates_dir, describe, discover
+from harness.domain import Domain, DomainError
 from harness.clocks import measure_copy_bandwidth
 from harness.errors import UsageError
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
@@ -52,6 +53,7 @@ class RunOptions:
     examples: int = 100
     quick: bool = False
     sizes: list[str] | None = None
+    where: str | None = None  # --where: a domain that focuses the whole run (see ``domain``)
     bench: BenchConfig = field(default_factory=BenchConfig)
     verify: bool = True
     time: bool = True
@@ -148,11 +150,8 @@ class Pipeline:
         for cand in self.candidates:  # before any case: one line, not one TypeError per case
             if (why := cand.mismatch(expected)) is not None:
                 raise UsageError(why)
-        try:
-            self.sizes: list[Case] = ([self.target.parse_size(s) for s in options.sizes] if options.sizes
-                                      else self.target.sizes(options.device, options.quick))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        self.domains = self._domains()
+        self.sizes = self._sizes()
         if options.time:
             self._check_memory()
         self.finished: list[CandidateResult] = []
@@ -160,11 +159,49 @@ class Pipeline:
         self._next: Runner | None = None
         self._upcoming: str | None = None
 
+    def _domains(self) -> dict[str, Domain]:
+        """Each candidate's domain: what it declares it supports, narrowed by ``--where``; every clause must
+        name a param the target's cases carry."""
+        known = {k for case in self.target.named_cases() for k in case.params}
+        try:
+            where = Domain.parse(self.options.where) if self.options.where is not None else Domain()
+        except DomainError as exc:
+            raise UsageError(f"--where: {exc}") from None
+        try:
+            where.check_keys(known, f"--where (target {self.target.name})")
+            for cand in self.candidates:
+                cand.supports.check_keys(known, f"{cand.spec}: supports=")
+        except DomainError as exc:
+            raise UsageError(str(exc)) from None
+        return {cand.spec: cand.supports & where for cand in self.candidates}
+
+    def _sizes(self) -> list[Case]:
+        """The sizes to time: ``--sizes`` (each must fit some candidate's domain) or the target's ladder
+        (a size no candidate's domain admits is noted, not timed); none left to time is a usage error."""
+        opts = self.options
+        try:
+            sizes = ([self.target.parse_size(s) for s in opts.sizes] if opts.sizes
+                     else self.target.sizes(opts.device, opts.quick))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        fits = self._timeable(sizes)
+        if opts.time and opts.sizes and len(fits) < len(sizes):
+            size = next(s for s in sizes if s not in fits)
+            raise UsageError(f"size {size.name} is outside the domain of every candidate "
+                             f"({'; '.join(sorted({d.describe() for d in self.domains.values()}))})")
+        if opts.time and not fits:
+            raise UsageError(f"no size of {self.target.name} fits the domain of any candidate "
+                             f"({'; '.join(sorted({d.describe() for d in self.domains.values()}))}): pass --sizes")
+        return sizes  # those that fit no candidate stay, to be noted as not timed (see ``_time``)
+
+    def _timeable(self, sizes: list[Case]) -> list[Case]:
+        return [s for s in sizes if any(d.admits(s.params) for d in self.domains.values())]
+
     def _check_memory(self) -> None:
         """Each size must fit, before anything is allocated: two runners hold its input sets at once."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
-        for size in self.sizes:
+        for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
             sets = max(1, min(cfg.max_buffers, cfg.buffer_bytes // per_set))
             need = (2 * sets + 2) * per_set  # two runners' input sets, and room for outputs and temporaries
@@ -177,7 +214,7 @@ class Pipeline:
     def headline_size(self) -> Case:
         """The size the report's headline quotes (the most bytes moved, as ``CandidateResult.headline``),
         which is also the size profiled, so the explanation speaks of the headline's numbers."""
-        return max(self.sizes, key=self.target.case_bytes)
+        return max(self._timeable(self.sizes), key=self.target.case_bytes)
 
     @property
     def oracle_spec(self) -> str:
@@ -316,13 +353,13 @@ class Pipeline:
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
                 verification = self.verifier.verify(
-                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n))
+                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), self.domains[cand.spec])
                 result = dataclasses.replace(result, verdict=_verdict(verification),
                                              error=_error_reason(verification), verification=verification)
                 if verification.passed and self.round_trips is not None:
                     self.progress("step", name=f"{cand.name}: round trips")
-                    self.round_trips.collect(self.target, runner, cand.spec)
-                    self.round_trips.check(self.target, runner, cand.spec)
+                    self.round_trips.collect(self.target, runner, cand.spec, self.domains[cand.spec])
+                    self.round_trips.check(self.target, runner, cand.spec, self.domains[cand.spec])
             else:
                 result = dataclasses.replace(result, verdict="untested")
             if opts.time and (verification is None or verification.passed):
@@ -330,11 +367,13 @@ class Pipeline:
                 baseline = self._baseline_runner()
                 watch = noise.CpuWatch()
                 watch.start([runner.pid, baseline.pid])
-                timings, case_timings = self._time(runner, cand, baseline)
+                timings, case_timings, notes = self._time(runner, cand, baseline)
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
-                                             foreign_cpu=watch.share())
-                if opts.profile:
-                    result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, self.headline_size))
+                                             foreign_cpu=watch.share(), notes=(*result.notes, *notes))
+                sizes = [s for s in self.sizes if self.domains[cand.spec].admits(s.params)]
+                if opts.profile and sizes:  # at its headline size: the largest it was timed at
+                    largest = max(sizes, key=self.target.case_bytes)
+                    result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, largest))
             return result
         except RunnerError as exc:
             reason = _failed(str(exc), exc.spec, self.baseline_spec)
@@ -351,20 +390,25 @@ class Pipeline:
             self._next = self._start(self._upcoming)
 
     def _time(self, runner: Runner, cand: Described,
-              baseline: Runner) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...]]:
+              baseline: Runner) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
         """The size ladder, then each named regression case once more (best of a few interleaved calls) for
-        the report's annotated tests; the ladder is the measurement that carries the verdict."""
+        the report's annotated tests; the ladder is the measurement that carries the verdict.  Only inside
+        the candidate's domain: each size left out is a note."""
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
         runner.start_job()
-        timings = []
+        domain = self.domains[cand.spec]
+        timings, notes = [], []
         for size in self.sizes:
+            if not domain.admits(size.params):
+                notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
+                continue
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
             timings.append(self.bench.compare(baseline, runner, size))
         self.progress("step", name=f"{cand.name}: time each regression case")
         cases = []
         for case in self.target.named_cases():
-            if case.family not in self.target.annotated_families:
+            if case.family not in self.target.annotated_families or not domain.admits(case.params):
                 continue
             base_s, cand_s = self.bench.best_of(baseline, runner, case)
             raised = self.verifier.oracle(case)[0]  # the oracle's outcome on the case (memoised)
@@ -372,7 +416,7 @@ class Pipeline:
                                     raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
                                     test=regression_test(self.target, case, cand.spec, self.options.policy),
                                     family=case.family, params=dict(case.params), seed=case.seed))
-        return tuple(timings), tuple(cases)
+        return tuple(timings), tuple(cases), notes
 
     def _profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
@@ -449,11 +493,8 @@ def _verdict(v: Verification | None) -> str:
         return "untested"
     if v.passed:
         return "pass"
-    return "error" if any(f.kind == "error" for f in v.failures) else "fail"
+    return "error" if v.broken or any(f.kind == "error" for f in v.failures) else "fail"
 
 
 def _error_reason(v: Verification | None) -> str | None:
-    if v is None or v.passed:
-        return None
-    errors = [f for f in v.failures if f.kind in ("error", "state")]
-    return (errors[0] if errors else v.failures[0]).reason
+    return None if v is None else v.reason()

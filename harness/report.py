@@ -44,6 +44,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def verdict_text(c: CandidateResult) -> str:
     """The verdict with its one-line reason, e.g. "error: timed out after 300 s"."""
+    if c.verdict == "pass" and c.verification is not None and c.verification.domain:
+        return "pass on its domain"
     return f"{c.verdict}: {c.error}" if c.error and c.verdict != "pass" else c.verdict
 
 
@@ -87,7 +89,9 @@ def _headline(result: RunResult) -> str:
     return (
         f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n{warning}"
         f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in {md_code(result.source)} "
-        f"— candidate {md_code(best.name)} ({md_code(best.spec)})\n\n"
+        f"— candidate {md_code(best.name)} ({md_code(best.spec)})"
+        + (f", **on its domain only**: {md_code(best.verification.domain)}" if best.verification and best.verification.domain
+           else "") + "\n\n"
         f"⏱️ Runtime at size {md_code(t.size)}, median: **{fmt_time(t.baseline.median_s)} → "
         f"{fmt_time(t.candidate.median_s)}**, speedup {fmt_interval(t)} (95% interval), {md_text(t.shown)} "
         f"(best of {t.candidate.rounds} runs: {fmt_time(t.baseline.min_s)} → {fmt_time(t.candidate.min_s)})\n\n"
@@ -139,6 +143,9 @@ def _correctness(result: RunResult) -> str:
            f"Policy: **{md_code(result.policy)}** — {md_text(result.policy_text or result.policy)}. "
            f"Device: {md_code(v0.device)}, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
            _table(["Case family", *(md_code(c.name) for c in verified)], rows)]
+    out.append("**Coverage** (what each verdict covers):\n\n" + "\n".join(
+        f"- {md_code(c.name)}: {md_text(verdict_text(c) if c.verdict == 'pass' else c.verdict)} "
+        f"{md_text(c.verification.coverage)}" for c in verified) + "\n")
     notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
     if notes:
         out.append("\n".join(f"- {md_text(n)}" for n in notes) + "\n")
@@ -147,11 +154,11 @@ def _correctness(result: RunResult) -> str:
         if v.passed:
             continue
         lines = [f"**{md_code(c.name)} — {md_text(c.verdict)}**: {v.failed} of {v.cases} cases failed"
-                 + (f", {md_text(v.pattern)}" if v.pattern else "") + "."]
-        for f in v.failures[:5]:
+                 + (f", {md_text(v.pattern)}" if v.pattern else "") + f" — {md_text(v.reason())}."]
+        for f in v.notable():
             lines.append(f"- {md_code(f.family)} case {md_code(f.case)} ({md_text(f.input)}): {md_text(f.reason)}")
             lines += [f"  - {md_text(d)}" for d in f.differences[:3]]
-        first = v.failures[0]
+        first = v.minimal()
         lines.append("\n" + _details(f"Reproduce <code>{html_text(first.case)}</code> (ready-to-paste pytest)",
                                      md_fence(first.test, "python")))
         out.append("\n".join(lines) + "\n")

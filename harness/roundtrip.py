@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from harness.domain import Domain
 from harness.protocol import Outcome
 from harness.result import RoundTrip
 from harness.target import Call, Case, Target
@@ -36,26 +37,32 @@ class RoundTrips:
     def inverses_of(self, target: Target) -> list[Target]:
         return [t for t in self.targets.values() if t.inverse_of == target.name]
 
-    def collect(self, target: Target, runner: Any, spec: str) -> None:
-        """Keep a passing forward candidate's outputs on each inverse target's round-trip cases."""
+    def collect(self, target: Target, runner: Any, spec: str, domain: Domain = Domain()) -> None:
+        """Keep a passing forward candidate's outputs on each inverse target's round-trip cases (those inside
+        its domain)."""
         for inverse in self.inverses_of(target):
-            outputs = [(case, runner.call(case, self.device)) for case in inverse.round_trip_cases()]
+            outputs = [(case, runner.call(case, self.device)) for case in inverse.round_trip_cases()
+                       if domain.admits(case.params)]
             self.forward.setdefault(target.name, []).append(_Forward(spec, outputs))
 
-    def check(self, target: Target, runner: Any, spec: str) -> None:
-        """Hand a passing inverse candidate every kept forward output, and judge each answer."""
+    def check(self, target: Target, runner: Any, spec: str, domain: Domain = Domain()) -> None:
+        """Hand a passing inverse candidate every kept forward output (of a forward case inside its domain,
+        where it declares one), and judge each answer."""
         forward_target = self.targets.get(target.inverse_of or "")
         if forward_target is None:
             return
         for forward in self.forward.get(forward_target.name, []):
             failed, first = 0, None
-            for case, produced in forward.outputs:
+            outputs = [(case, out) for case, out in forward.outputs if domain.admits(case.params)]
+            if not outputs:
+                continue
+            for case, produced in outputs:
                 reason = self._judge(forward_target, target, runner, case, produced)
                 if reason:
                     failed += 1
                     first = first or f"{case.name}: {reason}"
             self.results.append(RoundTrip(forward=forward.spec, inverse=spec, forward_target=forward_target.name,
-                                          inverse_target=target.name, cases=len(forward.outputs), failed=failed,
+                                          inverse_target=target.name, cases=len(outputs), failed=failed,
                                           first_failure=first))
 
     def _judge(self, forward_target: Target, target: Target, runner: Any, case: Case, produced: Outcome) -> str:

@@ -17,6 +17,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from harness.domain import Domain
+
 
 @dataclass(frozen=True)
 class Case:
@@ -111,8 +113,9 @@ class Target:
         """Explicit regression cases (seed document, edge and error cases)."""
         return []
 
-    def property_strategy(self) -> Any | None:
-        """A hypothesis strategy of case params for property-based cases, or None."""
+    def property_strategy(self, domain: Domain = Domain()) -> Any | None:
+        """A hypothesis strategy of case params for property-based cases, or None.  It should draw each
+        param inside ``domain`` (``Domain.restrict``); the verifier filters what is still outside."""
         return None
 
     def describe(self, case: Case) -> str:

@@ -23,13 +23,15 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 from harness.clocks import synchronize
+from harness.domain import Domain, suggest
 from harness.protocol import Outcome, decode_outcome, digest, error_name
 from harness.result import CaseFailure, FamilyCount, Verification
 from harness.target import Call, Case, Comparison, Target
 
-MAX_FAILURES_KEPT = 20
+MAX_FAILURES_KEPT = 10  # per kind of failure, so refusals never crowd wrong answers out (counts keep all)
 REPRODUCER_IMPORTS = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
 REPEAT_SEED_OFFSET = 7919  # a twin's data seed: same shape, different values
 
@@ -60,7 +62,8 @@ class Judgement:
     passed: bool
     reason: str = ""
     comparison: Comparison | None = None
-    kind: str = "mismatch"  # "error": raised or returned no output; "state": changed its process (see audit)
+    kind: str = "mismatch"  # "refusal": raised where the oracle returned; "error": returned no output;
+    # "state": changed its process (see audit)
 
 
 def judge(target: Target, call_for_check: Any, expected: Outcome, got: Outcome, policy: str) -> Judgement:
@@ -78,8 +81,8 @@ def judge(target: Target, call_for_check: Any, expected: Outcome, got: Outcome, 
             return Judgement(False, f"raised {got.error_line} where the oracle's precondition raised "
                                     f"{expected.error_type.rsplit('.', 1)[-1]}")
         return Judgement(True)
-    if got.raised:
-        return Judgement(False, f"raised {got.error_line}", kind="error")
+    if got.raised:  # a refusal: not a wrong answer, but a drop-in replacement accepts what the original does
+        return Judgement(False, f"raised {got.error_line}", kind="refusal")
     wrong = target.check_output(call_for_check, got.value)
     if wrong:
         return Judgement(False, wrong, kind="error")
@@ -155,10 +158,10 @@ class Verifier:
         expected, call = oracle(case)
         return judge(self.target, call, expected, subject.call(case, device), self.policy)
 
-    def _cross_device(self, subject: Subject) -> tuple[list[tuple[Case, Judgement]], list[str]]:
+    def _cross_device(self, subject: Subject, domain: Domain) -> tuple[list[tuple[Case, Judgement]], list[str]]:
         """The named cases on the CPU, unless the candidate does not run there at all (a CUDA-only kernel)."""
-        judged = [(case, self.check(case, subject, "cpu")) for case in self.cpu_cases]
-        errors = [j for c, j in judged if j.kind == "error" and not j.passed]
+        judged = [(case, self.check(case, subject, "cpu")) for case in self.cpu_cases if domain.admits(case.params)]
+        errors = [j for c, j in judged if j.kind in ("error", "refusal") and not j.passed]
         runnable = [j for c, j in judged if not self.cpu_oracle(c)[0].raised]
         if runnable and len(errors) == len(runnable):
             return [], [f"cross-device: not checked on the CPU, where the candidate does not run ({errors[0].reason})"]
@@ -187,46 +190,39 @@ class Verifier:
                 f"{len(self.cpu_cases)} named cases, e.g. {case.name} ({comparison.summary})"]
 
     def verify(self, subject: Subject | Callable[..., Any], spec: str,
-               progress: Callable[[int, int], None] | None = None) -> Verification:
-        """Check ``subject`` (a runner, or a plain function to call in this process) on every case."""
+               progress: Callable[[int, int], None] | None = None, domain: Domain = Domain()) -> Verification:
+        """Check ``subject`` (a runner, or a plain function to call in this process) on every case inside
+        ``domain`` (default: every case); cases outside it are counted, not run."""
         if not hasattr(subject, "call"):
             subject = InProcess(subject, self.target)
-        checked: Counter[str] = Counter()
-        failed: Counter[str] = Counter()
-        failures: list[CaseFailure] = []
-        outcomes: list[tuple[Mapping[str, Any], bool]] = []
-        for i, case in enumerate(self.cases):
-            verdict = self.check(case, subject)
-            checked[case.family] += 1
-            outcomes.append((case.params, verdict.passed))
-            if not verdict.passed:
-                failed[case.family] += 1
-                failures.append(self._failure(case, verdict, spec))
+        tally = _Tally(self, spec)
+        cases = [c for c in self.cases if domain.admits(c.params)]
+        outside = [c for c in self.cases if not domain.admits(c.params)]
+        total = len(cases) + self.examples
+        for i, case in enumerate(cases):
+            tally.add(case, self.check(case, subject))
             if progress:
-                progress(i + 1, len(self.cases) + self.examples)
+                progress(i + 1, total)
         notes: list[str] = []
         if self.cpu_cases:
-            judged, notes = self._cross_device(subject)
+            judged, notes = self._cross_device(subject, domain)
             for case, verdict in judged:
-                checked[case.family] += 1
-                if not verdict.passed:
-                    failed[case.family] += 1
-                    failures.append(self._failure(case, verdict, spec))
-        failures = failures[:MAX_FAILURES_KEPT]
+                tally.add(case, verdict)
         if self.examples and self.target.property_strategy() is not None:
-            ran, failure = self._properties(subject, spec)
-            checked["property"] += ran
-            if failure:  # kept whatever the cap: it is the shrunk, minimal failing case
-                failed["property"] += 1
-                failures.append(failure)
-                outcomes.append((failure.params, False))
+            notes += self._properties(subject, tally, domain)
         if progress:
-            progress(len(self.cases) + self.examples, len(self.cases) + self.examples)
-        families = tuple(FamilyCount(f, checked[f], failed[f]) for f in checked)
+            progress(total, total)
+        kept = tally.kept()
+        suggested = suggest(tally.accepted, tally.refused)
         return Verification(
-            policy=self.policy, device=self.device, seed=self.seed, cases=sum(checked.values()),
-            failed=sum(failed.values()), families=families, failures=tuple(failures),
-            pattern=failure_pattern(outcomes), notes=tuple(notes),
+            policy=self.policy, device=self.device, seed=self.seed, cases=sum(tally.checked.values()),
+            failed=sum(tally.failed.values()),
+            families=tuple(FamilyCount(f, tally.checked[f], tally.failed[f]) for f in tally.checked),
+            failures=kept, pattern=failure_pattern(tally.outcomes), notes=tuple(notes),
+            domain=domain.text, excluded=len(outside), excluded_text=domain.excluded([c.params for c in outside]),
+            refused=len(tally.refused), refusal_errors=dict(tally.refusal_errors),
+            suggested_where=suggested.text if suggested else None,
+            refused_text=suggested.excluded(tally.refused) if suggested else "", accepted=len(tally.accepted),
         )
 
     def _failure(self, case: Case, verdict: Judgement, spec: str) -> CaseFailure:
@@ -236,35 +232,82 @@ class Verifier:
                            differences=differences,
                            test=REPRODUCER_IMPORTS + regression_test(self.target, case, spec, self.policy))
 
-    def _properties(self, subject: Subject, spec: str) -> tuple[int, CaseFailure | None]:
-        """Run ``examples`` hypothesis cases; on failure return the shrunk minimal one."""
+    def _properties(self, subject: Subject, tally: "_Tally", domain: Domain) -> list[str]:
+        """Run ``examples`` hypothesis cases drawn inside ``domain``; a wrong answer is shrunk to a minimal
+        case, while refusals are counted and passed over, so that the search goes on for wrong answers."""
         generated = [0]
         first_failure: list[tuple[Case, Judgement]] = []
+        strategy = self.target.property_strategy(domain) if domain else self.target.property_strategy()
+        if domain:  # a safety net only: the target draws each param inside the domain (Domain.restrict)
+            strategy = strategy.filter(domain.admits)
 
         @hypothesis_seed(self.seed)
         @settings(max_examples=self.examples, database=None, deadline=None, derandomize=False,
                   suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink],
                   verbosity=Verbosity.quiet, print_blob=False, report_multiple_bugs=False)
-        @given(params=self.target.property_strategy(), data_seed=st.integers(0, 2**31 - 1))
+        @given(params=strategy, data_seed=st.integers(0, 2**31 - 1))
         def prop(params: dict, data_seed: int) -> None:
             case = Case("property", "property", params, data_seed)
             verdict = self.check(case, subject)
-            if not first_failure:
+            if not first_failure:  # still generating: count it; a refusal is counted and passed over
                 generated[0] += 1
-            if not verdict.passed:
+                if verdict.passed or verdict.kind == "refusal":
+                    tally.add(case if verdict.passed else _named(case), verdict)
+                    return
                 first_failure.append((case, verdict))
-                raise _CaseFailed(case, verdict)
+            elif verdict.passed or verdict.kind != first_failure[0][1].kind:
+                return  # shrinking: only the kind of failure found first counts
+            raise _CaseFailed(case, verdict)  # one raise site: hypothesis tells failures apart by where they raise
 
         try:
             prop()
+        except Unsatisfiable:
+            return [f"property: no case could be drawn inside the domain {domain.text}"]
         except BaseException as exc:  # hypothesis re-raises the minimal example's failure (or a Flaky group)
             failed = _find_case_failed(exc)
             if failed is None:
                 raise
             case, verdict = failed.case, failed.verdict
-            shrunk = Case(f"property_{_short_name(case)}", "property", case.params, case.seed)
-            return generated[0], self._failure(shrunk, verdict, spec)
-        return generated[0], None
+            tally.add(_named(case), verdict, keep=True)
+        return []
+
+
+class _Tally:
+    """What ``verify`` counts while it checks: cases and failures per family, failures kept per kind (the
+    first ``MAX_FAILURES_KEPT`` of each, and the shrunk property failure always), refusals' params and error
+    types (for the verdict line and the suggested ``--where``), and outcomes for ``failure_pattern``."""
+
+    def __init__(self, verifier: Verifier, spec: str) -> None:
+        self.verifier, self.spec = verifier, spec
+        self.checked: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.failures: list[tuple[CaseFailure, bool]] = []
+        self.outcomes: list[tuple[Mapping[str, Any], bool]] = []
+        self.accepted: list[Mapping[str, Any]] = []
+        self.refused: list[Mapping[str, Any]] = []
+        self.refusal_errors: Counter[str] = Counter()
+
+    def add(self, case: Case, verdict: Judgement, keep: bool = False) -> None:
+        self.checked[case.family] += 1
+        self.outcomes.append((case.params, verdict.passed))
+        oracle_raised = self.verifier.oracle(case)[0].raised if case.family != "cross-device (cpu)" else False
+        if verdict.kind == "refusal" and not verdict.passed:
+            self.refused.append(case.params)
+            self.refusal_errors[verdict.reason.removeprefix("raised ").split(":", 1)[0]] += 1
+        elif not oracle_raised and verdict.kind not in ("state", "error"):
+            self.accepted.append(case.params)
+        if not verdict.passed:
+            self.failed[case.family] += 1
+            self.failures.append((self.verifier._failure(case, verdict, self.spec), keep))
+
+    def kept(self) -> tuple[CaseFailure, ...]:
+        seen: Counter[str] = Counter()
+        kept = []
+        for failure, always in self.failures:
+            seen[failure.kind] += 1
+            if always or seen[failure.kind] <= MAX_FAILURES_KEPT:
+                kept.append(failure)
+        return tuple(kept)
 
 
 class _CaseFailed(Exception):
@@ -283,8 +326,9 @@ def _find_case_failed(exc: BaseException) -> _CaseFailed | None:
     return _find_case_failed(cause) if cause is not None and cause is not exc else None
 
 
-def _short_name(case: Case) -> str:
-    return "_".join(str(v) for v in case.params.values())[:60]
+def _named(case: Case) -> Case:
+    """A property case named after its params, for the report and a reproducer's test name."""
+    return Case("property_" + "_".join(str(v) for v in case.params.values())[:60], "property", case.params, case.seed)
 
 
 def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses: int = 1) -> str | None:

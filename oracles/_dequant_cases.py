@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import torch
 from hypothesis import strategies as st
 
+from harness.domain import Domain
 from harness.target import Case
 from oracles import _kcache_cases as quant_cases
 from oracles.kcache_dequant_reference import FP8, packed_width
@@ -85,19 +86,25 @@ def named_cases() -> list[Case]:
 
 
 @st.composite
-def property_params(draw: Any) -> dict:
-    """Every shape the oracle accepts (and a few it rejects, for error parity), on small shapes."""
-    tile_size = draw(st.sampled_from([128, 64, 32, 16, 8, 4]) | st.integers(1, 96).map(lambda t: 4 * t))
-    dv = tile_size * draw(st.integers(1, 4))
+def property_params(draw: Any, domain: Domain = Domain()) -> dict:
+    """Every shape the oracle accepts (and a few it rejects, for error parity), on small shapes, drawn inside
+    ``domain``: each param in turn is restricted to it (dependent params from the restricted ones)."""
+    def pick(key: str, value: Any) -> Any:  # a value derived or drawn already, replaced where the domain says
+        return draw(domain.restrict(key, st.just(value))) if key in domain.keys else value
+
+    tile_size = draw(domain.restrict("tile_size", st.sampled_from([128, 64, 32, 16, 8, 4])
+                                     | st.integers(1, 96).map(lambda t: 4 * t)))
+    dv = pick("dv", tile_size * draw(st.integers(1, 4)))
     rope_dim = draw(st.sampled_from([0, 64, 2, 8]) | st.integers(0, 36).map(lambda r: 2 * r))  # even: rows stay
     # aligned for the float32 view of the scales (odd ones are the named error cases')
-    source = draw(st.sampled_from(SOURCES))
+    source = draw(domain.restrict("source", st.sampled_from(SOURCES)))
     return params(
-        num_blocks=draw(st.integers(1, 4)), block_size=draw(st.integers(1, 8)), d=dv + rope_dim, dv=dv,
-        tile_size=tile_size, source=source,
-        values="bytes" if source == "bytes" else draw(st.sampled_from(VALUE_FAMILIES)),
-        storage=draw(st.sampled_from(list(STORAGES))), layout=draw(st.sampled_from(LAYOUTS)),
-        h_k=draw(st.sampled_from([1] * 19 + [2])),
+        num_blocks=pick("num_blocks", draw(st.integers(1, 4))), block_size=pick("block_size", draw(st.integers(1, 8))),
+        d=pick("d", dv + rope_dim), dv=dv, tile_size=tile_size, source=source,
+        values=pick("values", "bytes") if source == "bytes" else draw(domain.restrict("values", st.sampled_from(VALUE_FAMILIES))),
+        storage=draw(domain.restrict("storage", st.sampled_from(list(STORAGES)))),
+        layout=draw(domain.restrict("layout", st.sampled_from(LAYOUTS))),
+        h_k=pick("h_k", draw(st.sampled_from([1] * 19 + [2]))),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import torch
 from hypothesis import strategies as st
 
+from harness.domain import Domain
 from harness.target import Case
 from oracles.kcache_reference import FP8, FP8_MAX
 
@@ -94,22 +95,27 @@ def named_cases() -> list[Case]:
 
 
 @st.composite
-def property_params(draw: Any) -> dict:
-    """Every combination the oracle accepts (and a few it rejects, for error parity), on small shapes."""
-    tile_size = draw(st.sampled_from([128, 64, 32, 16, 8, 4, 1, 2, 48, 96, 20, 24]) | st.integers(1, 160))
+def property_params(draw: Any, domain: Domain = Domain()) -> dict:
+    """Every combination the oracle accepts (and a few it rejects, for error parity), on small shapes, drawn
+    inside ``domain``: each param in turn is restricted to it (dependent params from the restricted ones)."""
+    def pick(key: str, value: Any) -> Any:  # a value derived or drawn already, replaced where the domain says
+        return draw(domain.restrict(key, st.just(value))) if key in domain.keys else value
+
+    tile_size = draw(domain.restrict("tile_size", st.sampled_from([128, 64, 32, 16, 8, 4, 1, 2, 48, 96, 20, 24])
+                                     | st.integers(1, 160)))
     num_tiles = draw(st.integers(1, 5))
-    dv = tile_size * num_tiles + draw(st.sampled_from([0] * 9 + [1]))  # sometimes dv % tile_size != 0
+    dv = pick("dv", tile_size * num_tiles + draw(st.sampled_from([0] * 9 + [1])))  # sometimes dv % tile != 0
     rope_dim = draw(st.sampled_from([0, 64, 2, 4, 8, 16]) | st.integers(0, 72))
     return params(
-        num_blocks=draw(st.integers(1, 4)),
-        block_size=draw(st.integers(1, 8)),
-        h_k=draw(st.sampled_from([1] * 9 + [2])),
-        d=dv + rope_dim,
+        num_blocks=pick("num_blocks", draw(st.integers(1, 4))),
+        block_size=pick("block_size", draw(st.integers(1, 8))),
+        h_k=pick("h_k", draw(st.sampled_from([1] * 9 + [2]))),
+        d=pick("d", dv + rope_dim),
         dv=dv,
         tile_size=tile_size,
-        dtype=draw(st.sampled_from(list(DTYPES))),
-        values=draw(st.sampled_from(VALUE_FAMILIES)),
-        layout=draw(st.sampled_from(LAYOUTS)),
+        dtype=draw(domain.restrict("dtype", st.sampled_from(list(DTYPES)))),
+        values=draw(domain.restrict("values", st.sampled_from(VALUE_FAMILIES))),
+        layout=draw(domain.restrict("layout", st.sampled_from(LAYOUTS))),
     )
 
 

@@ -40,6 +40,8 @@ def _ordered(codes: torch.Tensor) -> torch.Tensor:
 
 
 def _decode(code: int) -> str:
+    if code & 0x7F == 0x7F:  # the NaN codes: keep the sign bit, which Python's float formatting drops
+        return f"0x{code:02X} ({'-' if code & 0x80 else '+'}nan)"
     value = torch.tensor([code], dtype=torch.uint8).view(FP8).float().item()
     return f"0x{code:02X} ({value:+.6g})"
 
@@ -58,8 +60,19 @@ def _located(mask: torch.Tensor) -> list[tuple[int, int]]:
     return [tuple(int(i) for i in idx) for idx in mask.nonzero()[:MAX_SHOWN]]
 
 
+def _unrounded(scales: torch.Tensor, dtype: torch.dtype | None) -> str:
+    """Why scales differ when it is the classic mistake: finite scales that are no value of the input dtype,
+    i.e. computed in float32 where the oracle rounds the scale to the input dtype."""
+    if dtype not in (torch.bfloat16, torch.float16):
+        return ""
+    finite = scales[scales.isfinite()]
+    n = int((finite.to(dtype).float() != finite).sum())
+    name = str(dtype).removeprefix("torch.")
+    return f"; {n} are not {name} values: float32 scales, where the oracle rounds the scale to {name}" if n else ""
+
+
 def compare(layout: KCacheLayout, tokens_per_block: int, expected: torch.Tensor, got: torch.Tensor,
-            policy: str, tol: Tolerances = Tolerances()) -> Comparison:
+            policy: str, tol: Tolerances = Tolerances(), input_dtype: torch.dtype | None = None) -> Comparison:
     codes_e, scales_e, rope_e = layout.split(expected)
     codes_g, scales_g, rope_g = layout.split(got)
     differences: list[Difference] = []
@@ -109,7 +122,8 @@ def compare(layout: KCacheLayout, tokens_per_block: int, expected: torch.Tensor,
     n_bad = int(bad_scales.sum())
     if n_bad:
         rel = ((scales_e - scales_g).abs() / scales_e.abs())[bad_scales]
-        counts.append(f"scales: {n_bad}/{scales_e.numel()} differ (max rel {float(rel.nan_to_num(nan=0.0, posinf=float('inf')).max()):.3g})")
+        counts.append(f"scales: {n_bad}/{scales_e.numel()} differ (max rel {float(rel.nan_to_num(nan=0.0, posinf=float('inf')).max()):.3g}"
+                      f"{_unrounded(scales_g[bad_scales], input_dtype)})")
         for token, tile in _located(bad_scales):
             e, g = float(scales_e[token, tile]), float(scales_g[token, tile])
             differences.append(Difference("scales", _where(layout, tokens_per_block, token, tile=tile),

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from harness.domain import Domain
 from harness.target import Call, Case, Comparison, Difference, Target
 from oracles import _dequant_cases as cases
 from oracles.kcache_dequant_reference import dequantize_k_cache_slow
@@ -67,8 +68,8 @@ class DequantizeKCache(Target):
     def named_cases(self) -> list[Case]:
         return cases.named_cases()
 
-    def property_strategy(self) -> Any:
-        return cases.property_params()
+    def property_strategy(self, domain: Domain = Domain()) -> Any:
+        return cases.property_params(domain)
 
     def describe(self, case: Case) -> str:
         p = case.params

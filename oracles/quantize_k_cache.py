@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from harness.domain import Domain
 from harness.target import Call, Case, Comparison, Target
 from oracles import _kcache_cases as cases
 from oracles._kcache_compare import Tolerances, compare
@@ -54,8 +55,8 @@ class QuantizeKCache(Target):
     def named_cases(self) -> list[Case]:
         return cases.named_cases()
 
-    def property_strategy(self) -> Any:
-        return cases.property_params()
+    def property_strategy(self, domain: Domain = Domain()) -> Any:
+        return cases.property_params(domain)
 
     def describe(self, case: Case) -> str:
         p = case.params
@@ -79,7 +80,7 @@ class QuantizeKCache(Target):
 
     def compare(self, call: Call, expected: Any, got: Any, policy: str) -> Comparison:
         (x,), dv, tile = call.args, call.kwargs["dv"], call.kwargs["tile_size"]
-        return compare(KCacheLayout.of(x, dv, tile), x.shape[1], expected, got, policy, self.tolerances)
+        return compare(KCacheLayout.of(x, dv, tile), x.shape[1], expected, got, policy, self.tolerances, x.dtype)
 
     def bytes_moved(self, call: Call) -> int:
         (x,), dv, tile = call.args, call.kwargs["dv"], call.kwargs["tile_size"]

@@ -153,8 +153,11 @@ def test_regression_gate(capsys, saved_run, tmp_path):
 
 def test_regression_gate_counts_its_pairs_and_fails_when_none_overlap(capsys, saved_run, tmp_path):
     _, out = saved_run
+    # What is tested is the count of pairs; the threshold is far above what load on a shared machine can do
+    # between two runs (the gate's detection is test_regression_gate's, with a 1000x doctored slowdown).
     argv = ["run", "--target", "quantize_k_cache", "--out", str(tmp_path / "new"), "--candidate",
-            "candidates/fused.py:fused", "--compare", str(out / "quantize_k_cache-cpu.json"), *FAST]
+            "candidates/fused.py:fused", "--compare", str(out / "quantize_k_cache-cpu.json"), "--fail-slower", "900%",
+            *FAST]
     code, stdout, _ = run_cli(capsys, *argv, "--sizes", "1x32x576")
     assert code in PASSED and "regression gate: compared 1 candidate/size pair; none slower" in stdout
     code, _, err = run_cli(capsys, *argv, "--sizes", "1x8x576")  # no size in common with the saved run

@@ -77,14 +77,14 @@ def test_mutating_the_input_fails(exact):
     assert any(f.reason == "changed its input in place" for f in result.failures)
 
 
-@pytest.mark.parametrize("fn, reason", [
-    (wrong.returns_uint8, "returned dtype torch.uint8, expected torch.float8_e4m3fn"),
-    (wrong.returns_none, "returned NoneType, expected a torch.Tensor"),
-    (wrong.raises_always, "raised RuntimeError: not implemented on this backend"),
+@pytest.mark.parametrize("fn, reason, kind", [
+    (wrong.returns_uint8, "returned dtype torch.uint8, expected torch.float8_e4m3fn", "error"),
+    (wrong.returns_none, "returned NoneType, expected a torch.Tensor", "error"),
+    (wrong.raises_always, "raised RuntimeError: not implemented on this backend", "refusal"),
 ])
-def test_wrong_output_kind_is_an_error_with_a_clear_message(exact, fn, reason):
+def test_wrong_output_kind_is_an_error_with_a_clear_message(exact, fn, reason, kind):
     result = verify(exact, fn)
-    assert result.failures[0].reason == reason and result.failures[0].kind == "error"
+    assert result.failures[0].reason == reason and result.failures[0].kind == kind
 
 
 def test_float32_scale_fails_exact_with_a_precise_diagnosis(exact):
