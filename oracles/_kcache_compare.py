@@ -101,8 +101,9 @@ def compare(layout: KCacheLayout, tokens_per_block: int, expected: torch.Tensor,
     if n_bad:
         worst = int(steps[bad_codes & ~nan_e & ~nan_g].max()) if bool((bad_codes & ~nan_e & ~nan_g).any()) else 0
         nan_mismatch = int((bad_codes & (nan_e != nan_g)).sum())
-        nan_note = f", {nan_mismatch} NaN where the other is a number" if nan_mismatch else ""
-        counts.append(f"codes: {n_bad}/{codes_e.numel()} differ (max {worst} ulp{nan_note})")
+        detail = ([f"max {worst} ulp"] if worst or not nan_mismatch else []) + (
+            [f"{nan_mismatch} NaN where the other is a number"] if nan_mismatch else [])
+        counts.append(f"codes: {n_bad}/{codes_e.numel()} differ ({', '.join(detail)})")
         for token, column in _located(bad_codes):
             e, g = int(codes_e[token, column]), int(codes_g[token, column])
             note = "NaN vs number" if bool(nan_e[token, column]) != bool(nan_g[token, column]) else \
