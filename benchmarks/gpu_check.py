@@ -1,11 +1,17 @@
 """One call on the GPU machine: every candidate checked bit-exact against the oracle on CUDA, then a table
-of time, GB/s and % of measured copy bandwidth for the production layout at several token counts.
+of time, GB/s and % of measured copy bandwidth for the production layout at several token counts, then the
+fused candidate's per-call cost at launch-bound sizes against a bare launch of the same kernel.
 
     PYTHONPATH=. python benchmarks/gpu_check.py [--tokens 16384 131072 1048576] [--examples 200] [--tune]
+        [--launch-tokens 128 1024 4096 16384] [--launch-repeats 300]
 
 As `harness run --device cuda` does: the oracle computed here (the judge), every candidate and the
-baseline each in its own runner process.  Prints a table last; with --json writes every number.  Numbers
-go into benchmarks/NOTES.md with the card.
+baseline each in its own runner process.  The launch-overhead table is measured in this process, after the
+runners are gone: `fused`, the bare launch (`torch.empty` + one direct call of the compiled kernel's
+launcher, benchmarks/_bare_launch.py) and `torch.empty` + `kernel[grid](...)`, interleaved, per call host +
+device by CUDA events (one call after a synchronize, and 50 back to back), medians; and fused, the bare
+launch and the oracle compared byte for byte.  Prints the tables last; with --json writes every number.
+Numbers go into benchmarks/NOTES.md with the card.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import json
 import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -45,12 +52,62 @@ def tune(target, tokens: int) -> None:
         print(f"  {variant:5s} BLOCK_T={block_t:3d} num_warps={warps}: {ms * 1e3:8.1f} us  {nbytes / ms / 1e6:7.0f} GB/s")
 
 
+def launch_overhead(target, tokens_list: list[int], repeats: int) -> tuple[list[dict], bool]:
+    """Per-call cost of fused at launch-bound sizes against the bare launch of the same kernel (see the
+    module docstring), and whether fused, the bare launch and the oracle agree byte for byte."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bare_launch import bare_launcher, event_us, jit_launcher
+
+    from candidates import _fused_triton as ft
+    from candidates.fused import fused
+    from oracles.kcache_reference import quantize_k_cache_slow
+
+    rows, all_exact = [], True
+    for tokens in tokens_list:
+        x = target.build(target.parse_size(str(tokens)), "cuda").args[0]
+        fused(x)  # the configuration's first call: checks, Triton's launch, the launcher kept
+        fns = {"fused": fused, "bare": bare_launcher(x), "jit": jit_launcher(x)}
+        outputs = {name: fn(x) for name, fn in fns.items()}
+        outputs["oracle"] = quantize_k_cache_slow(x)
+        same = {name: out.shape == outputs["oracle"].shape and out.stride() == outputs["oracle"].stride()
+                and torch.equal(out.view(torch.uint8), outputs["oracle"].view(torch.uint8))
+                for name, out in outputs.items() if name != "oracle"}
+        exact = all(same.values())
+        all_exact &= exact
+        single = event_us(fns, x, repeats, calls=1)
+        loop = event_us(fns, x, max(repeats // 5, 20), calls=50)
+        rows.append(dict(tokens=tokens, single_us=single, loop_us=loop, exact=same,
+                         fast_path=ft.launcher(x) is not None,
+                         ratio_single=single["fused"] / single["bare"], ratio_loop=loop["fused"] / loop["bare"]))
+    return rows, all_exact
+
+
+def print_launch_overhead(rows: list[dict], card: str) -> None:
+    from candidates import _fused_triton as ft
+
+    print(f"\n{card}, launch-bound sizes (production layout, bf16): per call, host + device, CUDA events, medians")
+    print(f"  bare = torch.empty + one direct launch of the compiled kernel; jit = torch.empty + kernel[grid](...)")
+    print(f"{'tokens':>8s} | {'one call after a sync':^36s} | {'50 calls back to back':^36s} | exact (fused, bare, jit = oracle)")
+    print(f"{'':8s} | {'fused':>8s} {'bare':>8s} {'jit':>8s} {'f/bare':>9s} | {'fused':>8s} {'bare':>8s} {'jit':>8s} {'f/bare':>9s} |")
+    for r in rows:
+        s, b = r["single_us"], r["loop_us"]
+        mark = lambda ratio: f"{ratio:5.2f}x{' ok' if ratio <= 1.2 else ' >1.2'}"  # noqa: E731
+        print(f"{r['tokens']:8d} | {s['fused']:6.1f}us {s['bare']:6.1f}us {s['jit']:6.1f}us {mark(r['ratio_single']):>9s} | "
+              f"{b['fused']:6.1f}us {b['bare']:6.1f}us {b['jit']:6.1f}us {mark(r['ratio_loop']):>9s} | "
+              + ", ".join("yes" if v else "NO" for v in r["exact"].values())
+              + ("" if r["fast_path"] else "  (no cached launcher!)"))
+    print(f"  fused's cached launch: {ft.fast_path_status()}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, nargs="+", default=[16384, 131072, 1048576])
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--budget", type=float, default=2.0)
     ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--launch-tokens", type=int, nargs="*", default=[128, 1024, 4096, 16384],
+                    help="launch-bound sizes for fused against the bare launch (none: skip)")
+    ap.add_argument("--launch-repeats", type=int, default=300)
     ap.add_argument("--json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -103,14 +160,18 @@ def main() -> int:
         print(f"{r['candidate']:16s} {r['tokens']:8d} {fmt_time(r['median_s']):>10s} {fmt_time(r['baseline_s']):>10s} "
               f"{r['speedup']:6.2f}x [{r['ci'][0]:.2f}-{r['ci'][1]:.2f}] {r['gbps']:7.0f} {r['pct']:6.1f}%  "
               f"{'pass' if v.passed else 'FAIL'}")
+    for runner in runners.values():
+        runner.close()
+    launch_rows, launch_exact = [], True
+    if args.launch_tokens:
+        launch_rows, launch_exact = launch_overhead(target, args.launch_tokens, args.launch_repeats)
+        print_launch_overhead(launch_rows, card)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(card=card, copy_gbps=copy_gbps, rows=rows,
                            verification={k: dict(cases=v.cases, failed=v.failed, first=v.first_failure)
-                                         for k, v in verdicts.items()}), f, indent=2)
-    for runner in runners.values():
-        runner.close()
-    return 0 if all(v.passed for v in verdicts.values()) else 1
+                                         for k, v in verdicts.items()}, launch=launch_rows), f, indent=2)
+    return 0 if all(v.passed for v in verdicts.values()) and launch_exact else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the GPU machine checks, in one call of the device tool (see benchmarks/NOTES.md):
-#   the CUDA tests, gpu_check.py (the quantizer: bit-exact + timing, every candidate and the baseline in
+#   launch_check.py (the fused quantizer's cached launch), the CUDA tests, gpu_check.py (the quantizer: bit-exact + timing, every candidate and the baseline in
 #   runners; SKIP_GPU_CHECK=1 skips it), dequant_gpu_check.py (the dequantizer's candidates), and a full
 #   `harness run --device cuda` of every target with its round trips (reports under $OUT/reports).
 #   line_profiler travels as a wheel in .whl/.
@@ -15,6 +15,7 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+python3 benchmarks/launch_check.py 2>&1 | tail -20 | tee "$OUT/launch_check.log"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "tests/test_dequant_candidates.py" -k "cuda or triton" 2>&1 \
   | tail -15 | tee "$OUT/test_cuda.log"
 if [ -z "${SKIP_GPU_CHECK:-}" ]; then

@@ -4,25 +4,29 @@ float8_e4m3fn beyond its range, which they must reproduce to stay bit-exact."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 
-@dataclass(frozen=True)
 class Prepared:
-    out: torch.Tensor  # (num_blocks, block_size, width) float8_e4m3fn, to be filled
-    rows: torch.Tensor  # the input as (tokens, d): a view when its layout allows, else a copy
-    width: int  # output bytes per token
-    num_tiles: int
+    """A checked input and its output, to be filled (a plain class: built on every call)."""
+
+    __slots__ = ("out", "rows", "width", "num_tiles")
+
+    def __init__(self, out: torch.Tensor, rows: torch.Tensor, width: int, num_tiles: int) -> None:
+        self.out = out  # (num_blocks, block_size, 1, width) float8_e4m3fn, contiguous: the result itself
+        self.rows = rows  # the input as (tokens, d): a view when its layout allows, else a copy
+        self.width = width  # output bytes per token
+        self.num_tiles = num_tiles
 
     def result(self) -> torch.Tensor:
-        return self.out.view(self.out.shape[0], self.out.shape[1], 1, self.width)
+        """The output as the oracle returns it, (num_blocks, block_size, 1, width): ``out`` is allocated so."""
+        return self.out
 
 
 def prepare(input_k_cache: torch.Tensor, dv: int, tile_size: int) -> Prepared:
-    """Check what the oracle checks (raising what it raises) and allocate the output."""
+    """Check what the oracle checks (raising what it raises, in its order) and allocate the output."""
     assert dv % tile_size == 0
     num_tiles = dv // tile_size
     num_blocks, block_size, h_k, d = input_k_cache.shape
@@ -32,7 +36,9 @@ def prepare(input_k_cache: torch.Tensor, dv: int, tile_size: int) -> Prepared:
         raise IndexError(f"d={d} is smaller than dv={dv}")
     if dv % 4 or width % 4:  # the oracle's float32 view of the scales fails the same way
         raise RuntimeError(f"rows of {width} bytes with scales at byte {dv} are not 4-byte aligned")
-    out = torch.empty((num_blocks, block_size, width), dtype=torch.float8_e4m3fn, device=input_k_cache.device)
+    # allocated in the result's own shape: the oracle's (num_blocks, block_size, width) viewed as
+    # (num_blocks, block_size, 1, width) has exactly these strides, and no view is made per call
+    out = torch.empty((num_blocks, block_size, 1, width), dtype=torch.float8_e4m3fn, device=input_k_cache.device)
     return Prepared(out, input_k_cache.reshape(num_blocks * block_size, d), width, num_tiles)
 
 

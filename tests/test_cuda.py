@@ -75,3 +75,26 @@ def test_cuda_graph_replay_times_device_work():
     eager, graphs = timings
     assert 0 < graphs.candidate.median_s <= eager.candidate.median_s * 1.05
     print(f"1024 tokens: fused eager {eager.candidate.median_s * 1e6:.1f} us, graph replay {graphs.candidate.median_s * 1e6:.1f} us")
+
+
+@cuda
+def test_fused_later_calls_take_the_cached_launch_and_stay_exact():
+    """The host path of issue 17: after a configuration's first call, no Triton JIT dispatch (the launcher
+    cached for it runs), same bytes; a bad input still raises what the oracle raises, every time."""
+    import pytest
+    import torch
+
+    from candidates import _fused_triton as ft
+    from candidates.fused import fused
+
+    x = TARGET.build(TARGET.parse_size("1024"), "cuda").args[0]
+    first = fused(x)
+    assert ft.launcher(x) is not None, ft.fast_path_status()
+    normal = ft.STATS["normal"]
+    again = fused(x)
+    assert ft.STATS["normal"] == normal  # not through kernel[grid](...)
+    assert torch.equal(first.view(torch.uint8), again.view(torch.uint8))
+    assert torch.equal(again.view(torch.uint8), TARGET.oracle(x).view(torch.uint8))
+    for _ in range(2):
+        with pytest.raises(AssertionError):
+            fused(x, dv=500, tile_size=128)
