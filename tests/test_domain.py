@@ -151,6 +151,11 @@ def test_without_where_the_verdict_line_names_refusals_and_mismatches(capsys, tm
     flat = " ".join(out.split())
     assert "wrong on" in flat and "refused" in flat and "scales:" in flat
     assert any(f["kind"] == "mismatch" for f in cand["verification"]["failures"])
+    from harness import report, result
+
+    markdown = report.markdown(result.load(tmp_path / "r.json"))
+    assert "wrong on" in markdown and "refused" in markdown and "on everything the oracle accepts" in markdown
+    assert "scales:" in markdown.split("Coverage")[1]  # a mismatch is listed, not only refusals
 
 
 def test_a_domain_that_excludes_every_size_is_a_usage_error(capsys, tmp_path):
