@@ -188,6 +188,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["markdown", "pr-comment", "terminal"], default="markdown")
     p.add_argument("-o", "--output", metavar="PATH", help="write here instead of standard output")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("compare", help="two saved results side by side: per candidate and size, old and new "
+                                       "medians and the speedup between them, with its interval and verdict")
+    p.add_argument("old", metavar="OLD.json")
+    p.add_argument("new", metavar="NEW.json")
+    p.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    p.add_argument("-o", "--output", metavar="PATH", help="write here instead of standard output")
+    p.add_argument("--noise-floor", type=_percent(), default=0.05,
+                   help="faster/slower only when the interval clears 1 +/- this (default 5%%)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return ap
 
 
@@ -418,6 +428,34 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace, out: Console) -> int:
+    """Two saved runs side by side (pure: nothing is run)."""
+    _check_output_file(args.output, "-o")
+    old, new = _load(args.old), _load(args.new)
+    if old.target != new.target:
+        raise UsageError(f"{args.old} is a result of {old.target} and {args.new} of {new.target}: nothing to compare")
+    found = gate.changes(old, new, args.noise_floor)
+    if not found:
+        raise UsageError(f"{args.old} and {args.new} have no candidate (by spec) and size in common: nothing to compare")
+    if args.format == "markdown" or args.output:
+        text = report.comparison(old, new, found) if args.format == "markdown" else _terminal_text(
+            tty.comparison_table(old, new, found))
+        if args.output:
+            out.print(f"wrote {_write(args.output, text)}", highlight=False)
+        else:
+            sys.stdout.write(text)
+    else:
+        out.print(tty.comparison_table(old, new, found))
+    out.print(f"compared {len(found)} candidate/size pair{'s' * (len(found) != 1)}", highlight=False)
+    return EXIT_OK
+
+
+def _terminal_text(renderable: object) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=140).print(renderable)
+    return buffer.getvalue()
+
+
 def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
     from harness.export import export_tests
 
@@ -479,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export_tests(args, out)
         if args.command == "comment":
             return cmd_comment(args, out)
+        if args.command == "compare":
+            return cmd_compare(args, out)
         return {"run": cmd_run, "verify": cmd_verify, "bench": cmd_bench}[args.command](args, out, err)
     except (UsageError, SpecError, TargetError) as exc:
         if args.debug:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from harness.fmt import fmt_interval, fmt_time, plain
-from harness.report import best_candidate, verdict_text
+from harness.report import best_candidate, run_label, verdict_text
 from harness.result import Profile, RunResult
 
 def plain_lines(text: str) -> str:
@@ -184,3 +184,16 @@ def profile_view(p: Profile) -> Group:
         kernels.add_row(escape(k.name), str(k.calls), fmt_time(k.total_s), fmt_time(k.mean_s), f"{k.percent:.1f}",
                         style="bold red" if k.percent >= 20 else "")
     return Group(head, lines, kernels)
+
+
+def comparison_table(previous: RunResult, current: RunResult, changes: list) -> Table:
+    """``harness compare`` for the terminal (the same data as ``report.comparison``)."""
+    table = Table(title=f"old: {escape(run_label(previous))}\nnew: {escape(run_label(current))}", title_justify="left")
+    for column in ("candidate", "size", "old", "new", "speedup [95% CI]", "verdict"):
+        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right", no_wrap=True)
+    for c in changes:
+        table.add_row(escape(c.candidate), escape(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
+                      f"{c.speedup:.2f}x [{c.speedup_ci[0]:.2f}–{c.speedup_ci[1]:.2f}]",
+                      f"[{SIGNIFICANCE_STYLE.get(c.verdict, 'dim')}]{escape(c.label)}[/]")
+    return table
+

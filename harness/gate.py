@@ -1,9 +1,10 @@
-"""The regression gate: did a candidate get slower than in a saved run, beyond noise?
+"""Runs across time: ``harness compare OLD NEW`` and the regression gate (``run --compare``).
 
 For each candidate (matched by spec) and size present in both runs, the saved and current per-call round
-times are independent samples; the ratio current median / saved median gets a bootstrap 95% interval, and
-a slowdown is reported only when the whole interval is above ``1 + fail_slower``.  Pure: two results in,
-findings out.
+times are independent samples.  ``changes`` gives every pair's speedup (old median / new median) with a
+bootstrap 95% interval and the same verdict words as a run's timings (``stats.decide``); the gate reports a
+slowdown only when the whole interval of new / old is above ``1 + fail_slower``.  Pure: two results in,
+findings out (renderers: ``console.comparison_table``, ``report.comparison``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,38 @@ def ratio_of_medians_ci(after: Sequence[float], before: Sequence[float], resampl
         for _ in range(resamples)
     )
     return stats.quantile(ratios, 0.025), stats.quantile(ratios, 0.975)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One candidate at one size in two runs: how its time moved."""
+
+    candidate: str
+    spec: str
+    size: str
+    before_s: float  # medians
+    after_s: float
+    speedup: float  # before / after: above 1 it got faster
+    speedup_ci: tuple[float, float]
+    verdict: str  # stats.decide
+    label: str  # stats.label
+
+
+def changes(previous: RunResult, current: RunResult, noise_floor: float = 0.05) -> list[Change]:
+    """Every (candidate, size) timed in both runs, in the current run's order."""
+    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings if t.candidate_rounds_s}
+    found = []
+    for cand in current.candidates:
+        for t in cand.timings:
+            old = before.get((cand.spec, t.size))
+            if old is None or not t.candidate_rounds_s:
+                continue
+            speedup = stats.median(old.candidate_rounds_s) / stats.median(t.candidate_rounds_s)
+            ci = ratio_of_medians_ci(old.candidate_rounds_s, t.candidate_rounds_s)
+            verdict = stats.decide(ci, noise_floor)
+            found.append(Change(cand.name, cand.spec, t.size, old.candidate.median_s, t.candidate.median_s,
+                                speedup, ci, verdict, stats.label(verdict, speedup, ci, noise_floor)))
+    return found
 
 
 def compared_pairs(previous: RunResult, current: RunResult) -> int:

@@ -353,3 +353,24 @@ def pr_comment(result: RunResult | list[RunResult], limit: int = GITHUB_COMMENT_
             sections[i] = "_(section trimmed to fit GitHub's comment limit; see the full report)_\n"
             text = head + "\n".join(sections)
     return text[:limit]
+
+
+def run_label(run: RunResult) -> str:
+    """Which run a column is: its commit (with "+" when the checkout was dirty), device and date."""
+    env = run.environment
+    commit = (env.git_commit or "no commit") + ("+" if env.git_dirty else "")
+    return f"{commit} on {env.device_name} ({env.device}), {run.created[:16].replace('T', ' ')}"
+
+
+def comparison(previous: RunResult, current: RunResult, changes: list) -> str:
+    """``harness compare`` as markdown: per candidate and size, old and new medians and the speedup between
+    them (old / new, above 1.00x: faster now) with its interval and verdict."""
+    rows = [[md_code(c.candidate), md_code(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
+             f"{fmt_speedup(c.speedup)} [{c.speedup_ci[0]:.2f}–{c.speedup_ci[1]:.2f}]", md_text(c.label)]
+            for c in changes]
+    return (f"# Runs compared: {md_code(current.function)}\n\n"
+            f"- old: {md_text(run_label(previous))}\n- new: {md_text(run_label(current))}\n\n"
+            f"Speedup is old median / new median (above 1.00x the new run is faster) with a bootstrap 95% interval "
+            f"of the ratio of medians over each run's rounds.\n\n"
+            + _table(["Candidate", "Size", "Old", "New", "Speedup [95% CI]", "Verdict"], rows))
+

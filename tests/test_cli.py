@@ -256,3 +256,33 @@ def test_bare_harness_lists_the_commands_and_version_prints_the_version(capsys):
         parser().parse_args(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("harness 0.")
+
+
+def test_compare_shows_two_runs_side_by_side(capsys, saved_run, tmp_path):
+    _, out = saved_run
+    saved = out / "quantize_k_cache-cpu.json"
+    code, stdout, _ = run_cli(capsys, "compare", str(saved), str(saved))
+    # the runs are independent samples (each resampled on its own), so a run against itself reads 1.00x
+    # with an interval as wide as its rounds' spread: never faster or slower
+    assert code == 0 and "1.00x [" in stdout and "faster" not in stdout and "slower" not in stdout
+    assert "compared 1 candidate/size pair" in stdout
+    slower = json.loads(saved.read_text())
+    timing = slower["candidates"][0]["timings"][0]
+    timing["candidate_rounds_s"] = [10 * t for t in timing["candidate_rounds_s"]]
+    timing["candidate"]["median_s"] *= 10
+    doctored = tmp_path / "slower.json"
+    doctored.write_text(json.dumps(slower))
+    code, stdout, _ = run_cli(capsys, "compare", str(saved), str(doctored), "--format", "markdown")
+    assert code == 0 and "| `fused` | `1x32x576` |" in stdout and "| 0.10x [" in stdout and "| slower |" in stdout
+    assert stdout.startswith("# Runs compared: `_quantize_k_cache_slow`")
+
+
+def test_compare_with_nothing_in_common_is_a_usage_error(capsys, saved_run, tmp_path):
+    _, out = saved_run
+    saved = out / "quantize_k_cache-cpu.json"
+    other = json.loads(saved.read_text())
+    other["candidates"][0]["timings"][0]["size"] = "1x8x576"
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(other))
+    code, _, err = run_cli(capsys, "compare", str(saved), str(moved))
+    assert code == 2 and "no candidate (by spec) and size in common: nothing to compare" in " ".join(err.split())
