@@ -79,16 +79,16 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     p.add_argument("--where", metavar="CLAUSES",
                    help="judge and time only cases whose params match, e.g. \"d=576 dv=512,256 num_blocks<=4\" "
                         "(clauses: key=v1,v2  key!=v  key<n  key<=n  key>n  key>=n; harness list shows the params)")
-    p.add_argument("--timeout", type=_positive(float), default=300.0,
+    p.add_argument("--timeout", type=_positive(float),
                    help="seconds each candidate's work may take in its runner process (default 300)")
     if verifying:
         p.add_argument("--show-reproducer", action="store_true",
                        help="print each failing candidate's minimal failing case as a whole pytest file")
-        p.add_argument("--policy", default="exact", help="comparison policy (default exact); each target's "
+        p.add_argument("--policy", help="comparison policy (default exact); each target's "
                                                          "policies and what they accept: harness list")
         p.add_argument("--seed", type=_positive(int, 0, inclusive=True), default=0,
                        help="hypothesis seed for property cases (default 0)")
-        p.add_argument("--examples", type=_positive(int, 1, inclusive=True), default=100,
+        p.add_argument("--examples", type=_positive(int, 1, inclusive=True),
                        help="property-based examples per candidate, at least 1 (default 100)")
     if timing:
         p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
@@ -100,7 +100,7 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                             "the verdict is decided (default 6, quick 3)")
         p.add_argument("--rse", type=_percent(), default=0.03,
                        help="a decided size also needs each median's relative standard error under this (default 3%%)")
-        p.add_argument("--noise-floor", type=_percent(), default=0.05,
+        p.add_argument("--noise-floor", type=_percent(),
                        help="faster/slower only when the speedup interval clears 1 +/- this; inside it, "
                             "\"within +/-5%%\" or \"no significant difference\" (default 5%%)")
         p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
@@ -199,6 +199,27 @@ def parser() -> argparse.ArgumentParser:
                    help="faster/slower only when the interval clears 1 +/- this (default 5%%)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return ap
+
+
+# What a flag left unset takes when the project's [tool.harness] does not say either.
+BUILT_IN = {"policy": "exact", "timeout": 300.0, "examples": 100, "noise_floor": 0.05}
+PROJECT_COMMANDS = ("list", "run", "verify", "bench", "profile", "export-tests")
+
+
+def _in_project(args: argparse.Namespace) -> None:
+    """Find the project (``project``), make its ``oracles``/``candidates`` importable, and fill each flag the
+    user left unset from its ``[tool.harness]``, else from ``BUILT_IN``."""
+    from harness import project
+
+    found = project.find()
+    project.activate(found)
+    for key in project.KEYS:
+        if not hasattr(args, key) or getattr(args, key) not in (None, []):
+            continue
+        value = found.config.get(key, BUILT_IN.get(key))
+        if key == "noise_floor" and isinstance(value, str):
+            value = _percent()(value)
+        setattr(args, key, value)
 
 
 def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions":
@@ -507,6 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     out, err = tty.make_console(), tty.make_console(stderr=True)
     try:
+        if args.command in PROJECT_COMMANDS:
+            _in_project(args)
         if args.command == "list":
             return cmd_list(args, out)
         if args.command == "report":

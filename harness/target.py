@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -169,7 +170,13 @@ class TargetError(Exception):
 
 def discover_targets(package: str = "oracles") -> dict[str, Target]:
     """Every ``TARGET`` defined by a public module of the ``oracles`` package, by name."""
-    pkg = importlib.import_module(package)
+    try:
+        pkg = importlib.import_module(package)
+    except ModuleNotFoundError as exc:
+        if exc.name != package:
+            raise
+        raise TargetError(f"no {package}/ package here ({Path.cwd()}): run harness from a project's root (a folder "
+                          f"with {package}/ and candidates/, or below a pyproject.toml with [tool.harness])") from None
     found: dict[str, Target] = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
