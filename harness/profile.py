@@ -116,7 +116,7 @@ def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, devic
     lines = tuple(
         LineStat(line, hits, t / done, t / hits if hits else 0.0, 100 * t / total,
                  source[line - 1].strip() if 0 < line <= len(source) else "",
-                 kind_of(statements.get(line, source[line - 1] if 0 < line <= len(source) else ""), target.line_kinds))
+                 kind_of(statements.get(line, source[line - 1] if 0 < line <= len(source) else ""), target.kinds_on(device)))
         for line, hits, t in timings
     )
     kernels, clock = _kernel_table(fn, calls[0], device)

@@ -91,6 +91,8 @@ class Target:
         ("copy / store", r"(copy_|\[:\]\s*=|\]\s*=)"),
         ("slicing / indexing", r"\[.*:.*\]"),
     )
+    # Kinds named differently on one device, e.g. {"cpu": {"kernel launch": "C call"}} (see ``kinds_on``).
+    device_kind_names: Mapping[str, Mapping[str, str]] = {}
     # Families of named cases each timed once more and shown as annotated regression tests in the report.
     annotated_families: tuple[str, ...] = ()
     sizes_help: str = "sizes to time, in the target's own notation"
@@ -100,6 +102,11 @@ class Target:
     round_trip_text: str = ""  # the round-trip property and its bound, in words, for the report
     # Exception types the oracle raises for violated preconditions: a candidate must raise the same type.
     precondition_errors: tuple[type[BaseException], ...] = (AssertionError,)
+
+    def kinds_on(self, device: str) -> tuple[tuple[str, str], ...]:
+        """``line_kinds`` in the words of ``device`` (``device_kind_names``)."""
+        names = self.device_kind_names.get(device, {})
+        return tuple((names.get(kind, kind), pattern) for kind, pattern in self.line_kinds)
 
     # -- the oracle -------------------------------------------------------------------------------
     def oracle(self, *args: Any, **kwargs: Any) -> Any:

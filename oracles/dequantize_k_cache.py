@@ -50,6 +50,7 @@ class DequantizeKCache(Target):
         ("kernel launch", r"\b(dequant\w*|kernel|launch)\w*\("),
         *Target.line_kinds[2:],
     )
+    device_kind_names = {"cpu": {"kernel launch": "C call"}}  # on the CPU the one-pass kernels are C functions
     annotated_families = ("seed",)
     sizes_help = "sizes to time: N tokens of the production row (656 bytes: d=576, dv=512, tile 128), or NBxBSxD[,dv=..,tile=..]"
     precondition_errors = (AssertionError,)

@@ -37,6 +37,7 @@ class QuantizeKCache(Target):
         ("kernel launch", r"\b(quantize|kernel|launch)\w*\("),
         *Target.line_kinds[2:],
     )
+    device_kind_names = {"cpu": {"kernel launch": "C call"}}  # on the CPU the one-pass kernels are C functions
     annotated_families = ("seed",)  # the seed document's regression tests, annotated with their runtimes
     sizes_help = ("sizes to time: N tokens of the production layout (d=576, dv=512, tile 128, bfloat16), "
                   "or NBxBSxD[,dv=..,tile=..,dtype=..]")

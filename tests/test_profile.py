@@ -52,6 +52,13 @@ def test_slow_loop_hottest_line_is_the_reduction_or_conversion():
 def test_fused_profile_names_its_kernel():
     p = profile(fused, "candidates/fused.py:fused", TARGET, SIZE, min_calls=3, budget_s=0.1)
     assert p.kernels[0].name.startswith("_fused_cpu.c::quantize_") and p.kernels[0].percent > 50
+    kinds = {stat.kind for stat in p.lines}
+    assert "C call" in kinds and "kernel launch" not in kinds  # on the CPU the kernel is a C function
+
+
+def test_kinds_are_named_in_the_words_of_the_device():
+    assert dict(TARGET.kinds_on("cpu"))["C call"] == dict(TARGET.line_kinds)["kernel launch"]
+    assert TARGET.kinds_on("cuda") == TARGET.line_kinds
 
 
 def test_kinds_come_from_whole_statements():

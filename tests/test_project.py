@@ -60,6 +60,7 @@ def test_a_package_of_the_same_name_from_elsewhere_is_refused(tmp_path, monkeypa
     foreign = types.ModuleType("candidates")
     foreign.__path__ = [str(tmp_path / "elsewhere" / "candidates")]
     monkeypatch.setitem(sys.modules, "candidates", foreign)
+    monkeypatch.delitem(sys.modules, "oracles", raising=False)  # the suite has this repository's imported
     monkeypatch.setattr(sys, "path", list(sys.path))
     with pytest.raises(UsageError, match="a package 'candidates' from .* is already imported, not the project's"):
         project.activate(project.Project(tmp_path / "mine"))
