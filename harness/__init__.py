@@ -3,13 +3,15 @@ honestly and report the speedup.
 
 cases -> runners (one process per function) -> judge: verify, bench, profile -> report.
 
-In the judge (the process the user started, which never imports candidate code): ``target`` (what a
-function under test declares), ``candidates`` (finding them by reading their source), ``sandbox`` (starting,
-talking to, stopping runners), ``verify``, ``bench`` with ``stats``, ``profile.explain``, ``checkout``
-(the project before and after), ``pipeline`` (the stages in order), ``result`` (the one JSON schema), and
-the renderers, pure functions of a result: ``report`` (markdown, PR comment), ``console`` (terminal),
-``export`` (pytest file), with ``fmt`` (units, and untrusted text made safe); plus ``gate`` (regression
-check), ``prbot`` (posting through gh), ``errors`` and ``cli``.  In a runner (``runner``, one process per
+In the judge (the process the user started, which never imports candidate code): ``project`` (the
+project root and its ``[tool.harness]`` defaults), ``target`` (what a function under test declares),
+``candidates`` (finding them by reading their source), ``domain`` (the inputs a candidate is judged on),
+``sandbox`` (starting, talking to, stopping runners), ``verify``, ``bench`` with ``stats`` and ``noise``,
+``roundtrip``, ``profile.explain``, ``checkout`` (the project before and after), ``pipeline`` (the stages in
+order), ``result`` (the one JSON schema), and the renderers, pure functions of results: ``report``
+(markdown, PR comment), ``console`` (terminal), ``charts`` (SVG), ``export`` (pytest file), with ``fmt``
+(units, and untrusted text made safe); plus ``gate`` (runs compared across time), ``history`` (saved
+runs), ``prbot`` (posting through gh), ``errors`` and ``cli``.  In a runner (``runner``, one process per
 function under test): ``worker`` (build, call, time, profile), ``clocks`` and ``audit`` (process state).
 ``protocol`` is the wire between the two.
 """

@@ -48,9 +48,9 @@ def candidate(fn: Callable | None = None, *, name: str | None = None, target: st
     """Mark ``fn`` as a candidate of the module that calls this (usable as ``@candidate`` or
     ``@candidate(name=..., target=..., doc=..., supports=...)``, with literal arguments).  ``supports`` is
     the domain it handles, read by the judge from the source (see ``domain``): a mapping of parameter to
-    allowed values, e.g. ``{"dtype": ("bfloat16",), "d": (576,)}``, or the text ``--where`` takes.  The mark is kept per module,
-    so marking a function imported from elsewhere does not make it a candidate of every module that
-    imports it."""
+    allowed values, e.g. ``{"dtype": ("bfloat16",), "d": (576,)}``, or the text ``--where`` takes.  The
+    mark is kept per module, so marking a function imported from elsewhere does not make it a candidate of
+    every module that imports it."""
     module = sys._getframe(1).f_globals.get("__name__", "")
 
     def mark(f: Callable) -> Callable:

@@ -140,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="PREVIOUS.json", help="a saved result to gate against")
     p.add_argument("--fail-slower", type=_percent(1000), default=0.05,
                    help="with --compare: exit 1 if a candidate is slower than before by more than this (default 5%%)")
+    p.add_argument("--save", metavar="DIR", help="also keep each result as DIR/<commit>/<target>-<device>.json "
+                                                 "(the history `harness history DIR` reads)")
 
     p = sub.add_parser("verify", help="verification only",
                        description="Check candidates against the oracle: named regression cases, error parity, "
@@ -187,6 +189,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
     p.add_argument("--format", choices=["markdown", "pr-comment", "terminal"], default="markdown")
     p.add_argument("-o", "--output", metavar="PATH", help="write here instead of standard output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("history", help="saved runs (run --save DIR) in order: each candidate's headline speedup "
+                                       "per commit, and a chart (SVG, where matplotlib is installed)")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--target", help="the target (default: the only one saved)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--format", choices=["terminal", "markdown"], default="terminal")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the table here instead of standard output")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("compare", help="two saved results side by side: per candidate and size, old and new "
@@ -325,16 +336,26 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from harness import charts, history
+
     out_dir = Path(args.out)
     _check_writable(out_dir)
     _check_output_file(args.json, "--json")
+    if args.save:
+        _check_writable(Path(args.save), "--save")
     previous = _load(args.compare) if args.compare else None
     runs = _execute(args, out, err, verify=True, time=True)
     written = []
     for run in runs:
         stem = out_dir / f"{run.target}-{run.environment.device}"
         written.append(_write(stem.with_suffix(".json"), result.dumps(run)))
-        written.append(_write(stem.with_suffix(".md"), report.markdown(run)))
+        chart = None
+        if charts.available() and any(c.timings for c in run.candidates):
+            written.append(_write(stem.parent / f"{stem.name}-speedup.svg", charts.speedup_by_size(run)))
+            chart = f"{stem.name}-speedup.svg"
+        written.append(_write(stem.with_suffix(".md"), report.markdown(run, chart)))
+        if args.save:
+            written.append(_write(history.path_of(Path(args.save), run), result.dumps(run)))
         if args.json:
             _write(_json_path(args.json, run, runs), result.dumps(run))
     if runs:
@@ -449,6 +470,30 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_history(args: argparse.Namespace, out: Console) -> int:
+    """Saved runs in order (pure: nothing is run); the chart goes beside them when matplotlib is there."""
+    from harness import charts, history
+
+    _check_output_file(args.output, "-o")
+    directory = Path(args.directory)
+    saved = history.load(directory, args.target, args.device)
+    chart = None
+    if charts.available():
+        first = saved[0].run
+        chart = f"history-{first.target}-{first.environment.device}.svg"
+        out.print(f"wrote {_write(directory / chart, charts.history([s.run for s in saved], [s.label for s in saved]))}",
+                  highlight=False)
+    if args.format == "markdown" or args.output:
+        text = report.history(saved, chart) if args.format == "markdown" else _terminal_text(tty.history_table(saved))
+        if args.output:
+            out.print(f"wrote {_write(args.output, text)}", highlight=False)
+        else:
+            sys.stdout.write(text)
+    else:
+        out.print(tty.history_table(saved))
+    return EXIT_OK
+
+
 def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Two saved runs side by side (pure: nothing is run)."""
     _check_output_file(args.output, "-o")
@@ -542,6 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_comment(args, out)
         if args.command == "compare":
             return cmd_compare(args, out)
+        if args.command == "history":
+            return cmd_history(args, out)
         return {"run": cmd_run, "verify": cmd_verify, "bench": cmd_bench}[args.command](args, out, err)
     except (UsageError, SpecError, TargetError) as exc:
         if args.debug:

@@ -197,3 +197,18 @@ def comparison_table(previous: RunResult, current: RunResult, changes: list) -> 
                       f"[{SIGNIFICANCE_STYLE.get(c.verdict, 'dim')}]{escape(c.label)}[/]")
     return table
 
+
+def history_table(saved: list) -> Table:
+    """``harness history`` for the terminal: per saved run, each candidate's headline speedup."""
+    names = list(dict.fromkeys(c.name for s in saved for c in s.run.candidates if c.headline))
+    first = saved[0].run
+    table = Table(title=f"{escape(first.function)} on {escape(first.environment.device)}: headline speedup per run",
+                  title_justify="left")
+    for column in ("commit", "run", *names):
+        table.add_column(escape(column), justify="left" if column in ("commit", "run") else "right", no_wrap=True)
+    for s in saved:
+        by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
+        table.add_row(escape(s.label), escape(s.run.created[:16].replace("T", " ")),
+                      *(f"{fmt_interval(by_name[n])} @ {escape(by_name[n].size)}" if n in by_name else "—" for n in names))
+    return table
+

@@ -12,14 +12,14 @@ from elsewhere.
 ``[tool.harness]`` holds the project's defaults; a flag on the command line overrides them:
 
     [tool.harness]
-    target = "quantize_k_cache"   # when the project has several
+    target = "my_function"        # when the project has several
     sizes = ["4096", "65536"]
     policy = "exact"
     timeout = 300                  # seconds per candidate's work in its runner
     noise_floor = "5%"
     examples = 100
     budget = 6                     # seconds of timing per candidate and size
-    where = "dtype=bfloat16"
+    where = "dtype=float16"
 """
 
 from __future__ import annotations

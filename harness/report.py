@@ -200,20 +200,21 @@ def _candidates_table(result: RunResult) -> str:
                       "% of copy BW"], rows))
 
 
-def _by_size(result: RunResult) -> str:
+def _by_size(result: RunResult, chart: str | None = None) -> str:
     timed = [c for c in result.candidates if c.timings]
     if not timed:
         return ""
+    image = f"![Speedup by size, with intervals]({chart})\n\n" if chart else ""
     sizes = list(dict.fromkeys(t.size for c in timed for t in c.timings))
     speed = {(c.name, t.size): t.speedup for c in timed for t in c.timings}
     top = max(speed.values())
-    chart = [
+    lines = [
         "xychart-beta", '    title "Speedup over the baseline by size"',
         "    x-axis [" + ", ".join(json.dumps(md_label(s)) for s in sizes) + "]",
         f'    y-axis "speedup (x)" 0 --> {math.ceil(top * 1.1 * 10) / 10}',
     ]
     for c in timed:
-        chart.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
+        lines.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
     rows = [[md_code(s), *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)]
             for s in sizes]
     stats_rows = [
@@ -221,7 +222,7 @@ def _by_size(result: RunResult) -> str:
          fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent"]
         for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
-    return ("## Speedup by size\n\n" + md_fence("\n".join(chart), "mermaid") + "\n\n"
+    return ("## Speedup by size\n\n" + image + md_fence("\n".join(lines), "mermaid") + "\n\n"
             + f"Lines, in order: {', '.join(md_code(c.name) for c in timed)}.\n\n"
             + _table(["Size", *(md_code(c.name) for c in timed)], rows) + "\n"
             + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
@@ -296,14 +297,16 @@ def _footer(result: RunResult) -> str:
     return "---\n\n" + "<br>\n".join(lines) + "\n"
 
 
-def _sections(result: RunResult) -> list[str]:
+def _sections(result: RunResult, chart: str | None = None) -> list[str]:
     sections = [_headline(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
-                _by_size(result), _regression_tests(result), _profiles(result), _footer(result)]
+                _by_size(result, chart), _regression_tests(result), _profiles(result), _footer(result)]
     return [s for s in sections if s]
 
 
-def markdown(result: RunResult) -> str:
-    return "\n".join(_sections(result))
+def markdown(result: RunResult, chart: str | None = None) -> str:
+    """The report; ``chart``: a local SVG of the speedups to link (a file beside the report, never in a PR
+    comment, which has only the mermaid chart)."""
+    return "\n".join(_sections(result, chart))
 
 
 def _summary_line(result: RunResult) -> list[str]:
@@ -373,4 +376,18 @@ def comparison(previous: RunResult, current: RunResult, changes: list) -> str:
             f"Speedup is old median / new median (above 1.00x the new run is faster) with a bootstrap 95% interval "
             f"of the ratio of medians over each run's rounds.\n\n"
             + _table(["Candidate", "Size", "Old", "New", "Speedup [95% CI]", "Verdict"], rows))
+
+
+def history(saved: list, chart: str | None = None) -> str:
+    """``harness history`` as markdown: per saved run (oldest first), each candidate's headline speedup."""
+    names = list(dict.fromkeys(c.name for s in saved for c in s.run.candidates if c.headline))
+    rows = []
+    for s in saved:
+        by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
+        rows.append([md_code(s.label), md_text(s.run.created[:16].replace("T", " ")),
+                     *(f"{fmt_interval(by_name[n])} at {md_code(by_name[n].size)}" if n in by_name else "—" for n in names)])
+    first = saved[0].run
+    image = f"![Speedup across runs]({chart})\n\n" if chart else ""
+    return (f"# History: {md_code(first.function)} on {md_code(first.environment.device)}\n\n{image}"
+            + _table(["Commit", "Run", *(md_code(n) for n in names)], rows))
 

@@ -286,3 +286,32 @@ def test_compare_with_nothing_in_common_is_a_usage_error(capsys, saved_run, tmp_
     moved.write_text(json.dumps(other))
     code, _, err = run_cli(capsys, "compare", str(saved), str(moved))
     assert code == 2 and "no candidate (by spec) and size in common: nothing to compare" in " ".join(err.split())
+
+
+def test_save_keeps_a_history_that_history_shows_with_a_chart(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="charts need matplotlib (in the [test] extra)")
+    saved = tmp_path / "history"
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(tmp_path / "out"), "--sizes", "1x32x576", "4x32x576",
+            "--candidate", "candidates/fused.py:fused", "--save", str(saved), "--no-profile", *FAST]
+    code, out, _ = run_cli(capsys, *argv)
+    assert code in PASSED
+    svg = tmp_path / "out" / "quantize_k_cache-cpu-speedup.svg"
+    assert svg.read_text().startswith("<?xml") and "fused" in svg.read_text()
+    assert "![Speedup by size, with intervals](quantize_k_cache-cpu-speedup.svg)" in (
+        tmp_path / "out" / "quantize_k_cache-cpu.md").read_text()
+    (kept,) = saved.glob("*/quantize_k_cache-cpu.json")
+    # a second run of another "commit": the same result under another folder, a minute later
+    later = json.loads(kept.read_text())
+    later["created"] = later["created"][:14] + "59:59+00:00"
+    (saved / "abc1234").mkdir()
+    (saved / "abc1234" / "quantize_k_cache-cpu.json").write_text(json.dumps(later))
+    code, out, _ = run_cli(capsys, "history", str(saved), "--format", "markdown")
+    assert code == 0 and "# History: `_quantize_k_cache_slow` on `cpu`" in out
+    rows = [line for line in out.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2 and rows[-1].startswith("| `abc1234` |") and "at `4x32x576`" in rows[0]
+    assert (saved / "history-quantize_k_cache-cpu.svg").read_text().count("abc1234") >= 1
+
+
+def test_history_of_nothing_is_a_usage_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "history", str(tmp_path / "missing"))
+    assert code == 2 and "is not a folder of saved runs" in err
