@@ -152,3 +152,28 @@ def test_cpu_clock_turns_off_gc_during_a_round():
 
 def test_copy_bandwidth_is_positive():
     assert clocks.measure_copy_bandwidth("cpu", 8 << 20) > 0.1
+
+
+def test_the_pytest_benchmark_suite_groups_by_size_and_takes_the_plugins_rounds(tmp_path):
+    """benchmarks/test_candidates_benchmark.py as a pytest-benchmark user runs it, with a candidate of theirs."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "mine.py").write_text("from candidates.fused import fused\n\n"
+                                      "def mine(input_k_cache, dv=512, tile_size=128):\n"
+                                      "    return fused(input_k_cache, dv, tile_size)\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_candidates_benchmark.py",
+         "-k", "4096 and not 16384", "--benchmark-min-rounds=7", "--benchmark-max-time=0.000001",
+         f"--benchmark-json={tmp_path / 'b.json'}"],
+        cwd=root, env={**os.environ, "HARNESS_CANDIDATE": f"{tmp_path / 'mine.py'}:mine"}, capture_output=True,
+        text=True, timeout=900)  # seconds alone; generous for a loaded machine
+    assert done.returncode == 0, done.stdout[-2000:]
+    benchmarks = json.loads((tmp_path / "b.json").read_text())["benchmarks"]
+    assert {b["group"] for b in benchmarks} == {"size 4096"}  # relative columns within one size
+    assert {b["name"] for b in benchmarks} >= {"test_candidate[mine-4096]", "test_candidate[fused-4096]"}
+    assert all(b["stats"]["rounds"] == 7 for b in benchmarks)  # --benchmark-min-rounds, with no time for more
