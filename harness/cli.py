@@ -1,4 +1,5 @@
-"""The ``harness`` command line: list, run, verify, bench, profile, report, export-tests, comment.
+"""The ``harness`` command line: list, run, verify, bench, profile, report, compare, history, export-tests,
+comment.
 
 Exit codes: 0 everything asked for passed; 1 a candidate did not pass (or a round trip failed, the
 checkout changed, the regression gate tripped); 2 a usage mistake (bad spec, policy, device, size or
@@ -168,6 +169,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="the pytest file to write")
     p.add_argument("--candidate", metavar="SPEC", help="the candidate the tests check (default: the run's best)")
+    p.add_argument("--all", action="store_true", dest="every_case",
+                   help="every named case the run checked (and its twin), not only the annotated regression family")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("comment", help="the PR comment body for a saved run; --post creates or updates it",
@@ -530,7 +533,7 @@ def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
     if args.candidate:
         describe(args.candidate)  # read, not imported: the generated file imports it when pytest runs
     try:
-        text = export_tests(run, args.candidate)
+        text = export_tests(run, args.candidate, args.every_case)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:  # a result whose cases this target cannot rebuild

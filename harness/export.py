@@ -1,9 +1,9 @@
 """``harness export-tests``: the regression cases of a saved run as a standalone pytest file.
 
-The file checks a candidate against the oracle on each named regression case (and on the minimal failing
-case of any candidate that failed verification), case by case, with ``harness.verify.check_case``; the
-candidate defaults to the run's best passing one and can be changed with the ``HARNESS_CANDIDATE``
-environment variable.  A pure function of the result, like the renderers.
+The file checks a candidate against the oracle on each named regression case (``--all``: every named case
+the run checked, twins included), and on the minimal failing case of any candidate that failed
+verification, case by case, with ``harness.verify.check_case``; the candidate defaults to the run's best
+passing one and can be changed with the ``HARNESS_CANDIDATE`` environment variable.  A pure function of the result, like the renderers.
 """
 
 from __future__ import annotations
@@ -12,16 +12,25 @@ from harness import report
 from harness.fmt import py_comment
 from harness.result import RunResult
 from harness.target import Case, get_target
-from harness.verify import regression_test
+from harness.domain import Domain
+from harness.verify import REPEAT_SEED_OFFSET, regression_test
 
 
-def export_tests(result: RunResult, candidate: str | None = None) -> str:
+def export_tests(result: RunResult, candidate: str | None = None, every_case: bool = False) -> str:
+    """The file's text; ``every_case``: every named case the run checked (and its twin with other data, inside
+    the chosen candidate's domain where it had one), not only the annotated regression family."""
     best = report.best_candidate(result)
     default = candidate or (best.spec if best else next((c.spec for c in result.candidates if c.verdict == "pass"),
                                                         result.candidates[0].spec))
     target = get_target(result.target)
-    source = next((c for c in result.candidates if c.case_timings), None)
-    cases = [Case(ct.case, ct.family, ct.params, ct.seed) for ct in (source.case_timings if source else ())]
+    if every_case:
+        chosen = next((c for c in result.candidates if c.spec == default and c.verification), None)
+        domain = Domain.parse(chosen.verification.domain) if chosen and chosen.verification.domain else Domain()
+        named = [c for c in target.named_cases() if domain.admits(c.params)]
+        cases = named + [Case(f"{c.name}_again", "repeat", c.params, c.seed + REPEAT_SEED_OFFSET) for c in named]
+    else:
+        source = next((c for c in result.candidates if c.case_timings), None)
+        cases = [Case(ct.case, ct.family, ct.params, ct.seed) for ct in (source.case_timings if source else ())]
     for c in result.candidates:
         for f in (c.verification.failures if c.verification else ()):
             if f.family == "property" and f.case not in {k.name for k in cases}:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import report, result
+from harness.target import get_target
 from harness.bench import BenchConfig
 from harness.cli import main
 from harness.export import export_tests
@@ -187,3 +188,17 @@ def test_workflows_pass_actionlint():
         pytest.skip("actionlint is not installed (the test extra installs it on Linux x86-64)")
     proc = subprocess.run([actionlint, *sorted(map(str, WORKFLOWS.glob("*.yml")))], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_export_all_gives_every_named_case_and_its_twin(saved, tmp_path):
+    run, path = saved
+    out = tmp_path / "all.py"
+    assert main(["export-tests", "--from", str(path), "-o", str(out), "--all"]) == 0
+    text = out.read_text()
+    named = get_target(run.target).named_cases()
+    assert text.count("\ndef test_") == 2 * len(named) > 25
+    assert "_again" in text and "'repeat'" in text
+    namespace: dict = {}
+    exec(compile(text, str(out), "exec"), namespace)  # importable as written
+    tests = [v for k, v in namespace.items() if k.startswith("test_")]
+    tests[0]()  # and the first one passes against the run's best candidate
