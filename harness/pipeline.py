@@ -173,7 +173,13 @@ class Pipeline:
                 cand.supports.check_keys(known, f"{cand.spec}: supports=")
         except DomainError as exc:
             raise UsageError(str(exc)) from None
-        return {cand.spec: cand.supports & where for cand in self.candidates}
+        domains = {cand.spec: cand.supports & where for cand in self.candidates}
+        named = self.target.named_cases()
+        for spec, domain in domains.items():  # a domain no named case is in would "pass" on nothing at all
+            if domain and not any(domain.admits(case.params) for case in named):
+                raise UsageError(f"{spec}: its domain ({domain.text}) admits none of the {len(named)} named cases of "
+                                 f"{self.target.name}, so nothing would be checked")
+        return domains
 
     def _sizes(self) -> list[Case]:
         """The sizes to time: ``--sizes`` (each must fit some candidate's domain) or the target's ladder

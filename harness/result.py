@@ -67,7 +67,7 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.cases > 0  # nothing checked is no pass
 
     @property
     def broken(self) -> bool:

@@ -36,7 +36,14 @@ def declared(input_k_cache, dv=512, tile_size=128):
     return fused(input_k_cache, dv, tile_size)
 
 
-@candidate(target="quantize_k_cache", supports="dtype=float32 d>=4096")
+@candidate(target="quantize_k_cache", supports="dtype=float16")
 def nothing_to_time(input_k_cache, dv=512, tile_size=128):
-    """A domain that no default size (nor any named case) falls in."""
+    """A domain that no default size falls in (named cases do)."""
     return fused(input_k_cache, dv, tile_size)
+
+
+@candidate(target="quantize_k_cache", supports="dtype=float32 d>=4096")
+def nothing_to_check(input_k_cache, dv=512, tile_size=128):
+    """A domain that no named case falls in: it would pass on nothing."""
+    return fused(input_k_cache, dv, tile_size)
+

@@ -162,7 +162,7 @@ def test_a_domain_that_excludes_every_size_is_a_usage_error(capsys, tmp_path):
     code, out, err, data = _cli(capsys, tmp_path, "bench", "--candidate", "tests/specialized_candidates.py:nothing_to_time",
                                 "--target", "quantize_k_cache")
     assert code == 2 and data is None
-    assert "no size of quantize_k_cache fits the domain of any candidate (dtype=float32 d>=4096)" in err
+    assert "no size of quantize_k_cache fits the domain of any candidate (dtype=float16)" in err
     code, _, err, _ = _cli(capsys, tmp_path, "bench", "--candidate", "tests/specialized_candidates.py:declared",
                            "--target", "quantize_k_cache", "--sizes", "8x16x512")
     assert code == 2 and "size 8x16x512 is outside the domain of every candidate" in err
@@ -175,3 +175,14 @@ def test_a_domain_that_excludes_every_size_is_a_usage_error(capsys, tmp_path):
 def test_bad_where_is_a_usage_error(capsys, tmp_path, argv, message):
     code, _, err, _ = _cli(capsys, tmp_path, "verify", "--target", "quantize_k_cache", *argv)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_domain_without_a_named_case_is_a_usage_error_not_a_vacuous_pass(capsys, tmp_path):
+    code, _, err, data = _cli(capsys, tmp_path, "verify", "--target", "quantize_k_cache",
+                              "--candidate", "tests/specialized_candidates.py:nothing_to_check")
+    assert code == 2 and data is None
+    assert "its domain (dtype=float32 d>=4096) admits none of the" in err and "nothing would be checked" in err
+    code, _, err, _ = _cli(capsys, tmp_path, "verify", "--target", "quantize_k_cache", "--where", "d>=100000",
+                           "--candidate", "candidates/fused.py:fused")
+    assert code == 2 and "admits none of the" in err
+
