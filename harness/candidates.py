@@ -127,10 +127,16 @@ def candidates_dir() -> Path:
 
 
 def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """A file as specs name it: relative to the project root (so a result names the same candidate from
+    any folder of the project), else to the current folder, else absolute."""
+    from harness.project import active_root
+
+    for base in filter(None, (active_root(), Path.cwd().resolve())):
+        try:
+            return str(path.resolve().relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _parse(path: Path, shown: str) -> ast.Module:
@@ -287,7 +293,14 @@ def absolute(spec: str) -> str:
     if spec.startswith(ORACLE_PREFIX):
         return spec
     where, attr = _split(spec)
-    return f"{Path(where).resolve()}:{attr}" if _is_path(where) else spec
+    if not _is_path(where):
+        return spec
+    from harness.project import active_root
+
+    path = Path(where)
+    if not path.is_absolute() and not path.exists() and active_root() is not None:
+        path = active_root() / where  # a discovered spec, relative to the project root
+    return f"{path.resolve()}:{attr}"
 
 
 # -- the runner's half: importing ---------------------------------------------------------------------

@@ -22,19 +22,26 @@ def available() -> bool:
 def _figure(title: str, xlabel: str) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")  # text added with parse_math off (see _label)
     axes = figure.subplots()
-    axes.set_title(title)
+    axes.set_title(title, parse_math=False)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("speedup over the baseline (x, median, 95% interval)")
     axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     return figure, axes
 
 
+def _label(name: str) -> str:
+    """A legend entry for an untrusted name: "$" would start mathtext, a leading "_" hides the entry."""
+    return " " + name if name.startswith("_") else name
+
+
 def _svg(figure: Any, axes: Any) -> str:
     import matplotlib
 
-    axes.legend(loc="best", fontsize="small")
+    legend = axes.legend(loc="best", fontsize="small")
+    for text in legend.get_texts() if legend else ():
+        text.set_parse_math(False)
     buffer = io.StringIO()
     # a fixed hash salt and no date: the same result draws the same bytes
     with matplotlib.rc_context({"svg.hashsalt": "harness", "svg.fonttype": "none"}):
@@ -43,7 +50,9 @@ def _svg(figure: Any, axes: Any) -> str:
 
 
 def _errors(values: Sequence[float], intervals: Sequence[tuple[float, float]]) -> list[list[float]]:
-    return [[v - lo for v, (lo, _) in zip(values, intervals)], [hi - v for v, (_, hi) in zip(values, intervals)]]
+    """Error bars from intervals, never negative (a result file's interval need not contain its value)."""
+    return [[max(0.0, v - lo) for v, (lo, _) in zip(values, intervals)],
+            [max(0.0, hi - v) for v, (_, hi) in zip(values, intervals)]]
 
 
 def speedup_by_size(run: RunResult) -> str:
@@ -57,7 +66,7 @@ def speedup_by_size(run: RunResult) -> str:
             continue
         x = [t.bytes_moved for t in timings]
         y = [t.speedup for t in timings]
-        axes.errorbar(x, y, yerr=_errors(y, [t.speedup_ci for t in timings]), marker="o", capsize=3, label=c.name)
+        axes.errorbar(x, y, yerr=_errors(y, [t.speedup_ci for t in timings]), marker="o", capsize=3, label=_label(c.name))
     return _svg(figure, axes)
 
 
@@ -70,6 +79,6 @@ def history(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
                   if c.name == name and c.headline]
         x = [i for i, _ in points]
         y = [t.speedup for _, t in points]
-        axes.errorbar(x, y, yerr=_errors(y, [t.speedup_ci for _, t in points]), marker="o", capsize=3, label=name)
-    axes.set_xticks(range(len(runs)), labels, rotation=30, ha="right", fontsize="small")
+        axes.errorbar(x, y, yerr=_errors(y, [t.speedup_ci for _, t in points]), marker="o", capsize=3, label=_label(name))
+    axes.set_xticks(range(len(runs)), labels, rotation=30, ha="right", fontsize="small", parse_math=False)
     return _svg(figure, axes)

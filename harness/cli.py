@@ -349,14 +349,15 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     previous = _load(args.compare) if args.compare else None
     runs = _execute(args, out, err, verify=True, time=True)
     written = []
-    for run in runs:
+    for i, run in enumerate(runs):
         stem = out_dir / f"{run.target}-{run.environment.device}"
-        written.append(_write(stem.with_suffix(".json"), result.dumps(run)))
-        chart = None
         if charts.available() and any(c.timings for c in run.candidates):
-            written.append(_write(stem.parent / f"{stem.name}-speedup.svg", charts.speedup_by_size(run)))
-            chart = f"{stem.name}-speedup.svg"
-        written.append(_write(stem.with_suffix(".md"), report.markdown(run, chart)))
+            drawn = _chart(lambda: charts.speedup_by_size(run), out)
+            if drawn is not None:
+                run = runs[i] = dataclasses.replace(run, chart=f"{stem.name}-speedup.svg")
+                written.append(_write(out_dir / run.chart, drawn))
+        written.append(_write(stem.with_suffix(".json"), result.dumps(run)))
+        written.append(_write(stem.with_suffix(".md"), report.markdown(run)))
         if args.save:
             written.append(_write(history.path_of(Path(args.save), run), result.dumps(run)))
         if args.json:
@@ -365,13 +366,17 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         written.append(_write(out_dir / f"index-{runs[0].environment.device}.md", report.index(runs)))
     for run in runs:
         tty.render(run, out, args.show_reproducer)
-    out.print("\n".join(f"wrote {path}" for path in written), highlight=False)
+    out.print("\n".join(f"wrote {tty.plain(path)}" for path in written), highlight=False, markup=False)
     code = _exit_code(runs, err)
     if previous is not None:
         compared = [run for run in runs if run.target == previous.target]
         if not compared:
             err.print(f"[red]{tty.escape(args.compare)} is a result of {tty.escape(previous.target)}, which this run "
                       f"did not cover[/]", highlight=False)
+            return EXIT_FAILED
+        if (why := gate.mismatch(previous, compared[0])) is not None:
+            err.print(f"[red]regression gate: {tty.escape(args.compare)} cannot be compared: {tty.escape(why)}[/]",
+                      highlight=False)
             return EXIT_FAILED
         pairs = gate.compared_pairs(previous, compared[0])
         if pairs == 0:
@@ -473,6 +478,15 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _chart(draw: Callable[[], str], out: Console) -> str | None:
+    """A chart's SVG, or None with a note: a chart is never worth losing a report over."""
+    try:
+        return draw()
+    except Exception as exc:  # matplotlib on untrusted names and values: the tables carry the numbers
+        out.print(f"chart not drawn: {tty.plain(type(exc).__name__)}: {tty.plain(exc)}", highlight=False, markup=False)
+        return None
+
+
 def cmd_history(args: argparse.Namespace, out: Console) -> int:
     """Saved runs in order (pure: nothing is run); the chart goes beside them when matplotlib is there."""
     from harness import charts, history
@@ -482,14 +496,15 @@ def cmd_history(args: argparse.Namespace, out: Console) -> int:
     saved = history.load(directory, args.target, args.device)
     chart = None
     if charts.available():
-        first = saved[0].run
-        chart = f"history-{first.target}-{first.environment.device}.svg"
-        out.print(f"wrote {_write(directory / chart, charts.history([s.run for s in saved], [s.label for s in saved]))}",
-                  highlight=False)
+        name = history.chart_name(saved[0].run.target, args.device)
+        drawn = _chart(lambda: charts.history([s.run for s in saved], [s.label for s in saved]), out)
+        if drawn is not None:
+            chart = name
+            out.print(f"wrote {tty.plain(_write(directory / chart, drawn))}", highlight=False, markup=False)
     if args.format == "markdown" or args.output:
         text = report.history(saved, chart) if args.format == "markdown" else _terminal_text(tty.history_table(saved))
         if args.output:
-            out.print(f"wrote {_write(args.output, text)}", highlight=False)
+            out.print(f"wrote {tty.plain(_write(args.output, text))}", highlight=False, markup=False)
         else:
             sys.stdout.write(text)
     else:
@@ -501,8 +516,8 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
     """Two saved runs side by side (pure: nothing is run)."""
     _check_output_file(args.output, "-o")
     old, new = _load(args.old), _load(args.new)
-    if old.target != new.target:
-        raise UsageError(f"{args.old} is a result of {old.target} and {args.new} of {new.target}: nothing to compare")
+    if (why := gate.mismatch(old, new)) is not None:
+        raise UsageError(f"{args.old} and {args.new} cannot be compared: {why}")
     found = gate.changes(old, new, args.noise_floor)
     if not found:
         raise UsageError(f"{args.old} and {args.new} have no candidate (by spec) and size in common: nothing to compare")
@@ -510,7 +525,7 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> int:
         text = report.comparison(old, new, found) if args.format == "markdown" else _terminal_text(
             tty.comparison_table(old, new, found))
         if args.output:
-            out.print(f"wrote {_write(args.output, text)}", highlight=False)
+            out.print(f"wrote {tty.plain(_write(args.output, text))}", highlight=False, markup=False)
         else:
             sys.stdout.write(text)
     else:
@@ -539,7 +554,7 @@ def cmd_export_tests(args: argparse.Namespace, out: Console) -> int:
     except (KeyError, TypeError, ValueError) as exc:  # a result whose cases this target cannot rebuild
         raise UsageError(f"{args.source}: a case cannot be exported ({type(exc).__name__}: {exc})") from None
     path = _write(args.output, text)
-    out.print(f"wrote {path}", highlight=False)
+    out.print(f"wrote {tty.plain(path)}", highlight=False, markup=False)
     return EXIT_OK
 
 
@@ -596,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, SpecError, TargetError) as exc:
         if args.debug:
             raise
-        print(f"harness: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"harness: error: {' '.join(tty.plain(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted; reports written earlier are untouched", file=sys.stderr)

@@ -112,6 +112,8 @@ def failures(result: RunResult) -> Group | None:
             parts.append(f"  • {escape(f.family)} [bold]{escape(f.case)}[/] ({escape(f.input)}): {escape(f.reason)}")
             parts += [f"      {escape(d)}" for d in f.differences[:3]]
         minimal = minimal_failure(c)
+        if minimal is None:  # not passed without a failing case: nothing was compared (see the reason)
+            continue
         parts.append(f"  minimal failing case: [bold]{escape(minimal.case)}[/] (its pytest test is in the report and "
                      f"the JSON; --show-reproducer prints it here)")
     return Group(*parts) if parts else None
@@ -125,7 +127,7 @@ def reproducers(result: RunResult, console: Console) -> None:
     """Each failing candidate's minimal failing case as a whole pytest file: imports included, never wrapped
     or cut by the terminal's width (soft wrap: what is copied is what runs)."""
     for c in result.candidates:
-        if c.verification is not None and not c.verification.passed:
+        if c.verification is not None and c.verification.minimal() is not None:
             console.print(f"# {plain(c.name)}: minimal failing case, ready to paste into a pytest file",
                           markup=False, highlight=False)
             console.print(plain_lines(minimal_failure(c).test), soft_wrap=True, markup=False, highlight=False)

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 
 OPERATORS = ("!=", "<=", ">=", "=", "<", ">")  # longest first, so "<=" is not read as "<"
 _CLAUSE = re.compile(r"^([A-Za-z_]\w*)(!=|<=|>=|=|<|>)(.+)$")
+_VALUE = re.compile(r"[\w.+-]+")  # a value reads back from the --where text as itself
 EVERYTHING = "everything the oracle accepts"
 
 
@@ -90,6 +91,10 @@ class Domain:
     def admits(self, params: Mapping[str, Any]) -> bool:
         return all(c.admits(params) for c in self.clauses)
 
+    def admits_known(self, params: Mapping[str, Any]) -> bool:
+        """``admits``, ignoring clauses on keys ``params`` lacks (another target's case: a round trip's)."""
+        return all(c.admits(params) for c in self.clauses if c.key in params)
+
     def __and__(self, other: "Domain") -> "Domain":
         return Domain(self.clauses + tuple(c for c in other.clauses if c not in self.clauses))
 
@@ -116,9 +121,10 @@ class Domain:
                 raise DomainError(f"bad clause {word!r}: expected key=value[,value...], key!=value, key<n, "
                                   "key<=n, key>n or key>=n")
             key, op, rest = match.groups()
-            values = tuple(_value(v) for v in rest.split(",") if v != "")
-            if not values:
-                raise DomainError(f"bad clause {word!r}: no value")
+            parts = [v for v in rest.split(",") if v != ""]
+            if not parts or not all(_VALUE.fullmatch(v) for v in parts):
+                raise DomainError(f"bad clause {word!r}: values are words or numbers, comma-separated")
+            values = tuple(_value(v) for v in parts)
             if op not in ("=", "!=") and (len(values) != 1 or not isinstance(values[0], (int, float))):
                 raise DomainError(f"bad clause {word!r}: {op} takes one number")
             clauses.append(Clause(key, op, values))
@@ -140,8 +146,9 @@ class Domain:
             if not isinstance(key, str) or not key.isidentifier():
                 raise DomainError(f"supports=: {key!r} is not a parameter name")
             values = tuple(allowed) if isinstance(allowed, (tuple, list, set, frozenset)) else (allowed,)
-            if not values or not all(isinstance(v, (str, int, float)) for v in values):
-                raise DomainError(f"supports=: {key} needs one or more str/int/float values")
+            if not values or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                     and _VALUE.fullmatch(str(v)) for v in values):
+                raise DomainError(f"supports=: {key} needs one or more values, each a word or a number")
             clauses.append(Clause(key, "=", tuple(sorted(values, key=str)) if isinstance(allowed, (set, frozenset))
                                   else values))
         return Domain(tuple(clauses))

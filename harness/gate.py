@@ -9,6 +9,7 @@ findings out (renderers: ``console.comparison_table``, ``report.comparison``).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Sequence
@@ -56,38 +57,50 @@ class Change:
     label: str  # stats.label
 
 
+def mismatch(previous: RunResult, current: RunResult) -> str | None:
+    """Why two runs cannot be compared at all (another target or device), or None."""
+    if previous.target != current.target:
+        return f"one is a result of {previous.target}, the other of {current.target}"
+    if previous.environment.device != current.environment.device:
+        return f"one ran on {previous.environment.device}, the other on {current.environment.device}"
+    return None
+
+
+def _usable(rounds: Sequence[float]) -> bool:
+    """Round times a ratio can be taken of (a result file is untrusted: zero or negative times are not)."""
+    return bool(rounds) and all(math.isfinite(t) and t > 0 for t in rounds)
+
+
+def _pairs(previous: RunResult, current: RunResult) -> list[tuple[str, str, object, object]]:
+    """(name, spec, old timing, new timing) for every candidate (by spec) and size timed in both runs."""
+    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings if _usable(t.candidate_rounds_s)}
+    return [(c.name, c.spec, before[(c.spec, t.size)], t) for c in current.candidates for t in c.timings
+            if (c.spec, t.size) in before and _usable(t.candidate_rounds_s)]
+
+
 def changes(previous: RunResult, current: RunResult, noise_floor: float = 0.05) -> list[Change]:
     """Every (candidate, size) timed in both runs, in the current run's order."""
-    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings if t.candidate_rounds_s}
     found = []
-    for cand in current.candidates:
-        for t in cand.timings:
-            old = before.get((cand.spec, t.size))
-            if old is None or not t.candidate_rounds_s:
-                continue
-            speedup = stats.median(old.candidate_rounds_s) / stats.median(t.candidate_rounds_s)
-            ci = ratio_of_medians_ci(old.candidate_rounds_s, t.candidate_rounds_s)
-            verdict = stats.decide(ci, noise_floor)
-            found.append(Change(cand.name, cand.spec, t.size, old.candidate.median_s, t.candidate.median_s,
-                                speedup, ci, verdict, stats.label(verdict, speedup, ci, noise_floor)))
+    for name, spec, old, t in _pairs(previous, current):
+        speedup = stats.median(old.candidate_rounds_s) / stats.median(t.candidate_rounds_s)
+        ci = ratio_of_medians_ci(old.candidate_rounds_s, t.candidate_rounds_s)
+        verdict = stats.decide(ci, noise_floor)
+        found.append(Change(name, spec, t.size, stats.median(old.candidate_rounds_s),
+                            stats.median(t.candidate_rounds_s), speedup, ci, verdict,
+                            stats.label(verdict, speedup, ci, noise_floor)))
     return found
 
 
 def compared_pairs(previous: RunResult, current: RunResult) -> int:
     """How many (candidate, size) timings the two runs have in common: what the gate can compare."""
-    before = {(c.spec, t.size) for c in previous.candidates for t in c.timings if t.candidate_rounds_s}
-    return sum((c.spec, t.size) in before for c in current.candidates for t in c.timings if t.candidate_rounds_s)
+    return len(_pairs(previous, current))
 
 
 def regressions(previous: RunResult, current: RunResult, fail_slower: float) -> list[Regression]:
-    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings}
     found = []
-    for cand in current.candidates:
-        for t in cand.timings:
-            old = before.get((cand.spec, t.size))
-            if old is None or not old.candidate_rounds_s or not t.candidate_rounds_s:
-                continue
-            ci = ratio_of_medians_ci(t.candidate_rounds_s, old.candidate_rounds_s)
-            if ci[0] > 1 + fail_slower:
-                found.append(Regression(cand.name, t.size, old.candidate.median_s, t.candidate.median_s, ci))
+    for name, _, old, t in _pairs(previous, current):
+        ci = ratio_of_medians_ci(t.candidate_rounds_s, old.candidate_rounds_s)
+        if ci[0] > 1 + fail_slower:
+            found.append(Regression(name, t.size, stats.median(old.candidate_rounds_s),
+                                    stats.median(t.candidate_rounds_s), ci))
     return found

@@ -8,6 +8,7 @@ changes, ``no-commit`` outside git); a later run of the same commit replaces the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,16 @@ class Saved:
     run: RunResult
 
 
+def chart_name(target: str, device: str) -> str:
+    """The history chart's file name in DIR: only safe characters, whatever a result file says."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"history-{target}-{device}")[:120] + ".svg"
+
+
 def load(directory: Path, target: str | None, device: str) -> list[Saved]:
-    """Every saved run of ``target`` (default: the only target saved) on ``device``, oldest first."""
+    """Every saved run of ``target`` (default: the only target saved) on ``device``, oldest first; each
+    file must hold what its name says (its target, its device)."""
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}: choose cpu or cuda")
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a folder of saved runs (harness run --save {directory} makes one)")
     files = sorted(directory.glob(f"*/*-{device}.json"))
@@ -47,9 +56,13 @@ def load(directory: Path, target: str | None, device: str) -> list[Saved]:
     for f in files:
         if f.name == f"{target}-{device}.json":
             try:
-                found.append(Saved(f.parent.name, result.load(f)))
+                run = result.load(f)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+            if (run.target, run.environment.device) != (target, device):
+                raise UsageError(f"{f} holds a result of {run.target} on {run.environment.device}, not what its "
+                                 f"name says ({target} on {device})")
+            found.append(Saved(f.parent.name, run))
     if not found:
         raise UsageError(f"{directory}: no saved run of {target} on {device}")
     return sorted(found, key=lambda s: s.run.created)

@@ -81,7 +81,8 @@ def find(start: Path | None = None) -> Project:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"{path}: cannot read it ({exc})") from None
-        config = data.get("tool", {}).get("harness")
+        tool = data.get("tool")
+        config = tool.get("harness") if isinstance(tool, dict) else None
         if config is not None:
             return Project(folder, _checked(config, path), path)
     return Project(start)
@@ -99,6 +100,13 @@ def _checked(config: Any, path: Path) -> dict[str, Any]:
     return dict(config)
 
 
+_ACTIVE: list[Path] = []  # the activated project's root (specs are named relative to it)
+
+
+def active_root() -> Path | None:
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 def activate(project: Project) -> None:
     """Make ``oracles`` and ``candidates`` import from the project root (first on the import path)."""
     root = str(project.root)
@@ -113,3 +121,4 @@ def activate(project: Project) -> None:
         if where and not any(p.is_relative_to(project.root) for p in where):
             raise UsageError(f"a package {name!r} from {where[0]} is already imported, not the project's "
                              f"({project.root / name}): run harness from the project, or rename one of them")
+    _ACTIVE[:] = [project.root.resolve()]

@@ -19,6 +19,8 @@ from harness.fmt import (change_note, fmt_interval, fmt_speedup, fmt_time, html_
                          md_text)
 from harness.result import CandidateResult, Profile, RunResult
 
+LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the report: nothing else is linked
+
 MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
 GITHUB_COMMENT_LIMIT = 65536
 
@@ -144,8 +146,7 @@ def _correctness(result: RunResult) -> str:
            f"Device: {md_code(v0.device)}, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
            _table(["Case family", *(md_code(c.name) for c in verified)], rows)]
     out.append("**Coverage** (what each verdict covers):\n\n" + "\n".join(
-        f"- {md_code(c.name)}: {md_text(verdict_text(c) if c.verdict == 'pass' else c.verdict)} "
-        f"{md_text(c.verification.coverage)}" for c in verified) + "\n")
+        f"- {md_code(c.name)}: {md_text(c.verdict)} {md_text(c.verification.coverage)}" for c in verified) + "\n")
     notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
     if notes:
         out.append("\n".join(f"- {md_text(n)}" for n in notes) + "\n")
@@ -159,6 +160,9 @@ def _correctness(result: RunResult) -> str:
             lines.append(f"- {md_code(f.family)} case {md_code(f.case)} ({md_text(f.input)}): {md_text(f.reason)}")
             lines += [f"  - {md_text(d)}" for d in f.differences[:3]]
         first = v.minimal()
+        if first is None:
+            out.append("\n".join(lines) + "\n")
+            continue
         lines.append("\n" + _details(f"Reproduce <code>{html_text(first.case)}</code> (ready-to-paste pytest)",
                                      md_fence(first.test, "python")))
         out.append("\n".join(lines) + "\n")
@@ -297,16 +301,16 @@ def _footer(result: RunResult) -> str:
     return "---\n\n" + "<br>\n".join(lines) + "\n"
 
 
-def _sections(result: RunResult, chart: str | None = None) -> list[str]:
+def _sections(result: RunResult, local: bool = True) -> list[str]:
+    chart = result.chart if local and result.chart and LOCAL_CHART.fullmatch(result.chart) else None
     sections = [_headline(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
                 _by_size(result, chart), _regression_tests(result), _profiles(result), _footer(result)]
     return [s for s in sections if s]
 
 
-def markdown(result: RunResult, chart: str | None = None) -> str:
-    """The report; ``chart``: a local SVG of the speedups to link (a file beside the report, never in a PR
-    comment, which has only the mermaid chart)."""
-    return "\n".join(_sections(result, chart))
+def markdown(result: RunResult) -> str:
+    """The local report: with a link to the run's SVG chart beside it, where it has one."""
+    return "\n".join(_sections(result))
 
 
 def _summary_line(result: RunResult) -> list[str]:
@@ -346,7 +350,7 @@ def pr_comment(result: RunResult | list[RunResult], limit: int = GITHUB_COMMENT_
     results = [result] if isinstance(result, RunResult) else list(result)
     sections = [index(results)] if len(results) > 1 else []
     for r in results:
-        sections += _sections(r)
+        sections += _sections(r, local=False)  # a file beside a local report is nothing on GitHub
     head = marker(results) + "\n"
     text = head + "\n".join(sections)
     for i in reversed(range(len(sections))):
@@ -387,7 +391,7 @@ def history(saved: list, chart: str | None = None) -> str:
         rows.append([md_code(s.label), md_text(s.run.created[:16].replace("T", " ")),
                      *(f"{fmt_interval(by_name[n])} at {md_code(by_name[n].size)}" if n in by_name else "—" for n in names)])
     first = saved[0].run
-    image = f"![Speedup across runs]({chart})\n\n" if chart else ""
+    image = f"![Speedup across runs]({chart})\n\n" if chart and LOCAL_CHART.fullmatch(chart) else ""
     return (f"# History: {md_code(first.function)} on {md_code(first.environment.device)}\n\n{image}"
             + _table(["Commit", "Run", *(md_code(n) for n in names)], rows))
 

@@ -63,11 +63,12 @@ class Verification:
     refusal_errors: dict = field(default_factory=dict)  # error type -> refusals
     suggested_where: str | None = None  # a --where keeping every case it accepted and none it refused
     refused_text: str = ""  # what the refused cases had that the accepted ones did not, by param
-    accepted: int = 0  # cases where the oracle returned and so did it (right or wrong)
+    accepted: int | None = None  # cases where the oracle returned and so did it, right or wrong (None: not counted)
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0 and self.cases > 0  # nothing checked is no pass
+        # no case checked, or only cases the oracle rejects (error parity), is no pass: nothing was compared
+        return self.failed == 0 and self.cases > 0 and self.accepted != 0
 
     @property
     def broken(self) -> bool:
@@ -108,11 +109,14 @@ class Verification:
         return shrunk[-1] if shrunk else self.notable(1, 1)[0]
 
     def reason(self) -> str | None:
-        """The verdict's reason in one line, refusals apart from wrong answers, e.g. "wrong on 3 of 40
-        cases (scales: ...); refused 71 (AssertionError) where dtype float32 — what it accepted fits
-        --where "dtype=bfloat16"" (None when it passed)."""
+        """The verdict's reason in one line, refusals apart from wrong answers, e.g. "wrong on 3 of the 40
+        cases it did not refuse (scales: ...); refused 71 (AssertionError) where dtype float32 — what it
+        accepted fits --where "dtype=bfloat16"" (None when it passed)."""
         if self.passed:
             return None
+        if self.failed == 0:
+            return (f"nothing compared: of its {self.cases} cases none is one the oracle returns on (only error parity "
+                    f"was checked{'; its domain ' + self.domain if self.domain else ''})")
         priority = {"state": 0, "error": 1}  # what broke the process or the output first, then wrong answers
         wrong = sorted((f for f in self.failures if f.kind != "refusal"), key=lambda f: priority.get(f.kind, 2))
         if wrong and wrong[0].kind in priority:
@@ -122,7 +126,7 @@ class Verification:
         parts = []
         if self.wrong:
             first = (wrong[0].reason if wrong else "")
-            parts.append(f"wrong on {self.wrong} of {self.cases - self.refused} cases it accepted"
+            parts.append(f"wrong on {self.wrong} of the {self.cases - self.refused} cases it did not refuse"
                          + (f" ({first})" if first else ""))
         if self.refused:
             errors = ", ".join(f"{name} ×{n}" if len(self.refusal_errors) > 1 else name
@@ -326,6 +330,7 @@ class RunResult:
     round_trips: tuple[RoundTrip, ...] = ()  # pairs with the target this one inverts or that inverts it
     round_trip_text: str = ""  # the round-trip property, in the inverse target's words
     noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
+    chart: str | None = None  # an SVG beside the local report, linked from it (``charts``; never in a PR comment)
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 

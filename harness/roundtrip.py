@@ -46,14 +46,16 @@ class RoundTrips:
             self.forward.setdefault(target.name, []).append(_Forward(spec, outputs))
 
     def check(self, target: Target, runner: Any, spec: str, domain: Domain = Domain()) -> None:
-        """Hand a passing inverse candidate every kept forward output (of a forward case inside its domain,
-        where it declares one), and judge each answer."""
+        """Hand a passing inverse candidate every kept forward output, and judge each answer.  Its domain, if
+        it declares one, is over its own target's params: clauses on params the forward case also has are
+        applied, the others cannot be (a candidate then handed something it refuses fails the round trip,
+        visibly, rather than the round trip being dropped)."""
         forward_target = self.targets.get(target.inverse_of or "")
         if forward_target is None:
             return
         for forward in self.forward.get(forward_target.name, []):
             failed, first = 0, None
-            outputs = [(case, out) for case, out in forward.outputs if domain.admits(case.params)]
+            outputs = [(case, out) for case, out in forward.outputs if domain.admits_known(case.params)]
             if not outputs:
                 continue
             for case, produced in outputs:

@@ -47,3 +47,9 @@ def nothing_to_check(input_k_cache, dv=512, tile_size=128):
     """A domain that no named case falls in: it would pass on nothing."""
     return fused(input_k_cache, dv, tile_size)
 
+
+
+@candidate(target="quantize_k_cache", supports="h_k=2")
+def only_error_cases(input_k_cache, dv=512, tile_size=128):
+    """Its domain holds only inputs the oracle rejects: it raises as the oracle does, and computes nothing."""
+    raise AssertionError

@@ -185,7 +185,7 @@ def test_run_covers_every_target_with_round_trips_and_an_index(capsys, tmp_path)
     code, out, _ = run_cli(capsys, "run", "--out", str(tmp_path), "--sizes", "1x16x576", "--no-profile", "--budget",
                            "0.1", "--examples", "3")
     assert code in PASSED, out
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("-speedup.svg"))  # charts: their test
     assert names == ["dequantize_k_cache-cpu.json", "dequantize_k_cache-cpu.md", "index-cpu.md",
                      "quantize_k_cache-cpu.json", "quantize_k_cache-cpu.md"]
     for target in ("quantize_k_cache", "dequantize_k_cache"):
@@ -315,3 +315,47 @@ def test_save_keeps_a_history_that_history_shows_with_a_chart(capsys, tmp_path):
 def test_history_of_nothing_is_a_usage_error(capsys, tmp_path):
     code, _, err = run_cli(capsys, "history", str(tmp_path / "missing"))
     assert code == 2 and "is not a folder of saved runs" in err
+
+
+def _doctored(saved, tmp_path, name, change):
+    data = json.loads(saved.read_text())
+    change(data)
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_compare_refuses_another_device_and_unusable_rounds(capsys, saved_run, tmp_path):
+    _, out = saved_run
+    saved = out / "quantize_k_cache-cpu.json"
+    cuda = _doctored(saved, tmp_path, "cuda.json", lambda d: d["environment"].update(device="cuda"))
+    code, _, err = run_cli(capsys, "compare", str(saved), str(cuda))
+    assert code == 2 and "cannot be compared: one ran on cpu, the other on cuda" in err
+
+    def zero(d):
+        d["candidates"][0]["timings"][0]["candidate_rounds_s"] = [0.0] * 3
+    code, _, err = run_cli(capsys, "compare", str(saved), str(_doctored(saved, tmp_path, "zero.json", zero)))
+    assert code == 2 and "nothing to compare" in " ".join(err.split())  # zero times are no data, not a crash
+
+
+def test_untrusted_names_cannot_break_charts_paths_or_markup(capsys, saved_run, tmp_path):
+    pytest.importorskip("matplotlib", reason="charts need matplotlib (in the [test] extra)")
+    _, out = saved_run
+    saved = out / "quantize_k_cache-cpu.json"
+    history = tmp_path / "history"
+
+    def hostile(d):
+        d["target"] = "quantize_k_cache"
+        d["function"] = "f $\\frac$ [/bold]"
+        d["candidates"][0]["name"] = "_x $\\frac$ [/bold]"
+        d["candidates"][0]["timings"][0]["speedup_ci"] = [50.0, 60.0]  # an interval without its value
+    (history / "c1").mkdir(parents=True)
+    _doctored(saved, history / "c1", "quantize_k_cache-cpu.json", hostile)
+    code, stdout, err = run_cli(capsys, "history", str(history), "--format", "markdown")
+    assert code == 0, err
+    assert (history / "history-quantize_k_cache-cpu.svg").exists() and "![Speedup across runs](history-" in stdout
+    (history / "c2").mkdir()
+    _doctored(saved, history / "c2", "quantize_k_cache-cpu.json", lambda d: d.update(target="../../escape"))
+    code, _, err = run_cli(capsys, "history", str(history))
+    assert code == 2 and "not what its name says" in err
+    assert not list(tmp_path.parent.glob("*escape*"))

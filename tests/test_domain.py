@@ -106,7 +106,7 @@ def test_refusals_never_crowd_wrong_answers_out():
     assert v.refused > MAX_FAILURES_KEPT and kinds.count("refusal") == MAX_FAILURES_KEPT
     assert v.wrong >= 3 and "mismatch" in kinds  # the real mismatches are kept, whatever came first
     reason = v.reason()
-    assert reason.startswith(f"wrong on {v.wrong} of {v.cases - v.refused} cases it accepted (")
+    assert reason.startswith(f"wrong on {v.wrong} of the {v.cases - v.refused} cases it did not refuse (")
     assert "scales:" in reason and f"; refused {v.refused} cases (AssertionError)" in reason
 
 
@@ -186,3 +186,18 @@ def test_a_domain_without_a_named_case_is_a_usage_error_not_a_vacuous_pass(capsy
                            "--candidate", "candidates/fused.py:fused")
     assert code == 2 and "admits none of the" in err
 
+
+
+def test_a_domain_of_only_rejected_inputs_is_no_pass(capsys, tmp_path):
+    code, out, err, data = _cli(capsys, tmp_path, "verify", "--target", "quantize_k_cache", "--examples", "5",
+                                "--candidate", "tests/specialized_candidates.py:only_error_cases")
+    (cand,) = data["candidates"]
+    assert code == 1 and cand["verdict"] == "fail" and cand["verification"]["accepted"] == 0
+    assert cand["error"].startswith("nothing compared: of its ") and "only error parity was checked" in cand["error"]
+
+
+def test_round_trips_apply_an_inverse_domain_only_where_the_forward_case_has_the_key():
+    domain = Domain.parse("storage=float8_e4m3fn d=576")
+    assert domain.admits_known({"d": 576, "dtype": "bfloat16"})  # storage is the inverse's own param
+    assert not domain.admits_known({"d": 512})
+    assert not domain.admits({"d": 576})  # as a domain of the inverse's own cases it needs storage
