@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything the GPU machine checks, in one call of the device tool (see benchmarks/NOTES.md):
-#   launch_check.py (the fused quantizer's cached launch), the CUDA tests, gpu_check.py (the quantizer: bit-exact + timing, every candidate and the baseline in
-#   runners; SKIP_GPU_CHECK=1 skips it), dequant_gpu_check.py (the dequantizer's candidates), and a full
-#   `harness run --device cuda` of every target with its round trips (reports under $OUT/reports).
-#   line_profiler travels as a wheel in .whl/.
+#   launch_check.py (the fused quantizer's cached launch); the CUDA tests; gpu_check.py (the quantizer:
+#   bit-exact + timing, every candidate and the baseline in runners; SKIP_GPU_CHECK=1 skips it);
+#   dequant_gpu_check.py (the dequantizer's candidates; SKIP_DEQUANT_CHECK=1 skips it); the worked example
+#   of examples/; and a full `harness run --device cuda` of every target with its round trips (reports
+#   under $OUT/reports).  line_profiler travels as a wheel in .whl/.
 set -uo pipefail
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -21,5 +22,14 @@ python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py "tests/test_dequant_
 if [ -z "${SKIP_GPU_CHECK:-}" ]; then
   python3 benchmarks/gpu_check.py --examples 100 --tokens ${TOKENS:-16384 131072 1048576} --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log"
 fi
-python3 benchmarks/dequant_gpu_check.py --json "$OUT/dequant_gpu_check.json" 2>&1 | tail -30 | tee "$OUT/dequant_gpu_check.log"
+if [ -z "${SKIP_DEQUANT_CHECK:-}" ]; then
+  python3 benchmarks/dequant_gpu_check.py --json "$OUT/dequant_gpu_check.json" 2>&1 | tail -30 | tee "$OUT/dequant_gpu_check.log"
+fi
+# the worked example (examples/README.md): the upstream-style kernel, judged on its declared domain
+python3 examples/check_twin.py --device cuda 2>&1 | tee "$OUT/check_twin.log"
+for policy in exact dequant; do
+  python3 -m harness verify --device cuda --target quantize_k_cache --candidate examples/upstream_quant_triton.py:quantize \
+    --policy $policy --json "$OUT/upstream-triton-$policy-cuda.json" > "$OUT/upstream-triton-$policy.log" 2>&1
+  echo "examples verify $policy: exit $?"
+done
 python3 -m harness run --device cuda --out "$OUT/reports" 2>&1 | grep -v "━" | tail -70 | tee "$OUT/run.log"
