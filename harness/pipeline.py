@@ -263,7 +263,6 @@ class Pipeline:
     def run(self) -> RunResult:
         """Verify, time and profile each candidate, each in its own runner, keeping what finished in
         ``self.finished`` so an interrupted run can still show it."""
-        opts = self.options
         writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # see checkout._files
         try:
             return self._run()
