@@ -95,15 +95,16 @@ class CpuWatch:
         busy = _machine_busy_ticks()
         self._start = None if busy is None else (time.monotonic(), busy, self._ours())
 
-    def share(self) -> float | None:
+    def share(self, minimum_s: float = MIN_WATCH_S) -> float | None:
         """Fraction of all CPUs that other processes used since ``start`` (None where unreadable or too
-        short to say: under ``MIN_WATCH_S``)."""
+        short to say: under ``minimum_s``; the report's figure needs ``MIN_WATCH_S``, a rough "was it
+        loaded" less)."""
         busy = _machine_busy_ticks()
         if self._start is None or busy is None:
             return None
         began, busy0, ours0 = self._start
         seconds = time.monotonic() - began
-        if seconds < MIN_WATCH_S:
+        if seconds < minimum_s:
             return None
         wall_ticks = seconds * self._tick * self._cpus
         foreign = (busy - busy0) - (self._ours() - ours0)

@@ -37,7 +37,7 @@ from typing import Any
 
 from harness.audit import StateChanged
 from harness.fmt import plain
-from harness.noise import stat_fields
+from harness.noise import FOREIGN_CPU_LIMIT, stat_fields
 from harness.protocol import Closed, Outcome, ProtocolError, Timeout, decode_outcome, encode_value, read_frame, write_frame
 
 # Every runner's C allocator in the same, history-free state: glibc serves all memory from its heap and
@@ -54,6 +54,8 @@ MAX_WALL_RATIO = 5.0
 # median of all rounds, not the rounds that happened to be long: those are the delayed ones at a size of
 # short rounds, and two of them once failed the baseline of a quiet run.
 MIN_CHECKED_ROUND_S = 0.025
+# ... and on a loaded machine (``release``), where a wake-up can wait tens of ms whatever the round's length
+LOADED_MIN_ROUND_S = 0.1
 _LIVE: set[int] = set()  # pids of this judge's runners that are still running
 _SUBREAPER = False
 
@@ -374,7 +376,24 @@ class Runner:
             raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
 
     def prepare(self, size: Any) -> dict:
-        reply, _ = self.request({"kind": "prepare", "size": _case(size)}, "prepared")
+        self.prepare_begin(size)
+        return self.prepare_end()
+
+    def prepare_begin(self, size: Any) -> None:
+        """Ask for ``size``'s timing inputs, built afresh, without waiting: two runners then build and warm
+        up at the same time, so neither's memory is allocated after the other's (see ``bench``)."""
+        self.resume()
+        try:
+            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": True})
+        except OSError:  # the runner is gone: prepare_end reads why
+            pass
+
+    def prepare_end(self) -> dict:
+        try:
+            reply, _ = self._reply("prepare", ("prepared",))
+        except (RunnerError, StateChanged) as exc:
+            exc.spec = self.spec
+            raise
         per_call = self._seconds(reply.get("per_call_s"))
         if not isinstance(reply.get("input_digest"), str):
             raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
@@ -400,16 +419,22 @@ class Runner:
         self._ratios.append((wall, wall / expected))
         return seconds
 
-    def release(self) -> None:
+    def release(self, foreign_cpu: float | None = None) -> None:
         """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
         where the median round lasted at least ``MIN_CHECKED_ROUND_S`` by the judge's clock, the median round
         took at most ``MAX_WALL_RATIO`` times what the runner reported (medians, so that a round delayed by
-        the scheduler does not count).  Gross forgery of long rounds is caught, a few percent is not: a runner is the candidate's
-        own process."""
+        the scheduler does not count).  Gross forgery of long rounds is caught, a few percent is not: a
+        runner is the candidate's own process.  While other processes took more than
+        ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge) each wake-up can
+        wait tens of ms behind them (a fully loaded 2-core machine once made honest 5 ms rounds take 25 ms),
+        a delay that does not grow with the round: then only rounds of at least ``LOADED_MIN_ROUND_S`` are
+        judged."""
         self.request({"kind": "release"}, "ok")
         # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
         # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
-        if self.device == "cpu" and underreported(self._ratios):
+        loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
+        minimum = LOADED_MIN_ROUND_S if loaded else MIN_CHECKED_ROUND_S
+        if self.device == "cpu" and underreported(self._ratios, minimum):
             raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
                               f"take {self._wall:.3g} s", self.spec)
 
@@ -441,11 +466,11 @@ def _import_path() -> list[str]:
     return [os.path.abspath(p or os.getcwd()) for p in sys.path]
 
 
-def underreported(rounds: list[tuple[float, float]]) -> bool:
+def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHECKED_ROUND_S) -> bool:
     """Whether a size's rounds, as (judge's wall time, wall / reported time) each, show reported times that
-    cannot account for what the judge saw: its median round long enough to judge (``MIN_CHECKED_ROUND_S``)
-    and more than ``MAX_WALL_RATIO`` times what the runner reported."""
-    if len(rounds) < 2 or statistics.median(wall for wall, _ in rounds) < MIN_CHECKED_ROUND_S:
+    cannot account for what the judge saw: its median round long enough to judge (``minimum_s``) and more
+    than ``MAX_WALL_RATIO`` times what the runner reported."""
+    if len(rounds) < 2 or statistics.median(wall for wall, _ in rounds) < minimum_s:
         return False
     return statistics.median(ratio for _, ratio in rounds) > MAX_WALL_RATIO
 

@@ -94,11 +94,13 @@ class Worker:
     def _key(size: Case) -> str:
         return f"{size.name}/{size.seed}/{sorted(size.params.items())}"
 
-    def prepare(self, size: Case) -> dict:
-        """Build the timing inputs of ``size`` (once: the baseline's runner is asked for the same sizes by
-        every candidate) and warm up; the typical per-call time and the inputs' digest."""
+    def prepare(self, size: Case, fresh: bool = False) -> dict:
+        """Build the timing inputs of ``size`` (once, unless ``fresh``: the baseline's runner is asked for the
+        same sizes by every candidate) and warm up; the typical per-call time and the inputs' digest."""
         self.release()
         key = self._key(size)
+        if fresh:
+            self._prepared.pop(key, None)
         if key not in self._prepared:
             calls = self.inputs(size)
             self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()], sample=True))
@@ -126,7 +128,7 @@ class Worker:
     def suspend(self) -> None:
         """In-process there is no other process to stop (a runner's handle stops its process group)."""
 
-    def release(self) -> None:
+    def release(self, foreign_cpu: float | None = None) -> None:
         self._calls, self._spacer = [], None
         if self._clock is not None:
             self._clock.reset()
