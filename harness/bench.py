@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness import stats
-from harness.noise import CpuWatch
+from harness import noise, stats
 from harness.result import BenchSettings, SizeTiming
 from harness.target import Case, Target
 
@@ -80,13 +79,13 @@ class Bench:
         cfg = self.config
         pair = (baseline, candidate)
         try:
-            prepared = self._prepare(pair, size)
+            prepared = self._prepare(pair, size, together=self._beyond_cache(size))
             if prepared[0]["input_digest"] != prepared[1]["input_digest"]:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
             n = [max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9))) for p in prepared]
             rounds: tuple[list[float], list[float]] = ([], [])
             deadline = time.perf_counter() + cfg.budget_s
-            watch = CpuWatch()
+            watch = noise.CpuWatch()
             watch.start(getattr(t, "pid", None) or 0 for t in pair)
             converged, checkpoint = False, cfg.min_rounds
             for r in range(cfg.max_rounds):
@@ -111,16 +110,25 @@ class Bench:
             timed.release(load)  # the load it saw: a runner's round-time cross-check allows for it
         return self._timing(size, n[1], converged, *rounds, foreign_cpu=foreign)
 
+    def _beyond_cache(self, size: Case) -> bool:
+        """A CPU size whose call moves more than the last-level cache holds (each round streams DRAM)."""
+        cache = noise.last_level_cache_bytes() if self.device == "cpu" else None
+        return cache is not None and self.target.case_bytes(size) > cache
+
     @staticmethod
-    def _prepare(pair: tuple[Timed, Timed], size: Case) -> list[dict]:
-        """Both runners build their inputs afresh and warm up at the same time, where they can (runners):
-        built one after the other, the runner that allocated last measured 2-4% faster at 65,536 tokens on
-        the 2-core CI machine, whichever function it held (benchmarks/NOTES.md, "Timing that decides")."""
-        if all(hasattr(t, "prepare_begin") for t in pair):
+    def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False) -> list[dict]:
+        """Each runner builds its inputs and warms up alone, the other stopped; ``together`` (sizes beyond the
+        last-level cache), both first build fresh inputs at the same time.  Measured on the 2-core CI
+        machine (benchmarks/NOTES.md, "Timing that decides"): beyond the cache, the runner that allocated
+        last measured 2-4% faster at 65,536 tokens, whichever function it held, and building together
+        removed that; within it, building together made prod-4096 A-vs-A read "faster" and a 10% slowdown
+        "no significant difference", so small sizes keep building one after the other."""
+        if together and all(hasattr(t, "prepare_begin") for t in pair):
             for timed in pair:
                 timed.prepare_begin(size)
-            return [timed.prepare_end() for timed in pair]
-        prepared = []
+            for timed in pair:
+                timed.prepare_end()
+        prepared = []  # then each warms up alone (on the inputs it built), for a per-call time of its own
         for timed, other in (pair, pair[::-1]):
             other.suspend()
             prepared.append(timed.prepare(size))

@@ -135,3 +135,21 @@ def baseline_disagreements(size: str, timings: Sequence[BaselineTiming]) -> list
                      f"{fmt_time(high.median_s)} beside {high.candidate} at {size} (the same function on the "
                      f"same inputs): the machine's speed changed during the run")
     return found
+
+
+def last_level_cache_bytes() -> int | None:
+    """The largest CPU cache's size (Linux sysfs), or None where it cannot be read."""
+    sizes = []
+    for path in sorted(os.listdir("/sys/devices/system/cpu/cpu0/cache")) if os.path.isdir(
+            "/sys/devices/system/cpu/cpu0/cache") else []:
+        try:
+            text = open(f"/sys/devices/system/cpu/cpu0/cache/{path}/size", encoding="ascii").read().strip()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        if text[:-1].isdigit() and text[-1] in units:
+            sizes.append(int(text[:-1]) * units[text[-1]])
+        elif text.isdigit():
+            sizes.append(int(text))
+    return max(sizes, default=None)
+

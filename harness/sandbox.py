@@ -376,15 +376,16 @@ class Runner:
             raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
 
     def prepare(self, size: Any) -> dict:
-        self.prepare_begin(size)
+        """``size``'s timing inputs (built once, then reused) and a warm-up; the per-call time and digest."""
+        self.prepare_begin(size, fresh=False)
         return self.prepare_end()
 
-    def prepare_begin(self, size: Any) -> None:
-        """Ask for ``size``'s timing inputs, built afresh, without waiting: two runners then build and warm
-        up at the same time, so neither's memory is allocated after the other's (see ``bench``)."""
+    def prepare_begin(self, size: Any, fresh: bool = True) -> None:
+        """Ask for ``size``'s timing inputs (``fresh``: built anew) without waiting: two runners then build
+        at the same time, so neither's memory is allocated after the other's (see ``bench``)."""
         self.resume()
         try:
-            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": True})
+            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": fresh})
         except OSError:  # the runner is gone: prepare_end reads why
             pass
 
