@@ -235,9 +235,8 @@ class Verifier:
     def _properties(self, subject: Subject, tally: "_Tally", domain: Domain) -> list[str]:
         """Run ``examples`` hypothesis cases drawn inside ``domain``; a wrong answer is shrunk to a minimal
         case, while refusals are counted and passed over, so that the search goes on for wrong answers."""
-        generated = [0]
         first_failure: list[tuple[Case, Judgement]] = []
-        strategy = self.target.property_strategy(domain) if domain else self.target.property_strategy()
+        strategy = self.target.property_strategy(domain)
         if domain:  # a safety net only: the target draws each param inside the domain (Domain.restrict)
             strategy = strategy.filter(domain.admits)
 
@@ -250,7 +249,6 @@ class Verifier:
             case = Case("property", "property", params, data_seed)
             verdict = self.check(case, subject)
             if not first_failure:  # still generating: count it; a refusal is counted and passed over
-                generated[0] += 1
                 if verdict.passed or verdict.kind == "refusal":
                     tally.add(case if verdict.passed else _named(case), verdict)
                     return
