@@ -199,7 +199,9 @@ def test_run_covers_every_target_with_round_trips_and_an_index(capsys, tmp_path)
     code, body, _ = run_cli(capsys, "comment", "--from", str(tmp_path / "quantize_k_cache-cpu.json"),
                             "--from", str(tmp_path / "dequantize_k_cache-cpu.json"))
     assert code == 0 and body.startswith("<!-- harness-report quantize_k_cache dequantize_k_cache cpu -->\n# ✅ harness run")
-    assert body.count("# ⚡️ Speed up function") + body.count("# ⚖️ No speedup") == 2
+    # one headline per target; with --budget 0.1 on a busy machine a size may stay undecided ("Inconclusive")
+    headlines = ("# ⚡️ Speed up function", "# ⚖️ No speedup", "# ❔ Inconclusive")
+    assert sum(body.count(h) for h in headlines) == 2
 
 
 def test_a_round_trip_that_breaks_the_bound_is_reported():
