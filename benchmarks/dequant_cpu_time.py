@@ -36,7 +36,8 @@ def times(fn, repeat: int) -> list[float]:
     return out
 
 
-def main() -> int:
+def timing_args() -> argparse.Namespace:
+    """The options both CPU timing scripts take (--tokens, --repeat, --threads), threads applied."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, nargs="+", default=[4096, 65536])
     ap.add_argument("--repeat", type=int, default=15)
@@ -44,6 +45,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> int:
+    args = timing_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'candidate':20s} {'tokens':>7s} {'best':>10s} {'median':>10s} {'GB/s':>6s} {'vs slow loop':>12s}")
     for tokens in args.tokens:

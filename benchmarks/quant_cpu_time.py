@@ -13,11 +13,9 @@ runners, before Python starts, or the fresh outputs are mmapped and faulted in a
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,7 +27,7 @@ from candidates.fused import fused
 from oracles.kcache_reference import quantize_k_cache_slow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dequant_cpu_time import times  # noqa: E402  (one timing loop for both scripts)
+from dequant_cpu_time import times, timing_args  # noqa: E402  (one timing loop and options for both)
 
 
 def production_input(tokens: int) -> torch.Tensor:
@@ -50,13 +48,7 @@ def touched_kernel(x: torch.Tensor):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, nargs="+", default=[4096, 65536])
-    ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--threads", type=int)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = timing_args()
     env = {k: os.environ.get(k) for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {env}")
     print(f"{'candidate':28s} {'tokens':>7s} {'best':>10s} {'median':>10s} {'GB/s':>6s} {'vs slow loop':>12s}")
