@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from typing import Any, Sequence
 
+from harness.history import headline_names
 from harness.result import RunResult
 
 
@@ -73,8 +74,7 @@ def speedup_by_size(run: RunResult) -> str:
 def history(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
     """Each candidate's headline speedup (its largest size) across saved runs, oldest first."""
     figure, axes = _figure(f"{runs[0].function}: speedup across runs ({runs[0].environment.device})", "run")
-    names = list(dict.fromkeys(c.name for run in runs for c in run.candidates if c.headline))
-    for name in names:
+    for name in headline_names(list(runs)):
         points = [(i, c.headline) for i, run in enumerate(runs) for c in run.candidates
                   if c.name == name and c.headline]
         x = [i for i, _ in points]

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from harness.fmt import fmt_interval, fmt_time, plain
 from harness.report import best_candidate, run_label, verdict_text
+from harness.history import headline_names
 from harness.result import Profile, RunResult
 
 def plain_lines(text: str) -> str:
@@ -111,7 +112,7 @@ def failures(result: RunResult) -> Group | None:
         for f in v.notable():
             parts.append(f"  • {escape(f.family)} [bold]{escape(f.case)}[/] ({escape(f.input)}): {escape(f.reason)}")
             parts += [f"      {escape(d)}" for d in f.differences[:3]]
-        minimal = minimal_failure(c)
+        minimal = v.minimal()
         if minimal is None:  # not passed without a failing case: nothing was compared (see the reason)
             continue
         parts.append(f"  minimal failing case: [bold]{escape(minimal.case)}[/] (its pytest test is in the report and "
@@ -119,18 +120,15 @@ def failures(result: RunResult) -> Group | None:
     return Group(*parts) if parts else None
 
 
-def minimal_failure(c: Any) -> Any:
-    return c.verification.minimal()
-
-
 def reproducers(result: RunResult, console: Console) -> None:
     """Each failing candidate's minimal failing case as a whole pytest file: imports included, never wrapped
     or cut by the terminal's width (soft wrap: what is copied is what runs)."""
     for c in result.candidates:
-        if c.verification is not None and c.verification.minimal() is not None:
+        minimal = c.verification.minimal() if c.verification is not None else None
+        if minimal is not None:
             console.print(f"# {plain(c.name)}: minimal failing case, ready to paste into a pytest file",
                           markup=False, highlight=False)
-            console.print(plain_lines(minimal_failure(c).test), soft_wrap=True, markup=False, highlight=False)
+            console.print(plain_lines(minimal.test), soft_wrap=True, markup=False, highlight=False)
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -195,14 +193,14 @@ def comparison_table(previous: RunResult, current: RunResult, changes: list) -> 
         table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right", no_wrap=True)
     for c in changes:
         table.add_row(escape(c.candidate), escape(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
-                      f"{c.speedup:.2f}x [{c.speedup_ci[0]:.2f}–{c.speedup_ci[1]:.2f}]",
+                      fmt_interval(c),
                       f"[{SIGNIFICANCE_STYLE.get(c.verdict, 'dim')}]{escape(c.label)}[/]")
     return table
 
 
 def history_table(saved: list) -> Table:
     """``harness history`` for the terminal: per saved run, each candidate's headline speedup."""
-    names = list(dict.fromkeys(c.name for s in saved for c in s.run.candidates if c.headline))
+    names = headline_names([s.run for s in saved])
     first = saved[0].run
     table = Table(title=f"{escape(first.function)} on {escape(first.environment.device)}: headline speedup per run",
                   title_justify="left")
@@ -210,7 +208,7 @@ def history_table(saved: list) -> Table:
         table.add_column(escape(column), justify="left" if column in ("commit", "run") else "right", no_wrap=True)
     for s in saved:
         by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
-        table.add_row(escape(s.label), escape(s.run.created[:16].replace("T", " ")),
+        table.add_row(escape(s.label), escape(s.run.when),
                       *(f"{fmt_interval(by_name[n])} @ {escape(by_name[n].size)}" if n in by_name else "—" for n in names))
     return table
 

@@ -14,8 +14,16 @@ import html
 import math
 import re
 
+from typing import Protocol
+
 from harness import stats
-from harness.result import SizeTiming
+
+
+class WithInterval(Protocol):
+    """A speedup and its interval: a ``SizeTiming``, or a ``gate.Change`` between two runs."""
+
+    speedup: float
+    speedup_ci: tuple[float, float]
 
 
 def fmt_time(seconds: float | None, space: bool = True) -> str:
@@ -43,7 +51,7 @@ def change_note(baseline_s: float, candidate_s: float) -> str:
     return f"{fmt_time(baseline_s, False)} -> {fmt_time(candidate_s, False)} ({abs(pct):.3g}% {word})"
 
 
-def fmt_interval(t: SizeTiming) -> str:
+def fmt_interval(t: WithInterval) -> str:
     """``1.55x [1.51–1.59]``: the speedup and its 95% interval."""
     return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
 

@@ -17,6 +17,11 @@ from harness.errors import UsageError
 from harness.result import RunResult
 
 
+def headline_names(runs: list[RunResult]) -> list[str]:
+    """Every candidate with a headline timing in any of ``runs``, in order of first appearance."""
+    return list(dict.fromkeys(c.name for run in runs for c in run.candidates if c.headline))
+
+
 def key(run: RunResult) -> str:
     env = run.environment
     commit = "".join(c for c in (env.git_commit or "no-commit") if c.isalnum() or c == "-")[:40] or "no-commit"

@@ -17,6 +17,7 @@ from harness import stats
 from harness.bench import PRECISION_ROUNDS
 from harness.fmt import (change_note, fmt_interval, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text)
+from harness.history import headline_names
 from harness.result import CandidateResult, Profile, RunResult
 
 LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the report: nothing else is linked
@@ -366,14 +367,14 @@ def run_label(run: RunResult) -> str:
     """Which run a column is: its commit (with "+" when the checkout was dirty), device and date."""
     env = run.environment
     commit = (env.git_commit or "no commit") + ("+" if env.git_dirty else "")
-    return f"{commit} on {env.device_name} ({env.device}), {run.created[:16].replace('T', ' ')}"
+    return f"{commit} on {env.device_name} ({env.device}), {run.when}"
 
 
 def comparison(previous: RunResult, current: RunResult, changes: list) -> str:
     """``harness compare`` as markdown: per candidate and size, old and new medians and the speedup between
     them (old / new, above 1.00x: faster now) with its interval and verdict."""
     rows = [[md_code(c.candidate), md_code(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
-             f"{fmt_speedup(c.speedup)} [{c.speedup_ci[0]:.2f}–{c.speedup_ci[1]:.2f}]", md_text(c.label)]
+             fmt_interval(c), md_text(c.label)]
             for c in changes]
     return (f"# Runs compared: {md_code(current.function)}\n\n"
             f"- old: {md_text(run_label(previous))}\n- new: {md_text(run_label(current))}\n\n"
@@ -384,11 +385,11 @@ def comparison(previous: RunResult, current: RunResult, changes: list) -> str:
 
 def history(saved: list, chart: str | None = None) -> str:
     """``harness history`` as markdown: per saved run (oldest first), each candidate's headline speedup."""
-    names = list(dict.fromkeys(c.name for s in saved for c in s.run.candidates if c.headline))
+    names = headline_names([s.run for s in saved])
     rows = []
     for s in saved:
         by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
-        rows.append([md_code(s.label), md_text(s.run.created[:16].replace("T", " ")),
+        rows.append([md_code(s.label), md_text(s.run.when),
                      *(f"{fmt_interval(by_name[n])} at {md_code(by_name[n].size)}" if n in by_name else "—" for n in names)])
     first = saved[0].run
     image = f"![Speedup across runs]({chart})\n\n" if chart and LOCAL_CHART.fullmatch(chart) else ""

@@ -331,6 +331,11 @@ class RunResult:
     round_trip_text: str = ""  # the round-trip property, in the inverse target's words
     noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
     chart: str | None = None  # an SVG beside the local report, linked from it (``charts``; never in a PR comment)
+
+    @property
+    def when(self) -> str:
+        """When it ran, to the minute: "2026-11-25 23:48"."""
+        return self.created[:16].replace("T", " ")
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 
