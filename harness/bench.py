@@ -4,7 +4,9 @@ when, and does all the statistics; each runner times its own calls (``clocks``) 
 
 Per size: each runner builds its inputs (rotated among several buffers, so no function times its own
 cache and no input is allocated in a timed region) and warms up until three consecutive calls agree;
-the judge checks that both were given the same inputs.  Then rounds alternate baseline/candidate (ABBA
+the judge checks that both were given the same inputs.  On the CPU no process keeps one memory layout:
+each round shifts the heap and, for sizes that fit the cache, moves the inputs (``worker``), and sizes
+beyond it are built by both runners at once (``_prepare``).  Then rounds alternate baseline/candidate (ABBA
 order, so drift and order effects fall on both), one runner at a time with the other's processes
 stopped — a sequential test: at checkpoints (after ``min_rounds``, then every quarter more) the speedup's
 interval is read against the noise floor (``stats.decide``), and rounds go on until it is decisive
@@ -56,7 +58,7 @@ PRECISION_ROUNDS = 4
 class Timed(Protocol):
     """A function that can be timed: a runner (``sandbox.Runner``) or, in-process, a ``worker.Worker``."""
 
-    def prepare(self, size: Case) -> dict: ...
+    def prepare(self, size: Case, move_inputs: bool = False) -> dict: ...
     def round(self, n: int, start: int) -> float: ...
     def release(self, foreign_cpu: float | None = None) -> None: ...
     def time_case(self, case: Case) -> float: ...
@@ -79,7 +81,8 @@ class Bench:
         cfg = self.config
         pair = (baseline, candidate)
         try:
-            prepared = self._prepare(pair, size, together=self._beyond_cache(size))
+            beyond = self._beyond_cache(size)
+            prepared = self._prepare(pair, size, together=beyond, move_inputs=self.device == "cpu" and not beyond)
             if prepared[0]["input_digest"] != prepared[1]["input_digest"]:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
             n = [max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9))) for p in prepared]
@@ -116,22 +119,23 @@ class Bench:
         return cache is not None and self.target.case_bytes(size) > cache
 
     @staticmethod
-    def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False) -> list[dict]:
+    def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False, move_inputs: bool = False) -> list[dict]:
         """Each runner builds its inputs and warms up alone, the other stopped; ``together`` (sizes beyond the
-        last-level cache), both first build fresh inputs at the same time.  Measured on the 2-core CI
-        machine (benchmarks/NOTES.md, "Timing that decides"): beyond the cache, the runner that allocated
-        last measured 2-4% faster at 65,536 tokens, whichever function it held, and building together
-        removed that; within it, building together made prod-4096 A-vs-A read "faster" and a 10% slowdown
-        "no significant difference", so small sizes keep building one after the other."""
+        last-level cache), both first build fresh inputs at the same time, without warming up.  Measured
+        on the 2-core CI machine (benchmarks/NOTES.md, "Timing that decides"): beyond the cache, the runner
+        that allocated last measured 2-4% faster at 65,536 tokens, whichever function it held, and building
+        together removed that; within it, building together made prod-4096 A-vs-A read "faster" and a 10%
+        slowdown "no significant difference", so small sizes keep building one after the other, and instead
+        each of their rounds runs on inputs moved to fresh memory (``move_inputs``, ``worker.moved``)."""
         if together and all(hasattr(t, "prepare_begin") for t in pair):
             for timed in pair:
-                timed.prepare_begin(size)
+                timed.prepare_begin(size, fresh=True, warm=False)
             for timed in pair:
                 timed.prepare_end()
         prepared = []  # then each warms up alone (on the inputs it built), for a per-call time of its own
         for timed, other in (pair, pair[::-1]):
             other.suspend()
-            prepared.append(timed.prepare(size))
+            prepared.append(timed.prepare(size, move_inputs=move_inputs))
         return prepared
 
     def _decided(self, base_rounds: list[float], cand_rounds: list[float]) -> bool:

@@ -67,7 +67,9 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                 reply, blobs = worker.call(None, request.get("device"), _given(request, sent))
                 blob = b"".join(blobs)
             elif kind == "prepare":
-                reply = {"kind": "prepared", **worker.prepare(_case(request["size"]), request.get("fresh") is True)}
+                reply = {"kind": "prepared", **worker.prepare(_case(request["size"]), request.get("fresh") is True,
+                                                               request.get("warm") is not False,
+                                                               request.get("move_inputs") is True)}
             elif kind == "round":
                 reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]))}
             elif kind == "time_case":

@@ -217,6 +217,7 @@ class Runner:
         self.threads: int | None = None
         self._wall = self._reported = 0.0
         self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
+        self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
     # -- lifetime -------------------------------------------------------------------------------
     def start_job(self, timeout: float | None = None) -> None:
@@ -375,27 +376,32 @@ class Runner:
             self._kill()
             raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
 
-    def prepare(self, size: Any) -> dict:
-        """``size``'s timing inputs (built once, then reused) and a warm-up; the per-call time and digest."""
-        self.prepare_begin(size, fresh=False)
+    def prepare(self, size: Any, move_inputs: bool = False) -> dict:
+        """``size``'s timing inputs (built once, then reused) and a warm-up; the per-call time and digest.
+        ``move_inputs``: the runner copies them to fresh memory before each round (``worker.moved``)."""
+        self.prepare_begin(size, fresh=False, warm=True, move_inputs=move_inputs)
         return self.prepare_end()
 
-    def prepare_begin(self, size: Any, fresh: bool = True) -> None:
-        """Ask for ``size``'s timing inputs (``fresh``: built anew) without waiting: two runners then build
-        at the same time, so neither's memory is allocated after the other's (see ``bench``)."""
+    def prepare_begin(self, size: Any, fresh: bool = True, warm: bool = False, move_inputs: bool = False) -> None:
+        """Ask for ``size``'s timing inputs (``fresh``: built anew; ``warm``: and warmed up) without waiting:
+        two runners then build at the same time, so neither's memory is allocated after the other's (see
+        ``bench``)."""
         self.resume()
+        self._warming = warm
         try:
-            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": fresh})
+            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": fresh, "warm": warm,
+                                   "move_inputs": move_inputs})
         except OSError:  # the runner is gone: prepare_end reads why
             pass
 
     def prepare_end(self) -> dict:
+        """The reply to ``prepare_begin``: the inputs' digest, and the per-call time if it warmed up."""
         try:
             reply, _ = self._reply("prepare", ("prepared",))
         except (RunnerError, StateChanged) as exc:
             exc.spec = self.spec
             raise
-        per_call = self._seconds(reply.get("per_call_s"))
+        per_call = self._seconds(reply.get("per_call_s")) if self._warming else None
         if not isinstance(reply.get("input_digest"), str):
             raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
         self._wall = self._reported = 0.0

@@ -33,6 +33,7 @@ class Worker:
         self._prepared: dict[str, tuple[list[Call], str]] = {}  # size -> (inputs, digest), kept for reuse
         self._case: tuple[str, Call] | None = None
         self._spacer: torch.Tensor | None = None
+        self._move_inputs = False
 
     @property
     def pid(self) -> int:
@@ -94,10 +95,13 @@ class Worker:
     def _key(size: Case) -> str:
         return f"{size.name}/{size.seed}/{sorted(size.params.items())}"
 
-    def prepare(self, size: Case, fresh: bool = False) -> dict:
+    def prepare(self, size: Case, fresh: bool = False, warm: bool = True, move_inputs: bool = False) -> dict:
         """Build the timing inputs of ``size`` (once, unless ``fresh``: the baseline's runner is asked for the
-        same sizes by every candidate) and warm up; the typical per-call time and the inputs' digest."""
+        same sizes by every candidate) and warm up (unless not ``warm``: the judge has two runners build at
+        the same time, then warms each up alone); the typical per-call time and the inputs' digest.
+        ``move_inputs``: each round copies the inputs to fresh memory first (see ``round``)."""
         self.release()
+        self._move_inputs = move_inputs
         key = self._key(size)
         if fresh:
             self._prepared.pop(key, None)
@@ -105,6 +109,8 @@ class Worker:
             calls = self.inputs(size)
             self._prepared[key] = (calls, digest([t for c in calls for t in c.tensors()], sample=True))
         self._calls, inputs_digest = self._prepared[key]
+        if not warm:
+            return {"per_call_s": None, "input_digest": inputs_digest}
         if self.device == "cpu":  # warm up above the largest heap shift, so no round's shift reaches fresh pages
             self._spacer = torch.ones(HEAP_SHIFT_MAX, dtype=torch.uint8)
         per_call = self._audited(lambda: clocks.warm_up(self.fn, self._calls, self.clock, self.config.warmup_max_s))
@@ -117,6 +123,8 @@ class Worker:
         if self.device == "cpu":  # a new random offset for this round's allocations (see _shift_heap)
             self._spacer = None
             self._spacer = _shift_heap(start)
+            if self._move_inputs:  # ... the inputs' too, after the shift
+                self._calls = [moved(call) for call in self._calls]
 
         def settled_round() -> float:
             if n > 1:  # short calls: one untimed call first puts threads, caches and allocator back in their
@@ -163,6 +171,29 @@ def _shift_heap(round_index: int) -> torch.Tensor:
     import random
 
     return torch.empty(random.Random(round_index).randrange(1, HEAP_SHIFT_MAX), dtype=torch.uint8)
+
+
+def moved(call: Call) -> Call:
+    """``call`` with each tensor's storage copied to a fresh allocation: the same bytes, sizes, strides and
+    storage offsets, and the same aliasing between arguments, at another address.  Without it a runner
+    keeps its inputs where it first built them, and at sizes that fit the cache that placement alone made
+    two runners of the same function differ: A-vs-A pair speedups at 4,096 tokens had SD 1.2%, range
+    0.983-1.036 over 20 pairs, and one pair in 50 read 0.93x "slower"; moving them each round: SD 0.8%,
+    0.973-1.003 (benchmarks/NOTES.md, "Inputs moved each round")."""
+    copies: dict[tuple[int, int], torch.Tensor] = {}  # one copy per storage, so arguments sharing one still do
+
+    def move(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        storage = value.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes())
+        if key not in copies:
+            copies[key] = torch.empty(storage.nbytes(), dtype=torch.uint8, device=value.device)
+            copies[key].untyped_storage().copy_(storage)
+        return torch.empty(0, dtype=value.dtype, device=value.device).set_(
+            copies[key].untyped_storage(), value.storage_offset(), value.size(), value.stride())
+
+    return Call(tuple(move(a) for a in call.args), {k: move(v) for k, v in call.kwargs.items()})
 
 
 def on_device(call: Call, device: str) -> Call:

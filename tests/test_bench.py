@@ -177,3 +177,39 @@ def test_the_pytest_benchmark_suite_groups_by_size_and_takes_the_plugins_rounds(
     assert {b["group"] for b in benchmarks} == {"size 4096"}  # relative columns within one size
     assert {b["name"] for b in benchmarks} >= {"test_candidate[mine-4096]", "test_candidate[fused-4096]"}
     assert all(b["stats"]["rounds"] == 7 for b in benchmarks)  # --benchmark-min-rounds, with no time for more
+
+
+def test_moved_inputs_keep_bytes_strides_offsets_and_aliasing_at_another_address():
+    from harness.target import Call
+    from harness.worker import moved
+
+    storage = torch.arange(64, dtype=torch.float32)
+    sliced, transposed = storage[8:40].view(4, 8), storage[:32].view(4, 8).t()  # two views of one storage
+    call = Call((sliced, 3), {"other": transposed})
+    got = moved(call)
+    a, b = got.args[0], got.kwargs["other"]
+    assert got.args[1] == 3
+    for old, new in ((sliced, a), (transposed, b)):
+        assert torch.equal(old, new) and new.stride() == old.stride() and new.storage_offset() == old.storage_offset()
+        assert new.data_ptr() != old.data_ptr()
+    assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # still one storage between them
+
+
+def test_rounds_within_the_cache_run_on_inputs_moved_to_fresh_memory():
+    seen = []
+
+    def records(x, dv=512, tile_size=128):
+        seen.append(x.data_ptr())
+        return x
+
+    worker = Worker(records, TARGET, "cpu", BenchConfig(max_buffers=1))
+    worker.prepare(SIZE, move_inputs=True)
+    seen.clear()
+    worker.round(1, 0)
+    worker.round(1, 1)
+    assert len(set(seen)) == 2  # one address per round
+    worker.prepare(SIZE)
+    seen.clear()
+    worker.round(1, 0)
+    worker.round(1, 1)
+    assert len(set(seen)) == 1  # not asked: the inputs stay where they were built

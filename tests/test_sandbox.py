@@ -85,6 +85,32 @@ def test_a_runner_calls_and_reports_data():
     assert not runner.alive()
 
 
+def test_sizes_beyond_the_cache_build_together_then_warm_up_alone_once(tmp_path):
+    """Building together (``Bench._prepare``, together) never calls the function; each runner's one warm-up
+    comes after, alone.  A function that counts its calls in a file shows it."""
+    from harness.bench import Bench
+
+    counting = tmp_path / "counting.py"
+    calls = tmp_path / "calls.txt"
+    counting.write_text("from harness.target import get_target\n"
+                        "def quantize(input_k_cache, dv=512, tile_size=128):\n"
+                        f"    open({str(calls)!r}, 'a').write('call\\n')\n"
+                        "    return get_target('quantize_k_cache').oracle(input_k_cache, dv, tile_size)\n")
+    pair = (_runner(f"{counting}:quantize"), _runner())
+    try:
+        size = TARGET.parse_size("1x16x576")
+        for runner in pair:
+            runner.prepare_begin(size, fresh=True, warm=False)
+        built = [runner.prepare_end() for runner in pair]
+        assert not calls.exists() and [b["per_call_s"] for b in built] == [None, None]
+        warmed = Bench._prepare(pair, size, together=True)
+        assert all(w["per_call_s"] > 0 for w in warmed) and warmed[0]["input_digest"] == built[1]["input_digest"]
+        assert len(calls.read_text().splitlines()) >= 3  # its warm-up: until three calls agree
+    finally:
+        for runner in pair:
+            runner.close()
+
+
 def test_a_spec_that_cannot_be_loaded_is_a_load_failure(tmp_path):
     path = tmp_path / "imports_nothing.py"
     path.write_text("import not_a_module_anywhere\n")
