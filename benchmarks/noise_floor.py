@@ -6,8 +6,10 @@ At each size, ``--repeats`` times, each time with two fresh runner processes (as
 1. the oracle timed against itself (A against A) must never be "faster" or "slower";
 2. a candidate doing 10% more work on purpose (the oracle plus a busy wait of a tenth of the oracle's
    median at that size, as the A-against-A runs just measured it in runners) must be "slower" every time.
-Prints each run's speedup, interval, label, rounds and wall time, then a summary per size.  Exits 1 if
-either rule fails once.  Candidates from benchmarks/_planted.py.  Run it on a quiet machine.
+Prints each run's speedup, interval, label, rounds, wall time, and the share of the CPUs other processes
+(and, on a virtual machine, its host: steal) took while it was timed ("-": under 0.5 s, too short to
+say), then a summary per size, counting the runs ``harness`` would have flagged noisy.  Exits 1 if either
+rule fails once, flagged or not.  Candidates from benchmarks/_planted.py.  Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 
 import harness  # noqa: F401
-from harness import stats
+from harness import noise, stats
 from harness.bench import Bench, BenchConfig
 from harness.result import SizeTiming
 from harness.sandbox import start
@@ -30,6 +32,10 @@ from harness.target import get_target
 PLANTED = Path(__file__).resolve().with_name("_planted.py")
 PAIRS = (("A vs A", "identical", lambda v: v not in (stats.FASTER, stats.SLOWER)),
          ("10% more work", "ten_percent_slower", lambda v: v == stats.SLOWER))
+
+
+def _share(value: float | None) -> str:
+    return f"{'-' if value is None else f'{value:.0%}':>4s}"
 
 
 def fresh_pair(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
@@ -65,20 +71,22 @@ def main() -> int:
                 extra = 0.10 * statistics.median(baseline_medians)
                 os.environ["PLANTED_EXTRA_S"] = repr(extra)
                 print(f"  (10% more work: {extra * 1e3:.3g} ms of busy wait per call)", flush=True)
-            verdicts, walls = [], []
+            verdicts, walls, loaded = [], [], 0
             for i in range(args.repeats):
                 t0 = time.perf_counter()
                 t = fresh_pair(bench, (f"oracle:{target.name}", f"{PLANTED}:{name}"), size)
                 walls.append(time.perf_counter() - t0)
                 verdicts.append(t.verdict)
+                loaded += noise.Watched(t.foreign_cpu, t.steal_cpu).loaded  # a run that says the machine was noisy
                 baseline_medians.append(t.baseline.median_s)
                 ok &= good(t.verdict)
                 print(f"  {label:13s} run {i + 1:2d}: {t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] "
                       f"{t.label:34s} {t.candidate.rounds:4d} rounds {walls[-1]:5.1f} s "
+                      f"foreign CPU {_share(t.foreign_cpu)} steal {_share(t.steal_cpu)} "
                       f"{'ok' if good(t.verdict) else 'WRONG'}", flush=True)
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
             summary.append(f"{size.name:22s} {label:13s} {counts}; wall per run median {statistics.median(walls):.1f} s, "
-                           f"max {max(walls):.1f} s")
+                           f"max {max(walls):.1f} s; {loaded} flagged noisy")
     print("\nsummary (" + ("all as required" if ok else "SOME RUNS WRONG") + "):")
     print("\n".join(summary))
     return 0 if ok else 1

@@ -18,6 +18,7 @@ which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class Bench:
                         break
                 if time.perf_counter() > deadline and done >= 2:
                     break
-            foreign, load = watch.share(), watch.share(minimum_s=0.1)
+            foreign, steal, load = watch.share(), watch.steal(), watch.share(minimum_s=0.1)
         except BaseException:
             for timed in pair:
                 with contextlib.suppress(Exception):  # the first failure is the one to report
@@ -111,7 +112,7 @@ class Bench:
             raise
         for timed in pair:
             timed.release(load)  # the load it saw: a runner's round-time cross-check allows for it
-        return self._timing(size, n[1], converged, *rounds, foreign_cpu=foreign)
+        return dataclasses.replace(self._timing(size, n[1], converged, *rounds), foreign_cpu=foreign, steal_cpu=steal)
 
     def _beyond_cache(self, size: Case) -> bool:
         """A CPU size whose call moves more than the last-level cache holds (each round streams DRAM)."""
@@ -159,7 +160,7 @@ class Bench:
         return best[0], best[1]
 
     def _timing(self, size: Case, calls_per_round: int, converged: bool, base_rounds: list[float],
-                cand_rounds: list[float], foreign_cpu: float | None = None) -> SizeTiming:
+                cand_rounds: list[float]) -> SizeTiming:
         ratios = stats.paired_ratios(base_rounds, cand_rounds)
         ci = stats.bootstrap_median_ci(ratios)
         verdict = stats.decide(ci, self.config.noise_floor)
@@ -170,7 +171,7 @@ class Bench:
             size=size.name, input=self.target.describe(size), bytes_moved=nbytes, calls_per_round=calls_per_round,
             converged=converged, baseline=stats.summarize(base_rounds), candidate=cand,
             speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
-            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor), foreign_cpu=foreign_cpu,
+            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
             gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
             baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds),
         )

@@ -7,7 +7,10 @@ reporting it with confidence:
   (``MachineState``; "powersave" or a load above the core count is worth a note);
 - **foreign CPU while timing** (``CpuWatch``): the CPU time the whole machine used while a candidate was
   timed against the baseline, minus what the judge and those two runners used (the other runners are
-  stopped then).  What is left was taken by other processes: measured, not inferred from a load average;
+  stopped then).  What is left was taken by other processes: measured, not inferred from a load average.
+  On a virtual machine it includes steal time, the host running other guests on our CPUs, which is named
+  apart (``Watched.words``): no process here can be stopped to mend it.  Judged over each candidate's
+  whole timing and over each of its sizes (``loaded_timing``);
 - **baseline agreement** (``baseline_disagreements``): within one run the baseline is timed at each size
   once per candidate — the same function on the same inputs — so its medians must agree; if one is more
   than ``BASELINE_DRIFT`` times another, beyond their standard errors, the machine changed under the run.
@@ -47,13 +50,14 @@ def machine_state() -> MachineState:
     return MachineState(load, governor)
 
 
-def _machine_busy_ticks() -> int | None:
-    """Ticks all CPUs spent busy (user, nice, system, irq, softirq, steal) since boot."""
+def _machine_ticks() -> tuple[int, int] | None:
+    """Ticks all CPUs spent busy (user, nice, system, irq, softirq, steal) since boot, and of those the
+    steal: time a virtual machine's CPUs were ready to run but its host ran something else."""
     try:
         with open("/proc/stat", encoding="ascii") as handle:
             fields = handle.readline().split()
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
-        return user + nice + system + irq + softirq + steal
+        return user + nice + system + irq + softirq + steal, steal
     except (OSError, ValueError, IndexError):
         return None
 
@@ -78,12 +82,13 @@ def _process_ticks(pid: int) -> int:
 
 
 class CpuWatch:
-    """Foreign CPU share over a stretch of timing: ``start(pids)`` ... ``share()``."""
+    """Foreign CPU share over a stretch of timing: ``start(pids)`` ... ``share()`` (and ``steal()``, the part
+    of it the host of a virtual machine took)."""
 
     def __init__(self) -> None:
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._cpus = os.cpu_count() or 1
-        self._start: tuple[float, int, int] | None = None
+        self._start: tuple[float, int, int, int] | None = None
         self._pids: tuple[int, ...] = ()
 
     def _ours(self) -> int:
@@ -92,23 +97,60 @@ class CpuWatch:
 
     def start(self, pids: Iterable[int]) -> None:
         self._pids = tuple(pids)
-        busy = _machine_busy_ticks()
-        self._start = None if busy is None else (time.monotonic(), busy, self._ours())
+        ticks = _machine_ticks()
+        self._start = None if ticks is None else (time.monotonic(), *ticks, self._ours())
 
-    def share(self, minimum_s: float = MIN_WATCH_S) -> float | None:
-        """Fraction of all CPUs that other processes used since ``start`` (None where unreadable or too
-        short to say: under ``minimum_s``; the report's figure needs ``MIN_WATCH_S``, a rough "was it
-        loaded" less)."""
-        busy = _machine_busy_ticks()
-        if self._start is None or busy is None:
+    def _since_start(self, minimum_s: float) -> tuple[float, int, int, int] | None:
+        """Wall ticks of all CPUs, busy ticks, steal ticks and our own ticks since ``start``; None where
+        unreadable or under ``minimum_s``."""
+        ticks = _machine_ticks()
+        if self._start is None or ticks is None:
             return None
-        began, busy0, ours0 = self._start
+        began, busy0, steal0, ours0 = self._start
         seconds = time.monotonic() - began
         if seconds < minimum_s:
             return None
-        wall_ticks = seconds * self._tick * self._cpus
-        foreign = (busy - busy0) - (self._ours() - ours0)
-        return min(1.0, max(0.0, foreign / wall_ticks))
+        return seconds * self._tick * self._cpus, ticks[0] - busy0, ticks[1] - steal0, self._ours() - ours0
+
+    def share(self, minimum_s: float = MIN_WATCH_S) -> float | None:
+        """Fraction of all CPUs that other processes (or the host, as steal) used since ``start`` (None where
+        unreadable or too short to say: under ``minimum_s``; the report's figure needs ``MIN_WATCH_S``, a
+        rough "was it loaded" less)."""
+        since = self._since_start(minimum_s)
+        if since is None:
+            return None
+        wall, busy, _steal, ours = since
+        return min(1.0, max(0.0, (busy - ours) / wall))
+
+    def steal(self, minimum_s: float = MIN_WATCH_S) -> float | None:
+        """Fraction of all CPUs the host of this virtual machine took since ``start`` (0 on bare metal)."""
+        since = self._since_start(minimum_s)
+        return None if since is None else min(1.0, max(0.0, since[2] / since[0]))
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What a ``CpuWatch`` saw over one stretch: a candidate's whole timing, or one size of it."""
+    foreign: float | None
+    steal: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.foreign is not None and self.foreign > FOREIGN_CPU_LIMIT
+
+    def words(self) -> str:
+        """'other processes used 40% of the CPUs', naming the host's share where it took a noticeable one."""
+        steal = self.steal or 0.0
+        host = f" (the virtual machine's host took {steal:.0%} of them: steal time)" if steal >= 0.05 else ""
+        return f"other processes used {self.foreign or 0.0:.0%} of the CPUs{host}"
+
+
+def loaded_timing(candidate: str, whole: Watched, sizes: Sequence[tuple[str, Watched]]) -> list[str]:
+    """Why one candidate's timings may not be trusted: other processes took CPU over its whole timing, or
+    over one size of it (a burst there, diluted in the whole, still decided that size's verdict)."""
+    if whole.loaded:
+        return [f"{whole.words()} while {candidate} was timed"]
+    return [f"{watched.words()} while {candidate} was timed at {size}" for size, watched in sizes if watched.loaded]
 
 
 @dataclass(frozen=True)

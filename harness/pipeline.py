@@ -321,8 +321,8 @@ class Pipeline:
         baseline's medians at one size disagree across candidates (see ``noise``)."""
         found = []
         for c in self.finished:
-            if c.foreign_cpu is not None and c.foreign_cpu > noise.FOREIGN_CPU_LIMIT:
-                found.append(f"other processes used {c.foreign_cpu:.0%} of the CPUs while {c.name} was timed")
+            found += noise.loaded_timing(c.name, noise.Watched(c.foreign_cpu, c.steal_cpu),
+                                         [(t.size, noise.Watched(t.foreign_cpu, t.steal_cpu)) for t in c.timings])
         for size in self.sizes:
             baselines = [noise.BaselineTiming(c.name, t.baseline.median_s, t.baseline.stderr_s)
                          for c in self.finished for t in c.timings if t.size == size.name]
@@ -374,7 +374,8 @@ class Pipeline:
                 watch.start([runner.pid, baseline.pid])
                 timings, case_timings, notes = self._time(runner, cand, baseline)
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
-                                             foreign_cpu=watch.share(), notes=(*result.notes, *notes))
+                                             foreign_cpu=watch.share(), steal_cpu=watch.steal(),
+                                             notes=(*result.notes, *notes))
                 sizes = [s for s in self.sizes if self.domains[cand.spec].admits(s.params)]
                 if opts.profile and sizes:  # at its headline size: the largest it was timed at
                     largest = max(sizes, key=self.target.case_bytes)

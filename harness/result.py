@@ -181,6 +181,7 @@ class SizeTiming:
     candidate_rounds_s: tuple[float, ...]
     label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
     foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
+    steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
 
     @property
     def significant(self) -> bool:
@@ -257,6 +258,7 @@ class CandidateResult:
     profile: Profile | None = None
     notes: tuple[str, ...] = ()  # facts about how it behaved that are not verdicts (processes left running)
     foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
+    steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
 
     @property
     def headline(self) -> SizeTiming | None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import noise
-from harness.noise import BaselineTiming, CpuWatch, baseline_disagreements
+from harness.noise import BaselineTiming, CpuWatch, Watched, baseline_disagreements, loaded_timing
 
 
 def test_baseline_medians_that_agree_or_drift_a_little_are_not_flagged():
@@ -67,3 +67,30 @@ def test_the_runners_being_timed_are_ours_not_foreign():
     # counted as ours, exactly its CPU time is missing from the foreign share (ticks of 10 ms: a tolerance)
     assert busy_share > 0.1 / cpus and abs((without_it - with_it) - busy_share) < 0.08, (with_it, without_it, busy_share)
     assert noise.machine_state().load1 is not None
+
+
+def test_steal_time_is_foreign_and_named_as_the_hosts(monkeypatch):
+    """/proc/stat scripted: over 1 s on every CPU, 60% of the ticks busy, a third of those steal."""
+    cpus, tick = os.cpu_count() or 1, os.sysconf("SC_CLK_TCK")
+    end = (1000 + int(0.6 * tick * cpus), 100 + int(0.2 * tick * cpus))
+    readings = iter([(1000, 100), end, end])  # start, share, steal
+    clock = iter([10.0, 11.0, 11.0])
+    monkeypatch.setattr(noise, "_machine_ticks", lambda: next(readings))
+    monkeypatch.setattr(noise, "_process_ticks", lambda pid: 0)
+    monkeypatch.setattr(noise.time, "monotonic", lambda: next(clock))
+    watch = CpuWatch()
+    watch.start([])
+    watched = Watched(watch.share(), watch.steal())
+    assert watched.foreign == pytest.approx(0.6, abs=0.02) and watched.steal == pytest.approx(0.2, abs=0.02)
+    assert watched.words() == "other processes used 60% of the CPUs (the virtual machine's host took 20% of them: steal time)"
+    assert Watched(0.4, 0.01).words() == "other processes used 40% of the CPUs"  # bare metal, or a quiet host
+
+
+def test_a_burst_at_one_size_is_flagged_at_that_size_and_a_loaded_whole_once():
+    quiet, burst = Watched(0.02, 0.0), Watched(0.55, None)
+    assert loaded_timing("fused", quiet, [("prod-4096", quiet), ("prod-65536", quiet)]) == []
+    assert loaded_timing("fused", Watched(0.1), [("prod-4096", burst), ("prod-65536", quiet)]) == [
+        "other processes used 55% of the CPUs while fused was timed at prod-4096"]
+    assert loaded_timing("fused", Watched(0.5), [("prod-4096", burst), ("prod-65536", burst)]) == [
+        "other processes used 50% of the CPUs while fused was timed"]
+    assert loaded_timing("fused", Watched(None), [("prod-4096", Watched(None))]) == []  # not readable: nothing said
