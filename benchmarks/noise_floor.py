@@ -40,7 +40,7 @@ def _share(value: float | None) -> str:
 
 def fresh_pair(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
     """Baseline and candidate each in a freshly started runner, timed at ``size``, then both stopped."""
-    runners = [start(spec, bench.target.ref, "cpu", dataclasses.asdict(bench.config), 600) for spec in specs]
+    runners = [start(spec, bench.target.ref, bench.device, dataclasses.asdict(bench.config), 600) for spec in specs]
     try:
         for runner in runners:
             runner.ready()

@@ -43,12 +43,14 @@ class BenchConfig:
     threads: int | None = None
     l2_flush: bool = True
     cuda_graphs: bool = False  # replay each call from a CUDA graph: device work without launch overhead
+    processes: int = 1  # runner pairs per candidate (``Bench.combine``): 1 on the CPU, 3 on CUDA by default
 
     def settings(self, threads: int | None) -> BenchSettings:
         """What the report says about the timing (``threads``: what the runners used)."""
         return BenchSettings(target_rse=self.target_rse, budget_s=self.budget_s, noise_floor=self.noise_floor,
                              min_rounds=self.min_rounds, warmup_max_s=self.warmup_max_s,
-                             threads=threads, l2_flush=self.l2_flush, cuda_graphs=self.cuda_graphs)
+                             threads=threads, l2_flush=self.l2_flush, cuda_graphs=self.cuda_graphs,
+                             processes=self.processes)
 
 
 # A decisive interval over this many times the minimum rounds stops the size even if a median's RSE is
@@ -147,6 +149,33 @@ class Bench:
         precise = (len(base_rounds) >= PRECISION_ROUNDS * self.config.min_rounds
                    or max(stats.relative_stderr(base_rounds), stats.relative_stderr(cand_rounds)) < self.config.target_rse)
         return precise and stats.decide(ci, self.config.noise_floor) in stats.DECISIVE
+
+    def combine(self, timings: list[SizeTiming]) -> SizeTiming:
+        """One size timed in several runner pairs, as one timing.  A process keeps things no round can
+        resample (where its code and data landed, its hash seed), so a pair's interval does not cover how
+        another pair would read — pyperf spreads its runs over many processes for this reason.  Measured
+        on an H200 at a launch-bound size (benchmarks/NOTES.md, "Runner pairs on CUDA"), A-vs-A pairs were
+        off by up to 8.5% with narrow intervals.  So the interval here spans every pair's interval and the
+        verdict is read from it: "faster" only if every pair says so; the medians pool all rounds."""
+        if len(timings) == 1:
+            return timings[0]
+        first = timings[0]
+        base = [r for t in timings for r in t.baseline_rounds_s]
+        cand = [r for t in timings for r in t.candidate_rounds_s]
+        ratios = stats.paired_ratios(base, cand)
+        ci = (min(t.speedup_ci[0] for t in timings), max(t.speedup_ci[1] for t in timings))
+        verdict = stats.decide(ci, self.config.noise_floor)
+        shares = lambda field: [getattr(t, field) for t in timings if getattr(t, field) is not None]  # noqa: E731
+        candidate = stats.summarize(cand)
+        gbps = first.bytes_moved / candidate.median_s / 1e9
+        return dataclasses.replace(
+            first, converged=all(t.converged for t in timings), baseline=stats.summarize(base), candidate=candidate,
+            speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
+            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
+            gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
+            baseline_rounds_s=tuple(base), candidate_rounds_s=tuple(cand),
+            foreign_cpu=max(shares("foreign_cpu"), default=None), steal_cpu=max(shares("steal_cpu"), default=None),
+            pair_speedups=tuple(t.speedup for t in timings))
 
     def best_of(self, baseline: Timed, candidate: Timed, case: Case, repeats: int = 5) -> tuple[float, float]:
         """Best single-call time of each on ``case``, interleaved.  A call that raises is timed up to its

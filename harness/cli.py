@@ -67,7 +67,8 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
         bench=BenchConfig(target_rse=getattr(args, "rse", 0.03), budget_s=budget,
                           noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
-                          cuda_graphs=getattr(args, "cuda_graphs", False)),
+                          cuda_graphs=getattr(args, "cuda_graphs", False),
+                          processes=getattr(args, "processes", None) or (3 if args.device.startswith("cuda") else 1)),
     )
 
 

@@ -119,6 +119,9 @@ def _failed(reason: str, spec: str, baseline: str) -> str:
     return f"the baseline {baseline} {reason}" if spec == absolute(baseline) else reason
 
 
+SPOT_CHECKED_CASES = 8  # named cases checked again in each extra timing runner (``Pipeline._spot_check``)
+
+
 class Pipeline:
     def __init__(self, options: RunOptions, progress: Progress | None = None,
                  targets: Mapping[str, Target] | None = None, round_trips: RoundTrips | None = None) -> None:
@@ -369,10 +372,16 @@ class Pipeline:
                 result = dataclasses.replace(result, verdict="untested")
             if opts.time and (verification is None or verification.passed):
                 runner.reap_strays()  # nothing it started may run while it or the baseline is timed
-                baseline = self._baseline_runner()
-                watch = noise.CpuWatch()
-                watch.start([runner.pid, baseline.pid])
-                timings, case_timings, notes = self._time(runner, cand, baseline)
+                pairs = [(self._baseline_runner(), runner)]
+                try:
+                    pairs += self._more_pairs(cand)
+                    watch = noise.CpuWatch()
+                    watch.start(r.pid for pair in pairs for r in pair)
+                    timings, case_timings, notes = self._time(pairs, cand)
+                finally:
+                    for extra in pairs[1:]:
+                        for r in extra:
+                            r.close()
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                              foreign_cpu=watch.share(), steal_cpu=watch.steal(),
                                              notes=(*result.notes, *notes))
@@ -395,14 +404,54 @@ class Pipeline:
         if self._upcoming is not None and self._next is None:
             self._next = self._start(self._upcoming)
 
-    def _time(self, runner: Runner, cand: Described,
-              baseline: Runner) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
-        """The size ladder, then each named regression case once more (best of a few interleaved calls) for
-        the report's annotated tests; the ladder is the measurement that carries the verdict.  Only inside
-        the candidate's domain: each size left out is a note."""
+    def _more_pairs(self, cand: Described) -> list[tuple[Runner, Runner]]:
+        """``processes - 1`` more pairs of fresh runners, the baseline's and the candidate's, for timing only
+        (``Bench.combine``); the first pair is the verified candidate's runner and the baseline's."""
+        pairs: list[tuple[Runner, Runner]] = []
+        try:
+            for _ in range(self.options.bench.processes - 1):
+                pair = (self._start(self.baseline_spec), self._start(cand.spec))
+                pairs.append(pair)
+                for r in pair:
+                    try:
+                        r.ready()
+                    except LoadFailed as exc:  # it loaded in the first runner: a flaky import is the candidate's
+                        raise RunnerError(f"importing it again for timing failed: {exc}", r.spec) from None
+                    if r.load_state_changes:
+                        raise RunnerError("changed process state when imported again for timing", r.spec)
+                if self.options.verify:
+                    self._spot_check(pair[1], cand)
+                for r in pair:
+                    r.reap_strays()
+        except BaseException:
+            for pair in pairs:
+                for r in pair:
+                    r.close()
+            raise
+        return pairs
+
+    def _spot_check(self, runner: Runner, cand: Described, cases: int = SPOT_CHECKED_CASES) -> None:
+        """The first named cases of its domain, again, in a candidate's extra timing runner: a function that
+        is right in the process it was verified in must be right in the ones it is timed in too."""
+        domain = self.domains[cand.spec]
+        for case in [c for c in self.target.named_cases() if domain.admits(c.params)][:cases]:
+            verdict = self.verifier.check(case, runner)
+            if not verdict.passed:  # it was timed only because every case passed when verified
+                raise RunnerError(f"in a second runner, for timing, it failed {case.name}, which it passed when "
+                                  f"verified: {verdict.reason}", runner.spec)
+
+    def _time(self, pairs: list[tuple[Runner, Runner]],
+              cand: Described) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
+        """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
+        once more (best of a few interleaved calls, in the first pair) for the report's annotated tests; the
+        ladder is the measurement that carries the verdict.  Only inside the candidate's domain: each size
+        left out is a note."""
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
-        runner.start_job()
+        for pair in pairs:
+            for r in pair:
+                r.start_job()
+        baseline, runner = pairs[0]
         domain = self.domains[cand.spec]
         timings, notes = [], []
         for size in self.sizes:
@@ -410,7 +459,7 @@ class Pipeline:
                 notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
                 continue
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
-            timings.append(self.bench.compare(baseline, runner, size))
+            timings.append(self.bench.combine([self._compare(pairs, i, size) for i in range(len(pairs))]))
         self.progress("step", name=f"{cand.name}: time each regression case")
         cases = []
         for case in self.target.named_cases():
@@ -423,6 +472,13 @@ class Pipeline:
                                     test=regression_test(self.target, case, cand.spec, self.options.policy),
                                     family=case.family, params=dict(case.params), seed=case.seed))
         return tuple(timings), tuple(cases), notes
+
+    def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
+        """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile."""
+        for i, pair in enumerate(pairs):
+            for r in pair if i != index else ():
+                r.suspend()
+        return self.bench.compare(*pairs[index], size)
 
     def _profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one

@@ -19,6 +19,7 @@ from elsewhere.
     noise_floor = "5%"
     examples = 100
     budget = 6                     # seconds of timing per candidate and size
+    processes = 1                  # runner pairs per candidate (default 1 on the CPU, 3 on CUDA)
     where = "dtype=float16"
 """
 
@@ -59,6 +60,7 @@ KEYS: Mapping[str, tuple[Any, str]] = {
     "noise_floor": (_percent, 'a percentage like "5%"'),
     "examples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer of at least 1"),
     "budget": (_positive, "a positive number of seconds"),
+    "processes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer of at least 1"),
     "where": (_text, "--where text"),
 }
 

@@ -294,6 +294,9 @@ def _footer(result: RunResult) -> str:
             f"±{b.noise_floor:.0%}\" (a difference smaller than the floor); across a floor boundary when the budget "
             f"ran out, \"inconclusive\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
+            + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate): the "
+               f"medians pool their rounds, the interval spans every pair's, so a verdict is one all pairs share."
+               if b.processes > 1 else "")
         )
     for note in result.noise:
         lines.append(f"Noisy machine: {md_text(note)}")

@@ -182,6 +182,9 @@ class SizeTiming:
     label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
     foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
+    # with several runner pairs (BenchConfig.processes): each pair's own speedup, in the order timed; the
+    # fields above then pool all pairs' rounds, and the interval spans every pair's interval
+    pair_speedups: tuple[float, ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -276,6 +279,7 @@ class BenchSettings:
     threads: int | None
     l2_flush: bool
     cuda_graphs: bool = False
+    processes: int = 1  # runner pairs each candidate was timed in (a verdict needs them all to agree)
 
 
 @dataclass(frozen=True)

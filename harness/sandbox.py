@@ -482,15 +482,26 @@ def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHEC
     return statistics.median(ratio for _, ratio in rounds) > MAX_WALL_RATIO
 
 
+def runner_cpus(device: str) -> list[int] | None:
+    """The CPUs a runner may use: on CUDA one, the judge's first, shared by every runner, so that a
+    function's host-side work (Python, dispatch, launches) runs on the same core whichever runner it is
+    in; None (no pinning) on the CPU.  Set when the runner starts, so torch sizes its thread pool to it
+    (moved there later, torch's idle threads spun on that one core beside the launching thread: the slow
+    loop measured 3x slower).  On an H200's host, A-vs-A pairs of a launch-bound function with runners on
+    four CPUs were off by up to 40% (SD of pair speedups 6.7% and 13.9%), on one shared CPU by up to 8.5%
+    (SD 1.2-3.6%; benchmarks/NOTES.md, "Runner pairs on CUDA")."""
+    if device != "cuda" or not hasattr(os, "sched_getaffinity"):
+        return None
+    return sorted(os.sched_getaffinity(0))[:1]
+
+
 def _pin(pid: int, device: str) -> None:
-    """On CUDA every runner gets the same few CPUs (the judge's first four): the function's host-side
-    work (Python, dispatch, launches) then runs on the same cores whichever runner it is in."""
-    if device != "cuda" or not hasattr(os, "sched_setaffinity"):
-        return
-    try:
-        os.sched_setaffinity(pid, sorted(os.sched_getaffinity(0))[:4])
-    except OSError:
-        pass
+    cpus = runner_cpus(device)
+    if cpus:
+        try:
+            os.sched_setaffinity(pid, cpus)
+        except OSError:
+            pass
 
 
 def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,

@@ -213,3 +213,30 @@ def test_rounds_within_the_cache_run_on_inputs_moved_to_fresh_memory():
     worker.round(1, 0)
     worker.round(1, 1)
     assert len(set(seen)) == 1  # not asked: the inputs stay where they were built
+
+
+def test_runner_pairs_are_faster_only_if_every_pair_says_so():
+    """Bench.combine: three pairs of one size as one timing; the interval spans all three."""
+    faster = make({"base": 1.2e-3, "cand": 1e-3}).compare()
+    also_faster = make({"base": 1.3e-3, "cand": 1e-3}).compare()
+    same = make({"base": 1e-3, "cand": 1e-3}).compare()
+    bench = make({}).bench
+    both = bench.combine([faster, also_faster])
+    assert both.verdict == "faster" and both.pair_speedups == (faster.speedup, also_faster.speedup)
+    assert both.speedup_ci == (faster.speedup_ci[0], also_faster.speedup_ci[1])
+    assert both.candidate.rounds == faster.candidate.rounds + also_faster.candidate.rounds
+    assert 1.2 <= both.speedup <= 1.3 and both.converged
+    split = bench.combine([faster, same, also_faster])  # one pair disagrees: no verdict the pairs do not share
+    assert split.verdict == "inconclusive" and split.label == f"inconclusive (interval {split.speedup_ci[0]:.2f}–1.30)"
+    assert split.speedup_ci[0] <= 1.0 and split.speedup_ci[1] >= 1.3
+    assert bench.combine([same]) is same and same.pair_speedups == ()
+
+
+def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
+    import os
+
+    from harness.sandbox import runner_cpus
+
+    assert runner_cpus("cpu") is None
+    if hasattr(os, "sched_getaffinity"):
+        assert runner_cpus("cuda") == sorted(os.sched_getaffinity(0))[:1]

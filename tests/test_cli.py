@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import torch
 
-from harness import result
+from harness import report, result
 from harness.cli import main
 
 FAST = ["--budget", "0.2", "--examples", "5"]
@@ -178,6 +178,40 @@ def test_bench_json_keeps_every_round(capsys, tmp_path):
     assert cand.verdict == "untested" and cand.timings[0].baseline_rounds_s
 
 
+def test_processes_times_each_size_in_that_many_runner_pairs(capsys, tmp_path):
+    code, _, _ = run_cli(capsys, "bench", "--target", "quantize_k_cache", "--candidate", "candidates/amax_vectorized.py:amax_vectorized",
+                         "--sizes", "1x16x576", "--budget", "0.2", "--processes", "2", "--json", str(tmp_path / "b.json"))
+    assert code in PASSED
+    run = result.load(tmp_path / "b.json")
+    (timing,) = run.candidates[0].timings
+    assert len(timing.pair_speedups) == 2 and run.bench.processes == 2
+    assert timing.speedup_ci[0] <= min(timing.pair_speedups) and max(timing.pair_speedups) <= timing.speedup_ci[1]
+    assert "timed in 2 pairs of runner processes" in report.markdown(run)
+    from harness.cli import _options
+    from harness.arguments import parser
+
+    for device, processes in (("cpu", 1), ("cuda", 3)):
+        args = parser().parse_args(["bench", "--device", device])
+        assert _options(args, verify=False, time=True).bench.processes == processes
+
+
+def test_a_candidate_right_only_in_the_runner_it_was_verified_in_is_an_error(capsys, tmp_path):
+    """Its second process (an extra timing pair) finds a marker the first one left, and turns wrong."""
+    cheat = tmp_path / "second_process_cheats.py"
+    marker = tmp_path / "marker"
+    cheat.write_text("import os\nfrom harness.target import get_target\n"
+                     f"SECOND = os.path.exists({str(marker)!r})\nopen({str(marker)!r}, 'a').close()\n"
+                     "def quantize(input_k_cache, dv=512, tile_size=128):\n"
+                     "    out = get_target('quantize_k_cache').oracle(input_k_cache, dv, tile_size)\n"
+                     "    return out.zero_() if SECOND else out\n")
+    out = tmp_path / "out"
+    code, _, _ = run_cli(capsys, "run", "--target", "quantize_k_cache", "--candidate", f"{cheat}:quantize",
+                         "--sizes", "1x16x576", "--budget", "0.2", "--examples", "3", "--no-profile",
+                         "--processes", "2", "--out", str(out))
+    (cand,) = result.load(out / "quantize_k_cache-cpu.json").candidates
+    assert code == 1 and cand.verdict == "error" and "in a second runner, for timing, it failed" in cand.error, cand.error
+
+
 def test_profile_command(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "profile", "candidates/slow_loop.py:slow_loop", "--size", "256",
                            "--json", str(tmp_path / "p.json"))
@@ -246,7 +280,7 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
             hog.kill()
             hog.wait()
     run = result.load(tmp_path / "b.json")
-    assert proc.returncode == 3 and "noisy machine" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 3 and "noisy machine" in proc.stderr, (run.candidates[0].error, run.noise, run.checkout_changes, proc.stderr[-2000:])
     assert run.noise and run.noise[0].startswith("other processes used ")
     assert run.candidates[0].foreign_cpu > 0.25
     from harness import report

@@ -73,8 +73,13 @@ def test_cuda_graph_replay_times_device_work():
         finally:
             a.close(), b.close()
     eager, graphs = timings
-    assert 0 < graphs.candidate.median_s <= eager.candidate.median_s * 1.05
-    print(f"1024 tokens: fused eager {eager.candidate.median_s * 1e6:.1f} us, graph replay {graphs.candidate.median_s * 1e6:.1f} us")
+    # the slow loop is launch-bound: replayed, its launches' host time is gone (H100 at 128 tokens: 82 us
+    # against ~250 us eager).  The fused kernel is one launch, whose host path hides behind the L2 flush
+    # either way since it launches directly (issue 17): its two figures are printed, not compared.
+    assert 0 < graphs.baseline.median_s < 0.8 * eager.baseline.median_s
+    print(f"1024 tokens: slow loop eager {eager.baseline.median_s * 1e6:.1f} us, graph replay "
+          f"{graphs.baseline.median_s * 1e6:.1f} us; fused eager {eager.candidate.median_s * 1e6:.1f} us, "
+          f"graph replay {graphs.candidate.median_s * 1e6:.1f} us")
 
 
 @cuda
