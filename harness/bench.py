@@ -12,7 +12,9 @@ stopped — a sequential test: at checkpoints (after ``min_rounds``, then every 
 interval is read against the noise floor (``stats.decide``), and rounds go on until it is decisive
 (faster, slower, or inside the floor) with both medians' relative standard error under the target, or the
 budget is spent (then the verdict is "inconclusive" unless the last interval decided; ``converged`` says
-which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took.
+which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took.  With ``processes`` > 1
+the pipeline times each size in that many pairs of runners and ``combine`` makes them one timing whose
+verdict all pairs share.
 """
 
 from __future__ import annotations
