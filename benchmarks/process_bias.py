@@ -70,17 +70,19 @@ def main() -> int:
             kept.prepare(target.parse_size(other))
             kept.release()
     speedups = []
-    for _ in range(args.pairs):
+    try:
+        for _ in range(args.pairs):
+            if kept is not None:
+                t, cpus = kept_pair(bench, kept, specs[1], size)
+            else:
+                t, cpus = fresh_pair(bench, tuple(specs), size), ("?", "?")
+            speedups.append(t.speedup)
+            print(f"{t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] {t.candidate.rounds} rounds, "
+                  f"baseline {t.baseline.median_s * 1e3:.3f} ms, candidate {t.candidate.median_s * 1e3:.3f} ms, "
+                  f"CPUs {cpus[0]}/{cpus[1]}", flush=True)
+    finally:
         if kept is not None:
-            t, cpus = kept_pair(bench, kept, specs[1], size)
-        else:
-            t, cpus = fresh_pair(bench, tuple(specs), size), ("?", "?")
-        speedups.append(t.speedup)
-        print(f"{t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] {t.candidate.rounds} rounds, "
-              f"baseline {t.baseline.median_s * 1e3:.3f} ms, candidate {t.candidate.median_s * 1e3:.3f} ms, "
-              f"CPUs {cpus[0]}/{cpus[1]}", flush=True)
-    if kept is not None:
-        kept.close()
+            kept.close()
     print(f"{size.name}: pair speedups SD {statistics.pstdev(speedups):.3f}, "
           f"range {min(speedups):.3f}-{max(speedups):.3f} over {len(speedups)} pairs")
     return 0

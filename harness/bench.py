@@ -158,7 +158,8 @@ class Bench:
         another pair would read — pyperf spreads its runs over many processes for this reason.  Measured
         on an H200 at a launch-bound size (benchmarks/NOTES.md, "Runner pairs on CUDA"), A-vs-A pairs were
         off by up to 8.5% with narrow intervals.  So the interval here spans every pair's interval and the
-        verdict is read from it: "faster" only if every pair says so; the medians pool all rounds."""
+        verdict is read from it: "faster" or "slower" only if every pair says so; the medians pool all
+        rounds (their standard errors count rounds, not pairs: they describe the rounds' spread)."""
         if len(timings) == 1:
             return timings[0]
         first = timings[0]
@@ -171,7 +172,8 @@ class Bench:
         candidate = stats.summarize(cand)
         gbps = first.bytes_moved / candidate.median_s / 1e9
         return dataclasses.replace(
-            first, converged=all(t.converged for t in timings), baseline=stats.summarize(base), candidate=candidate,
+            first, converged=all(t.converged for t in timings) and verdict in stats.DECISIVE,
+            baseline=stats.summarize(base), candidate=candidate,
             speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
             label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
             gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,

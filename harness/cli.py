@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 # What a flag left unset takes when the project's [tool.harness] does not say either.
 BUILT_IN = {"policy": "exact", "timeout": 300.0, "examples": 100, "noise_floor": 0.05}
+MAX_PROCESSES = 16  # runner pairs per candidate: each holds every size's inputs while the candidate is timed
 PROJECT_COMMANDS = ("list", "run", "verify", "bench", "profile", "export-tests")
 
 
@@ -60,6 +61,8 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
 
     quick = getattr(args, "quick", False)
     budget = getattr(args, "budget", None) or (3.0 if quick else 6.0)
+    if (getattr(args, "processes", None) or 1) > MAX_PROCESSES:
+        raise UsageError(f"--processes {args.processes}: at most {MAX_PROCESSES} runner pairs per candidate")
     return RunOptions(
         target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
         policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),

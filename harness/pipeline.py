@@ -122,6 +122,10 @@ def _failed(reason: str, spec: str, baseline: str) -> str:
 SPOT_CHECKED_CASES = 8  # named cases checked again in each extra timing runner (``Pipeline._spot_check``)
 
 
+class ChangedInExtraRunner(RunnerError):
+    """A candidate that behaved otherwise in an extra timing runner than where it was verified: a "fail"."""
+
+
 class Pipeline:
     def __init__(self, options: RunOptions, progress: Progress | None = None,
                  targets: Mapping[str, Target] | None = None, round_trips: RoundTrips | None = None) -> None:
@@ -207,16 +211,18 @@ class Pipeline:
         return [s for s in sizes if any(d.admits(s.params) for d in self.domains.values())]
 
     def _check_memory(self) -> None:
-        """Each size must fit, before anything is allocated: two runners hold its input sets at once."""
+        """Each size must fit, before anything is allocated: the runners of every pair hold its input sets at
+        once (the stopped ones keep theirs)."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
+        runners = 2 * cfg.processes
         for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
             sets = max(1, min(cfg.max_buffers, cfg.buffer_bytes // per_set))
-            need = (2 * sets + 2) * per_set  # two runners' input sets, and room for outputs and temporaries
+            need = (runners * sets + 2) * per_set  # the runners' input sets, and room for outputs and temporaries
             if available is not None and need > available:
                 raise UsageError(f"size {size.name} needs about {need / 2**30:.1f} GiB on {self.options.device} "
-                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of two runners), "
+                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of {runners} runners), "
                                  f"but {available / 2**30:.1f} GiB is available")
 
     @property
@@ -372,19 +378,20 @@ class Pipeline:
                 result = dataclasses.replace(result, verdict="untested")
             if opts.time and (verification is None or verification.passed):
                 runner.reap_strays()  # nothing it started may run while it or the baseline is timed
-                pairs = [(self._baseline_runner(), runner)]
+                extra: list[Runner] = []
                 try:
-                    pairs += self._more_pairs(cand)
+                    pairs = [(self._baseline_runner(), runner), *self._more_pairs(cand, extra)]
                     watch = noise.CpuWatch()
                     watch.start(r.pid for pair in pairs for r in pair)
                     timings, case_timings, notes = self._time(pairs, cand)
+                    foreign, steal = watch.share(), watch.steal()  # while the extra runners' CPU time is readable
                 finally:
-                    for extra in pairs[1:]:
-                        for r in extra:
-                            r.close()
+                    left = sum(r.close() for r in extra)
+                if left:
+                    notes.append(f"left {left} process{'es' if left > 1 else ''} running in its extra timing "
+                                 "runners (killed by the judge)")
                 result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
-                                             foreign_cpu=watch.share(), steal_cpu=watch.steal(),
-                                             notes=(*result.notes, *notes))
+                                             foreign_cpu=foreign, steal_cpu=steal, notes=(*result.notes, *notes))
                 sizes = [s for s in self.sizes if self.domains[cand.spec].admits(s.params)]
                 if opts.profile and sizes:  # at its headline size: the largest it was timed at
                     largest = max(sizes, key=self.target.case_bytes)
@@ -392,7 +399,8 @@ class Pipeline:
             return result
         except RunnerError as exc:
             reason = _failed(str(exc), exc.spec, self.baseline_spec)
-            return dataclasses.replace(result, verdict="error", error=reason, timings=(), case_timings=())
+            verdict = "fail" if isinstance(exc, ChangedInExtraRunner) and exc.spec != absolute(self.baseline_spec) else "error"
+            return dataclasses.replace(result, verdict=verdict, error=reason, timings=(), case_timings=())
         except StateChanged as exc:
             reason = _failed(f"changed process state: {exc}", getattr(exc, "spec", ""), self.baseline_spec)
             return dataclasses.replace(result, verdict="fail", error=reason, timings=(), case_timings=())
@@ -404,30 +412,27 @@ class Pipeline:
         if self._upcoming is not None and self._next is None:
             self._next = self._start(self._upcoming)
 
-    def _more_pairs(self, cand: Described) -> list[tuple[Runner, Runner]]:
+    def _more_pairs(self, cand: Described, started: list[Runner]) -> list[tuple[Runner, Runner]]:
         """``processes - 1`` more pairs of fresh runners, the baseline's and the candidate's, for timing only
-        (``Bench.combine``); the first pair is the verified candidate's runner and the baseline's."""
+        (``Bench.combine``); the first pair is the verified candidate's runner and the baseline's.  Each
+        runner is added to ``started`` as soon as it exists: the caller closes them, whatever happens."""
         pairs: list[tuple[Runner, Runner]] = []
-        try:
-            for _ in range(self.options.bench.processes - 1):
-                pair = (self._start(self.baseline_spec), self._start(cand.spec))
-                pairs.append(pair)
-                for r in pair:
-                    try:
-                        r.ready()
-                    except LoadFailed as exc:  # it loaded in the first runner: a flaky import is the candidate's
-                        raise RunnerError(f"importing it again for timing failed: {exc}", r.spec) from None
-                    if r.load_state_changes:
-                        raise RunnerError("changed process state when imported again for timing", r.spec)
-                if self.options.verify:
-                    self._spot_check(pair[1], cand)
-                for r in pair:
-                    r.reap_strays()
-        except BaseException:
-            for pair in pairs:
-                for r in pair:
-                    r.close()
-            raise
+        for _ in range(self.options.bench.processes - 1):
+            for spec in (self.baseline_spec, cand.spec):
+                started.append(self._start(spec))
+            pair = (started[-2], started[-1])
+            for r in pair:
+                try:
+                    r.ready()
+                except LoadFailed as exc:  # it loaded in the first runner: a flaky import is the candidate's
+                    raise RunnerError(f"importing it again for timing failed: {exc}", r.spec) from None
+                if r.load_state_changes:
+                    raise ChangedInExtraRunner("changed process state when imported again for timing", r.spec)
+            if self.options.verify:
+                self._spot_check(pair[1], cand)
+            for r in pair:
+                r.reap_strays()
+            pairs.append(pair)
         return pairs
 
     def _spot_check(self, runner: Runner, cand: Described, cases: int = SPOT_CHECKED_CASES) -> None:
@@ -437,8 +442,8 @@ class Pipeline:
         for case in [c for c in self.target.named_cases() if domain.admits(c.params)][:cases]:
             verdict = self.verifier.check(case, runner)
             if not verdict.passed:  # it was timed only because every case passed when verified
-                raise RunnerError(f"in a second runner, for timing, it failed {case.name}, which it passed when "
-                                  f"verified: {verdict.reason}", runner.spec)
+                raise ChangedInExtraRunner(f"in a second runner, for timing, it failed {case.name}, which it passed "
+                                           f"when verified: {verdict.reason}", runner.spec)
 
     def _time(self, pairs: list[tuple[Runner, Runner]],
               cand: Described) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
@@ -448,9 +453,6 @@ class Pipeline:
         left out is a note."""
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
-        for pair in pairs:
-            for r in pair:
-                r.start_job()
         baseline, runner = pairs[0]
         domain = self.domains[cand.spec]
         timings, notes = [], []
@@ -461,6 +463,8 @@ class Pipeline:
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
             timings.append(self.bench.combine([self._compare(pairs, i, size) for i in range(len(pairs))]))
         self.progress("step", name=f"{cand.name}: time each regression case")
+        for r in pairs[0]:
+            r.start_job()
         cases = []
         for case in self.target.named_cases():
             if case.family not in self.target.annotated_families or not domain.admits(case.params):
@@ -474,10 +478,13 @@ class Pipeline:
         return tuple(timings), tuple(cases), notes
 
     def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
-        """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile."""
+        """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each
+        pair is a job with a deadline of its own (``--timeout``), however many pairs and sizes there are."""
         for i, pair in enumerate(pairs):
             for r in pair if i != index else ():
                 r.suspend()
+        for r in pairs[index]:
+            r.start_job()
         return self.bench.compare(*pairs[index], size)
 
     def _profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:

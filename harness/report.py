@@ -295,7 +295,8 @@ def _footer(result: RunResult) -> str:
             f"ran out, \"inconclusive\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
             + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate): the "
-               f"medians pool their rounds, the interval spans every pair's, so a verdict is one all pairs share."
+               f"medians pool their rounds and the interval spans every pair's, so \"faster\" or \"slower\" "
+               f"means every pair said so."
                if b.processes > 1 else "")
         )
     for note in result.noise:

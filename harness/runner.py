@@ -70,6 +70,9 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                 reply = {"kind": "prepared", **worker.prepare(_case(request["size"]), request.get("fresh") is True,
                                                                request.get("warm") is not False,
                                                                request.get("move_inputs") is True)}
+            elif kind == "place":
+                worker.place(int(request["start"]))
+                reply = {"kind": "ok"}
             elif kind == "round":
                 reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]))}
             elif kind == "time_case":

@@ -193,6 +193,9 @@ def test_moved_inputs_keep_bytes_strides_offsets_and_aliasing_at_another_address
         assert torch.equal(old, new) and new.stride() == old.stride() and new.storage_offset() == old.storage_offset()
         assert new.data_ptr() != old.data_ptr()
     assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # still one storage between them
+    grad, conj = torch.ones(4, requires_grad=True), torch.ones(4, dtype=torch.complex64).conj()
+    kept = moved(Call((grad, conj)))
+    assert kept.args[0] is grad and kept.args[1] is conj  # not plain dense tensors: left as they are
 
 
 def test_rounds_within_the_cache_run_on_inputs_moved_to_fresh_memory():
@@ -229,6 +232,7 @@ def test_runner_pairs_are_faster_only_if_every_pair_says_so():
     split = bench.combine([faster, same, also_faster])  # one pair disagrees: no verdict the pairs do not share
     assert split.verdict == "inconclusive" and split.label == f"inconclusive (interval {split.speedup_ci[0]:.2f}–1.30)"
     assert split.speedup_ci[0] <= 1.0 and split.speedup_ci[1] >= 1.3
+    assert not split.converged  # each pair decided, but together they did not
     assert bench.combine([same]) is same and same.pair_speedups == ()
 
 

@@ -77,7 +77,7 @@ def test_steal_time_is_foreign_and_named_as_the_hosts(monkeypatch):
     clock = iter([10.0, 11.0, 11.0])
     monkeypatch.setattr(noise, "_machine_ticks", lambda: next(readings))
     monkeypatch.setattr(noise, "_process_ticks", lambda pid: 0)
-    monkeypatch.setattr(noise.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(noise, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(clock))}))
     watch = CpuWatch()
     watch.start([])
     watched = Watched(watch.share(), watch.steal())
