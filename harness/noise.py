@@ -22,7 +22,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 FOREIGN_CPU_LIMIT = 0.25  # share of all CPUs other processes may take while a candidate is timed
 MIN_WATCH_S = 0.5  # shorter stretches are not judged: /proc counts CPU time in ticks of 10 ms
@@ -90,13 +90,16 @@ class CpuWatch:
         self._cpus = os.cpu_count() or 1
         self._start: tuple[float, int, int, int] | None = None
         self._pids: tuple[int, ...] = ()
+        self._more: Callable[[], Iterable[int]] = tuple
 
     def _ours(self) -> int:
-        own = {os.getpid(), *self._pids}
+        own = {os.getpid(), *self._pids, *self._more()}
         return sum(_process_ticks(pid) for pid in own)
 
-    def start(self, pids: Iterable[int]) -> None:
-        self._pids = tuple(pids)
+    def start(self, pids: Iterable[int], more: Callable[[], Iterable[int]] = tuple) -> None:
+        """Watch from now; ``pids`` (and whatever ``more`` returns when read: processes started later, whose
+        ticks since they started all count as ours) are ours, not foreign."""
+        self._pids, self._more = tuple(pids), more
         ticks = _machine_ticks()
         self._start = None if ticks is None else (time.monotonic(), *ticks, self._ours())
 

@@ -215,7 +215,7 @@ class Pipeline:
         once (the stopped ones keep theirs)."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
-        runners = 2 * cfg.processes
+        runners = 2 * max(cfg.processes, 2 if cfg.confirm_margin > 0 else 1)  # a confirming pair may join
         for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
             sets = max(1, min(cfg.max_buffers, cfg.buffer_bytes // per_set))
@@ -382,8 +382,8 @@ class Pipeline:
                 try:
                     pairs = [(self._baseline_runner(), runner), *self._more_pairs(cand, extra)]
                     watch = noise.CpuWatch()
-                    watch.start(r.pid for pair in pairs for r in pair)
-                    timings, case_timings, notes = self._time(pairs, cand)
+                    watch.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra])
+                    timings, case_timings, notes = self._time(pairs, cand, extra)
                     foreign, steal = watch.share(), watch.steal()  # while the extra runners' CPU time is readable
                 finally:
                     left = sum(r.close() for r in extra)
@@ -412,12 +412,13 @@ class Pipeline:
         if self._upcoming is not None and self._next is None:
             self._next = self._start(self._upcoming)
 
-    def _more_pairs(self, cand: Described, started: list[Runner]) -> list[tuple[Runner, Runner]]:
-        """``processes - 1`` more pairs of fresh runners, the baseline's and the candidate's, for timing only
-        (``Bench.combine``); the first pair is the verified candidate's runner and the baseline's.  Each
-        runner is added to ``started`` as soon as it exists: the caller closes them, whatever happens."""
+    def _more_pairs(self, cand: Described, started: list[Runner], count: int | None = None) -> list[tuple[Runner, Runner]]:
+        """``count`` (default ``processes - 1``) more pairs of fresh runners, the baseline's and the
+        candidate's, for timing only (``Bench.combine``); the first pair is the verified candidate's runner
+        and the baseline's.  Each runner is added to ``started`` as soon as it exists: the caller closes
+        them, whatever happens."""
         pairs: list[tuple[Runner, Runner]] = []
-        for _ in range(self.options.bench.processes - 1):
+        for _ in range(self.options.bench.processes - 1 if count is None else count):
             for spec in (self.baseline_spec, cand.spec):
                 started.append(self._start(spec))
             pair = (started[-2], started[-1])
@@ -445,23 +446,34 @@ class Pipeline:
                 raise ChangedInExtraRunner(f"in a second runner, for timing, it failed {case.name}, which it passed "
                                            f"when verified: {verdict.reason}", runner.spec)
 
-    def _time(self, pairs: list[tuple[Runner, Runner]],
-              cand: Described) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
+    def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described,
+              started: list[Runner]) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
         """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
         once more (best of a few interleaved calls, in the first pair) for the report's annotated tests; the
         ladder is the measurement that carries the verdict.  Only inside the candidate's domain: each size
-        left out is a note."""
+        left out is a note.  Timed in one pair, a size whose "faster"/"slower" is close to the floor
+        (``Bench.borderline``) is timed again in a second pair, started on first need (into ``started``),
+        and the two combined: one process pair alone can be off by several percent."""
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
         baseline, runner = pairs[0]
         domain = self.domains[cand.spec]
         timings, notes = [], []
+        confirming: list[tuple[Runner, Runner]] = []
         for size in self.sizes:
             if not domain.admits(size.params):
                 notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
                 continue
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
-            timings.append(self.bench.combine([self._compare(pairs, i, size) for i in range(len(pairs))]))
+            everyone = pairs + confirming
+            measured = [self._compare(everyone, i, size) for i in range(len(pairs))]
+            timing = self.bench.combine(measured)
+            if len(pairs) == 1 and self.bench.borderline(timing):
+                self.progress("step", name=f"{cand.name}: confirm @ {size.name} in a second pair of runners")
+                confirming = confirming or self._more_pairs(cand, started, count=1)
+                everyone = pairs + confirming
+                timing = self.bench.combine([*measured, self._compare(everyone, 1, size)])
+            timings.append(timing)
         self.progress("step", name=f"{cand.name}: time each regression case")
         for r in pairs[0]:
             r.start_job()

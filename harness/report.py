@@ -298,6 +298,9 @@ def _footer(result: RunResult) -> str:
                f"medians pool their rounds and the interval spans every pair's, so \"faster\" or \"slower\" "
                f"means every pair said so."
                if b.processes > 1 else "")
+            + (f" A \"faster\" or \"slower\" whose interval ended within {b.confirm_margin:.0%} of the floor was "
+               f"timed again in a second pair of runner processes and stands only if both pairs said so."
+               if b.processes == 1 and b.confirm_margin > 0 else "")
         )
     for note in result.noise:
         lines.append(f"Noisy machine: {md_text(note)}")

@@ -280,6 +280,7 @@ class BenchSettings:
     l2_flush: bool
     cuda_graphs: bool = False
     processes: int = 1  # runner pairs each candidate was timed in (a verdict needs them all to agree)
+    confirm_margin: float = 0.0  # with one pair, a verdict this close to the floor was confirmed in a second
 
 
 @dataclass(frozen=True)

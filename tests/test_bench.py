@@ -244,3 +244,16 @@ def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
     assert runner_cpus("cpu") is None
     if hasattr(os, "sched_getaffinity"):
         assert runner_cpus("cuda") == sorted(os.sched_getaffinity(0))[:1]
+
+
+def test_a_verdict_close_to_the_floor_is_borderline_and_a_clear_one_is_not():
+    bench = make({}).bench
+    near = make({"base": 1.12e-3, "cand": 1e-3}).compare()  # 12% faster: within 10% of the 5% floor
+    clear = make({"base": 2e-3, "cand": 1e-3}).compare()
+    slower = make({"base": 1e-3, "cand": 1.1e-3}).compare()
+    same = make({"base": 1e-3, "cand": 1e-3}).compare()
+    assert near.verdict == "faster" and bench.borderline(near)
+    assert slower.verdict == "slower" and bench.borderline(slower)
+    assert not bench.borderline(clear) and not bench.borderline(same)
+    off = make({}, confirm_margin=0.0).bench
+    assert not off.borderline(near)
