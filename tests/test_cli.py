@@ -198,13 +198,13 @@ def test_processes_times_each_size_in_that_many_runner_pairs(capsys, tmp_path):
 
 
 def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(capsys, tmp_path):
-    """Busy waits of 2.0 and 2.3 ms (wall-clock, so load cannot change their ratio): 0.87x "slower", within
-    10% of the floor, so a second pair of runners times the size again."""
+    """Busy waits of 2.0 and 2.2 ms (wall-clock): 0.91x "slower", within 5% of the floor, so a second pair of
+    runners times the size again."""
     waits = tmp_path / "waits.py"
     waits.write_text("import time\n"
                      "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
                      "def base(input_k_cache, dv=512, tile_size=128):\n    _wait(2.0e-3)\n"
-                     "def cand(input_k_cache, dv=512, tile_size=128):\n    _wait(2.3e-3)\n")
+                     "def cand(input_k_cache, dv=512, tile_size=128):\n    _wait(2.2e-3)\n")
     code, _, _ = run_cli(capsys, "bench", "--target", "quantize_k_cache", "--baseline", f"{waits}:base",
                          "--candidate", f"{waits}:cand", "--sizes", "1x4x576", "--budget", "3",
                          "--json", str(tmp_path / "b.json"))
@@ -217,9 +217,9 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
         from harness.target import get_target
 
         assert not Bench(get_target("quantize_k_cache")).borderline(timing), timing.speedup_ci
-    if not run.noise:  # a quiet machine measures the 0.87x it is: close to the floor, so confirmed
+    if not run.noise:  # a quiet machine measures the 0.91x it is: close to the floor, so confirmed
         assert code in PASSED and timing.verdict == "slower" and confirmed, (timing.speedup_ci, timing.pair_speedups)
-        assert all(0.8 < s < 0.92 for s in timing.pair_speedups)
+        assert all(0.85 < s < 0.95 for s in timing.pair_speedups)
     else:  # other processes took the CPUs (a loaded CI machine): the run says so, whatever it measured
         assert code == 3
 
