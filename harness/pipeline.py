@@ -475,6 +475,9 @@ class Pipeline:
                 timing = self.bench.combine([*measured, self._compare(everyone, 1, size)])
             timings.append(timing)
         self.progress("step", name=f"{cand.name}: time each regression case")
+        for extra in (pairs + confirming)[1:]:
+            for r in extra:
+                r.suspend()  # only the first pair times the cases
         for r in pairs[0]:
             r.start_job()
         cases = []
