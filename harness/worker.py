@@ -182,6 +182,10 @@ def _shift_heap(round_index: int) -> torch.Tensor:
     return torch.empty(random.Random(round_index).randrange(1, HEAP_SHIFT_MAX), dtype=torch.uint8)
 
 
+# integer dtypes whose tensors also carry a scale and zero point, which a bare storage copy would lose
+_SCALED_DTYPES = {getattr(torch, name) for name in ("qint8", "quint8", "qint32", "quint4x2", "quint2x4") if hasattr(torch, name)}
+
+
 def moved(call: Call) -> Call:
     """``call`` with each tensor's storage copied to a fresh allocation: the same bytes, sizes, strides and
     storage offsets, and the same aliasing between arguments, at another address.  Without it a runner
@@ -192,7 +196,7 @@ def moved(call: Call) -> Call:
     copies: dict[tuple[int, int], torch.Tensor] = {}  # one copy per storage, so arguments sharing one still do
 
     def move(value: Any) -> Any:
-        if (type(value) is not torch.Tensor or value.layout != torch.strided or value.is_quantized
+        if (type(value) is not torch.Tensor or value.layout != torch.strided or value.dtype in _SCALED_DTYPES
                 or value.is_conj() or value.is_neg() or value.requires_grad):
             return value  # not a plain dense tensor: left where it is rather than rebuilt imperfectly
         storage = value.untyped_storage()
