@@ -165,22 +165,14 @@ class Bench:
         rounds (their standard errors count rounds, not pairs: they describe the rounds' spread)."""
         if len(timings) == 1:
             return timings[0]
-        first = timings[0]
         base = [r for t in timings for r in t.baseline_rounds_s]
         cand = [r for t in timings for r in t.candidate_rounds_s]
-        ratios = stats.paired_ratios(base, cand)
         ci = (min(t.speedup_ci[0] for t in timings), max(t.speedup_ci[1] for t in timings))
-        verdict = stats.decide(ci, self.config.noise_floor)
+        measured = self._measured(timings[0].bytes_moved, base, cand, ci)
         shares = lambda field: [getattr(t, field) for t in timings if getattr(t, field) is not None]  # noqa: E731
-        candidate = stats.summarize(cand)
-        gbps = first.bytes_moved / candidate.median_s / 1e9
         return dataclasses.replace(
-            first, converged=all(t.converged for t in timings) and verdict in stats.DECISIVE,
-            baseline=stats.summarize(base), candidate=candidate,
-            speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
-            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
-            gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
-            baseline_rounds_s=tuple(base), candidate_rounds_s=tuple(cand),
+            timings[0], **measured,
+            converged=all(t.converged for t in timings) and measured["verdict"] in stats.DECISIVE,
             foreign_cpu=max(shares("foreign_cpu"), default=None), steal_cpu=max(shares("steal_cpu"), default=None),
             pair_speedups=tuple(t.speedup for t in timings))
 
@@ -207,17 +199,21 @@ class Bench:
 
     def _timing(self, size: Case, calls_per_round: int, converged: bool, base_rounds: list[float],
                 cand_rounds: list[float]) -> SizeTiming:
+        ci = stats.bootstrap_median_ci(stats.paired_ratios(base_rounds, cand_rounds))
+        nbytes = self.target.case_bytes(size)
+        return SizeTiming(size=size.name, input=self.target.describe(size), bytes_moved=nbytes,
+                          calls_per_round=calls_per_round, converged=converged,
+                          **self._measured(nbytes, base_rounds, cand_rounds, ci))
+
+    def _measured(self, nbytes: int, base_rounds: list[float], cand_rounds: list[float],
+                  ci: tuple[float, float]) -> dict:
+        """The fields of a ``SizeTiming`` that follow from its rounds and its speedup interval: the medians,
+        the paired speedup, the verdict and its words, GB/s."""
         ratios = stats.paired_ratios(base_rounds, cand_rounds)
-        ci = stats.bootstrap_median_ci(ratios)
         verdict = stats.decide(ci, self.config.noise_floor)
         cand = stats.summarize(cand_rounds)
-        nbytes = self.target.case_bytes(size)
         gbps = nbytes / cand.median_s / 1e9
-        return SizeTiming(
-            size=size.name, input=self.target.describe(size), bytes_moved=nbytes, calls_per_round=calls_per_round,
-            converged=converged, baseline=stats.summarize(base_rounds), candidate=cand,
-            speedup=stats.median(ratios), speedup_ci=ci, verdict=verdict,
-            label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
-            gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
-            baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds),
-        )
+        return dict(baseline=stats.summarize(base_rounds), candidate=cand, speedup=stats.median(ratios), speedup_ci=ci,
+                    verdict=verdict, label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
+                    gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
+                    baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds))

@@ -119,6 +119,13 @@ def _failed(reason: str, spec: str, baseline: str) -> str:
     return f"the baseline {baseline} {reason}" if spec == absolute(baseline) else reason
 
 
+def _suspend_all_but(pairs: list[tuple[Runner, Runner]], index: int) -> None:
+    """Stop every runner except pair ``index``'s (only the pair being timed may run)."""
+    for i, pair in enumerate(pairs):
+        for r in pair if i != index else ():
+            r.suspend()
+
+
 SPOT_CHECKED_CASES = 8  # named cases checked again in each extra timing runner (``Pipeline._spot_check``)
 
 
@@ -475,9 +482,7 @@ class Pipeline:
                 timing = self.bench.combine([*measured, self._compare(everyone, 1, size)])
             timings.append(timing)
         self.progress("step", name=f"{cand.name}: time each regression case")
-        for extra in (pairs + confirming)[1:]:
-            for r in extra:
-                r.suspend()  # only the first pair times the cases
+        _suspend_all_but(pairs + confirming, 0)  # only the first pair times the cases
         for r in pairs[0]:
             r.start_job()
         cases = []
@@ -495,9 +500,7 @@ class Pipeline:
     def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
         """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each
         pair is a job with a deadline of its own (``--timeout``), however many pairs and sizes there are."""
-        for i, pair in enumerate(pairs):
-            for r in pair if i != index else ():
-                r.suspend()
+        _suspend_all_but(pairs, index)
         for r in pairs[index]:
             r.start_job()
         return self.bench.compare(*pairs[index], size)

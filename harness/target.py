@@ -16,7 +16,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from harness.domain import Domain
 
@@ -43,6 +43,10 @@ class Call:
         import torch
 
         return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, torch.Tensor)]
+
+    def map(self, fn: Callable[[Any], Any]) -> "Call":
+        """The same call with ``fn`` applied to every argument, positional and keyword."""
+        return Call(tuple(fn(a) for a in self.args), {k: fn(v) for k, v in self.kwargs.items()})
 
 
 @dataclass(frozen=True)

@@ -207,13 +207,12 @@ def moved(call: Call) -> Call:
         return torch.empty(0, dtype=value.dtype, device=value.device).set_(
             copies[key].untyped_storage(), value.storage_offset(), value.size(), value.stride())
 
-    return Call(tuple(move(a) for a in call.args), {k: move(v) for k, v in call.kwargs.items()})
+    return call.map(move)
 
 
 def on_device(call: Call, device: str) -> Call:
     """``call`` with its tensors moved to ``device``."""
-    move = lambda v: v.to(device) if isinstance(v, torch.Tensor) else v  # noqa: E731
-    return Call(tuple(move(a) for a in call.args), {k: move(v) for k, v in call.kwargs.items()})
+    return call.map(lambda v: v.to(device) if isinstance(v, torch.Tensor) else v)
 
 
 _WAKE = torch.empty(1 << 17)  # above torch's grain size: the fill runs on the thread pool
