@@ -3,7 +3,7 @@
     python benchmarks/noise_floor.py [--target quantize_k_cache] [--sizes ...] [--repeats 10] [--budget 6]
 
 At each size, ``--repeats`` times, each time with two fresh runner processes (as ``harness bench`` does,
-and, as it does, a second fresh pair when the first pair's verdict is close to the floor):
+and, as it does, more fresh pairs while the verdict is not settled: ``Bench.another_pair``):
 1. the oracle timed against itself (A against A) must never be "faster" or "slower";
 2. a candidate doing 10% more work on purpose (the oracle plus a busy wait of a tenth of the oracle's
    median at that size, as the A-against-A runs just measured it in runners) must be "slower" every time.
@@ -40,10 +40,12 @@ def _share(value: float | None) -> str:
 
 
 def judged(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
-    """A size timed as ``harness`` times it: in a fresh pair of runners, and if that pair's verdict is close
-    to the floor (``Bench.borderline``) in a second fresh pair as well, the two combined."""
-    first = fresh_pair(bench, specs, size)
-    return bench.combine([first, fresh_pair(bench, specs, size)]) if bench.borderline(first) else first
+    """A size timed as ``harness`` times it: in a fresh pair of runners, then in more fresh pairs while
+    ``Bench.another_pair`` says the verdict is not settled, the pairs voting (``Bench.combine``)."""
+    timings = [fresh_pair(bench, specs, size)]
+    while bench.another_pair(timings):
+        timings.append(fresh_pair(bench, specs, size))
+    return bench.combine(timings)
 
 
 def fresh_pair(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
@@ -90,7 +92,7 @@ def main() -> int:
                 ok &= good(t.verdict)
                 print(f"  {label:13s} run {i + 1:2d}: {t.speedup:.3f}x [{t.speedup_ci[0]:.3f}-{t.speedup_ci[1]:.3f}] "
                       f"{t.label:34s} {t.candidate.rounds:4d} rounds {walls[-1]:5.1f} s "
-                      f"{'confirmed ' + ' '.join(f'{s:.3f}' for s in t.pair_speedups) + ' ' if t.pair_speedups else ''}"
+                      f"{'pairs ' + ' '.join(f'{s:.3f}' for s in t.pair_speedups) + ' ' if t.pair_speedups else ''}"
                       f"foreign CPU {_share(t.foreign_cpu)} steal {_share(t.steal_cpu)} "
                       f"{'ok' if good(t.verdict) else 'WRONG'}", flush=True)
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))

@@ -11,7 +11,7 @@ from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.fmt import fmt_interval, fmt_time, plain
+from harness.fmt import fmt_interval, fmt_pair_count, fmt_time, plain
 from harness.report import best_candidate, run_label, verdict_text
 from harness.history import headline_names
 from harness.result import Profile, RunResult
@@ -93,7 +93,8 @@ def sizes_table(result: RunResult) -> Table | None:
                          no_wrap=column not in ("candidate", "size"))
     for c in timed:
         for t in c.timings:
-            rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)")
+            pairs = fmt_pair_count(t.pair_verdicts, t.verdict)
+            rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)") + (f", {escape(pairs)}" if pairs else "")
             table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
                           fmt_interval(t),
                           f"[{SIGNIFICANCE_STYLE.get(t.verdict, 'dim')}]{escape(t.shown)}[/]", rounds, f"{t.gbps:.2f}",

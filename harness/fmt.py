@@ -56,6 +56,32 @@ def fmt_interval(t: WithInterval) -> str:
     return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
 
 
+def _votes(verdicts: tuple[str, ...], verdict: str) -> list[bool] | None:
+    """Which pairs voted for ``verdict`` (``Bench.combine``); None when no verdict won."""
+    if verdict not in stats.DECISIVE:
+        return None
+    return [stats.verdict_class(v) == stats.verdict_class(verdict) for v in verdicts]
+
+
+def fmt_pair_count(verdicts: tuple[str, ...], verdict: str) -> str:
+    """"2 pairs", "2 of 3 pairs", "no majority of 2 pairs"; empty for one pair."""
+    if not verdicts:
+        return ""
+    votes, n = _votes(verdicts, verdict), len(verdicts)
+    return f"no majority of {n} pairs" if votes is None else f"{n} pairs" if all(votes) else f"{sum(votes)} of {n} pairs"
+
+
+def fmt_pairs(speedups: tuple[float, ...], verdicts: tuple[str, ...], verdict: str) -> str:
+    """How the pairs of runners voted: "2 pairs of runners: 0.91x slower, 0.90x slower", "2 of 3 pairs of
+    runners: ..., 1.00x no significant difference (outvoted), ..."; empty for one pair.  Plain text: the
+    caller escapes it for its format."""
+    if not speedups:
+        return ""
+    votes = _votes(verdicts, verdict) or [True] * len(verdicts)
+    each = ", ".join(f"{fmt_speedup(s)} {v}" + ("" if ok else " (outvoted)") for s, v, ok in zip(speedups, verdicts, votes))
+    return f"{fmt_pair_count(verdicts, verdict)} of runners: {each}"
+
+
 def _one_line(text: object) -> str:
     """Whitespace (every kind of line break included) collapsed, control characters dropped."""
     return " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in str(text)).split())

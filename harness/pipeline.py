@@ -3,9 +3,9 @@ result.  Runs in the judge (the process the user started), which never imports c
 
 ``Pipeline`` reads the target and its candidates (from source, see ``candidates``), then for each
 candidate starts a fresh runner (``sandbox``) and: verifies it against the oracle computed here; if it
-passed, times it against the baseline — which lives in a runner of its own for the whole run — over the
-size ladder, times each regression case once more for the report's annotated tests, and profiles it in
-its runner.  A candidate that hangs, crashes, misbehaves on the pipe or changes process state only earns
+passed, times it against the baseline — which lives in runners of its own for the whole run, one per pair
+of runners a size may need (``Bench.another_pair``) — over the size ladder, times each regression case
+once more for the report's annotated tests, and profiles it in its runner.  A candidate that hangs, crashes, misbehaves on the pipe or changes process state only earns
 its own verdict.  The checkout is snapshotted before and after (``checkout``).  It returns one frozen
 ``RunResult``, reports progress through a callback and renders nothing.
 """
@@ -170,6 +170,7 @@ class Pipeline:
             self._check_memory()
         self.finished: list[CandidateResult] = []
         self._baseline: Runner | None = None
+        self._extra_baselines: list[Runner] = []  # the baseline's runners of pairs 2, 3...: kept for the whole run
         self._next: Runner | None = None
         self._upcoming: str | None = None
 
@@ -222,10 +223,10 @@ class Pipeline:
         once (the stopped ones keep theirs)."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
-        runners = 2 * max(cfg.processes, 2 if cfg.confirm_margin > 0 else 1)  # a confirming pair may join
+        runners = 2 * cfg.most_pairs  # pairs that may join to settle a verdict included
         for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
-            sets = max(1, min(cfg.max_buffers, cfg.buffer_bytes // per_set))
+            sets = cfg.input_sets(per_set, self.options.device)
             need = (runners * sets + 2) * per_set  # the runners' input sets, and room for outputs and temporaries
             if available is not None and need > available:
                 raise UsageError(f"size {size.name} needs about {need / 2**30:.1f} GiB on {self.options.device} "
@@ -302,6 +303,7 @@ class Pipeline:
         try:
             if opts.time:  # loads during the first candidate's verification; waited for before any timing
                 self._baseline = self._start(self.baseline_spec)
+                self._extra_baselines = [self._start(self.baseline_spec) for _ in range(self._likely_pairs - 1)]
             self.progress("phase", name="candidates", total=len(self.candidates))
             for i, cand in enumerate(self.candidates):
                 runner, self._next = self._next, None
@@ -315,7 +317,7 @@ class Pipeline:
                 self.progress("done", name="baseline profile", ok=baseline_profile is not None)
         finally:
             threads = self._baseline.threads if self._baseline else None
-            for runner in (self._baseline, self._next):
+            for runner in (self._baseline, self._next, *self._extra_baselines):
                 if runner is not None:
                     runner.close()
         changed = checkout.changes(before, checkout.snapshot(self._folders()))
@@ -389,7 +391,8 @@ class Pipeline:
                 try:
                     pairs = [(self._baseline_runner(), runner), *self._more_pairs(cand, extra)]
                     watch = noise.CpuWatch()
-                    watch.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra])
+                    watch.start([pairs[0][0].pid, pairs[0][1].pid],
+                                lambda: [r.pid for r in extra + self._extra_baselines])
                     timings, case_timings, notes = self._time(pairs, cand, extra)
                     foreign, steal = watch.share(), watch.steal()  # while the extra runners' CPU time is readable
                 finally:
@@ -414,21 +417,29 @@ class Pipeline:
         except InputsDiffer as exc:
             return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
 
+    @property
+    def _likely_pairs(self) -> int:
+        """The runner pairs most candidates will be timed in: every pair ``--processes`` asks for, and with
+        one, a second (any verdict but a large speedup needs one); the baseline's runners for them load
+        while the first candidate is verified."""
+        cfg = self.options.bench
+        return cfg.processes if cfg.most_pairs == 1 else max(cfg.processes, 2)
+
     def _start_next(self) -> None:
         """Start the next candidate's runner, to load while this one is verified."""
         if self._upcoming is not None and self._next is None:
             self._next = self._start(self._upcoming)
 
     def _more_pairs(self, cand: Described, started: list[Runner], count: int | None = None) -> list[tuple[Runner, Runner]]:
-        """``count`` (default ``processes - 1``) more pairs of fresh runners, the baseline's and the
-        candidate's, for timing only (``Bench.combine``); the first pair is the verified candidate's runner
-        and the baseline's.  Each runner is added to ``started`` as soon as it exists: the caller closes
-        them, whatever happens."""
+        """``count`` (default ``processes - 1``) more pairs of runners, for timing only (``Bench.combine``):
+        the first pair is the verified candidate's runner and the baseline's; pair k + 1 holds a fresh runner
+        of the candidate and the baseline's k-th extra runner, kept for the whole run like its first.  Each
+        candidate runner is added to ``started`` as soon as it exists: the caller closes them, whatever
+        happens."""
         pairs: list[tuple[Runner, Runner]] = []
         for _ in range(self.options.bench.processes - 1 if count is None else count):
-            for spec in (self.baseline_spec, cand.spec):
-                started.append(self._start(spec))
-            pair = (started[-2], started[-1])
+            started.append(self._start(cand.spec))
+            pair = (self._extra_baseline(len(started) - 1), started[-1])
             for r in pair:
                 try:
                     r.ready()
@@ -442,6 +453,17 @@ class Pipeline:
                 r.reap_strays()
             pairs.append(pair)
         return pairs
+
+    def _extra_baseline(self, index: int) -> Runner:
+        """The baseline's runner for extra pair ``index`` (0 for the second pair), started on first need and
+        again if it died; it keeps its heap and imports from candidate to candidate, as the first one does."""
+        while len(self._extra_baselines) <= index:
+            self._extra_baselines.append(self._start(self.baseline_spec))
+        if not self._extra_baselines[index].alive():
+            self._extra_baselines[index].close()
+            self._extra_baselines[index] = self._start(self.baseline_spec)
+        self._extra_baselines[index].start_job()
+        return self._extra_baselines[index]
 
     def _spot_check(self, runner: Runner, cand: Described, cases: int = SPOT_CHECKED_CASES) -> None:
         """The first named cases of its domain, again, in a candidate's extra timing runner: a function that
@@ -458,9 +480,10 @@ class Pipeline:
         """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
         once more (best of a few interleaved calls, in the first pair) for the report's annotated tests; the
         ladder is the measurement that carries the verdict.  Only inside the candidate's domain: each size
-        left out is a note.  Timed in one pair, a size whose "faster"/"slower" is close to the floor
-        (``Bench.borderline``) is timed again in a second pair, started on first need (into ``started``),
-        and the two combined: one process pair alone can be off by several percent."""
+        left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``: one pair
+        whose verdict does not stand alone, or two that disagree) is timed in one more pair, started on first
+        need (into ``started``) and kept for the later sizes, and the pairs vote (``Bench.combine``): one pair
+        of processes alone can be off by several percent."""
         if self._next is not None:
             self._next.suspend()  # still loading: stopped while anything is timed
         baseline, runner = pairs[0]
@@ -472,15 +495,13 @@ class Pipeline:
                 notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
                 continue
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
-            everyone = pairs + confirming
-            measured = [self._compare(everyone, i, size) for i in range(len(pairs))]
-            timing = self.bench.combine(measured)
-            if len(pairs) == 1 and self.bench.borderline(timing):
-                self.progress("step", name=f"{cand.name}: confirm @ {size.name} in a second pair of runners")
-                confirming = confirming or self._more_pairs(cand, started, count=1)
-                everyone = pairs + confirming
-                timing = self.bench.combine([*measured, self._compare(everyone, 1, size)])
-            timings.append(timing)
+            measured = [self._compare(pairs + confirming, i, size) for i in range(len(pairs))]
+            while self.bench.another_pair(measured):
+                self.progress("step", name=f"{cand.name}: time @ {size.name} in pair {len(measured) + 1} of runners")
+                if len(measured) == len(pairs) + len(confirming):
+                    confirming += self._more_pairs(cand, started, count=1)
+                measured.append(self._compare(pairs + confirming, len(measured), size))
+            timings.append(self.bench.combine(measured))
         self.progress("step", name=f"{cand.name}: time each regression case")
         _suspend_all_but(pairs + confirming, 0)  # only the first pair times the cases
         for r in pairs[0]:

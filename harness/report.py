@@ -15,7 +15,7 @@ import re
 
 from harness import stats
 from harness.bench import PRECISION_ROUNDS
-from harness.fmt import (change_note, fmt_interval, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
+from harness.fmt import (change_note, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text)
 from harness.history import headline_names
 from harness.result import CandidateResult, Profile, RunResult
@@ -122,7 +122,8 @@ def _explanation(result: RunResult) -> str:
     body += ["**By size** (medians of the timed rounds, without the profiler):", ""]
     for t in best.timings:
         body.append(f"- {md_code(t.size)} ({md_text(t.input)}): {fmt_time(t.baseline.median_s)} → "
-                    f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.shown)}; {t.gbps:.1f} GB/s")
+                    f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.shown)}; {t.gbps:.1f} GB/s"
+                    + (f"; {md_text(pairs)}" if (pairs := fmt_pairs(t.pair_speedups, t.pair_verdicts, t.verdict)) else ""))
     return _details("📝 Explanation and details", "\n".join(body))
 
 
@@ -224,7 +225,8 @@ def _by_size(result: RunResult, chart: str | None = None) -> str:
             for s in sizes]
     stats_rows = [
         [md_code(c.name), md_code(t.size), who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s),
-         fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent"]
+         fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent",
+         md_text(fmt_pairs(t.pair_speedups, t.pair_verdicts, t.verdict)) if who == "candidate" else ""]
         for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
     return ("## Speedup by size\n\n" + image + md_fence("\n".join(lines), "mermaid") + "\n\n"
@@ -232,7 +234,7 @@ def _by_size(result: RunResult, chart: str | None = None) -> str:
             + _table(["Size", *(md_code(c.name) for c in timed)], rows) + "\n"
             + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
                        _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
-                               "Rounds", "Decided"], stats_rows)))
+                               "Rounds", "Decided", "Pairs"], stats_rows)))
 
 
 def _regression_tests(result: RunResult) -> str:
@@ -294,12 +296,15 @@ def _footer(result: RunResult) -> str:
             f"±{b.noise_floor:.0%}\" (a difference smaller than the floor); across a floor boundary when the budget "
             f"ran out, \"inconclusive\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
-            + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate): the "
-               f"medians pool their rounds and the interval spans every pair's, so \"faster\" or \"slower\" "
-               f"means every pair said so."
+            + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate), and a "
+               f"third where two disagreed: the pairs vote, the verdict is what most of them decided (\"inside the "
+               f"floor\" counting as one), its interval spans theirs and its medians pool their rounds."
                if b.processes > 1 else "")
-            + (f" A \"faster\" or \"slower\" whose interval ended within {b.confirm_margin:.0%} of the floor was "
-               f"timed again in a second pair of runner processes and stands only if both pairs said so."
+            + (f" One pair of runner processes decided a size alone only with \"faster\" or \"slower\" more than "
+               f"{b.confirm_margin:.0%} beyond the floor, or inside the floor at a size beyond the CPU's cache; any "
+               f"other verdict was timed in a second pair of runner processes, and a third where two disagreed: the "
+               f"pairs vote, the verdict is what most of them decided, its interval spans theirs and its medians pool "
+               f"their rounds."
                if b.processes == 1 and b.confirm_margin > 0 else "")
         )
     for note in result.noise:

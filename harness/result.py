@@ -182,9 +182,11 @@ class SizeTiming:
     label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
     foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
-    # with several runner pairs (BenchConfig.processes): each pair's own speedup, in the order timed; the
-    # fields above then pool all pairs' rounds, and the interval spans every pair's interval
+    # timed in several runner pairs (Bench.combine): each pair's own speedup and verdict, in the order timed;
+    # the fields above then pool the rounds of the pairs whose verdict won the vote, and the interval spans
+    # their intervals (every pair's, when no verdict won)
     pair_speedups: tuple[float, ...] = ()
+    pair_verdicts: tuple[str, ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -279,8 +281,8 @@ class BenchSettings:
     threads: int | None
     l2_flush: bool
     cuda_graphs: bool = False
-    processes: int = 1  # runner pairs each candidate was timed in (a verdict needs them all to agree)
-    confirm_margin: float = 0.0  # with one pair, a verdict this close to the floor was confirmed in a second
+    processes: int = 1  # runner pairs each candidate was timed in at least (a verdict needs most of them to agree)
+    confirm_margin: float = 0.0  # with one pair, only a faster/slower this far beyond the floor stood alone
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from harness.result import Summary
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
 WITHIN, INCONCLUSIVE = "within the noise floor", "inconclusive"
 DECISIVE = (FASTER, SLOWER, SAME, WITHIN)
+INSIDE = "inside the noise floor"  # the class of SAME and WITHIN, as pairs of runners vote (``verdict_class``)
 
 
 def quantile(xs: Sequence[float], q: float) -> float:
@@ -86,6 +87,12 @@ def decide(ci: tuple[float, float], noise_floor: float) -> str:
     if low >= 1 - noise_floor and high <= 1 + noise_floor:
         return SAME if low <= 1.0 <= high else WITHIN
     return INCONCLUSIVE
+
+
+def verdict_class(verdict: str) -> str:
+    """What a verdict claims, for comparing verdicts: "no significant difference" and "within the noise
+    floor" both say the difference is smaller than the floor."""
+    return INSIDE if verdict in (SAME, WITHIN) else verdict
 
 
 def label(verdict: str, speedup: float, ci: tuple[float, float], noise_floor: float) -> str:

@@ -79,7 +79,7 @@ class Worker:
         """Input sets for ``size``, rotated through during timing (no function times its own cache)."""
         first = self.target.build(size, self.device)
         per_set = max(1, self.target.bytes_moved(first))
-        count = max(1, min(self.config.max_buffers, self.config.buffer_bytes // per_set))
+        count = self.config.input_sets(per_set, self.device)
         return [first] + [self.target.build(Case(size.name, size.family, size.params, size.seed + i), self.device)
                           for i in range(1, count)]
 

@@ -3,6 +3,7 @@ interleaving, warm-up, convergence, budget, the paired speedup, and the check th
 given the same inputs.  The two functions are in-process ``Worker``s (what a runner serves); real-clock
 behaviour, across real runners, is shown by benchmarks/, which prints figures."""
 
+import dataclasses
 import itertools
 import warnings
 
@@ -222,22 +223,95 @@ def test_rounds_within_the_cache_run_on_inputs_moved_to_fresh_memory():
     assert len(set(seen)) == 1  # not asked: the inputs stay where they were built
 
 
-def test_runner_pairs_are_faster_only_if_every_pair_says_so():
-    """Bench.combine: three pairs of one size as one timing; the interval spans all three."""
+def _inconclusive():
+    b = make({"base": 1e-3, "cand": 1.053e-3}, budget_s=0.5)
+    b.clock.jitter = itertools.cycle([1.0, 1.06, 0.95, 1.03, 0.97, 1.08, 0.93, 1.01])  # a noisy machine
+    return b.compare()
+
+
+def test_runner_pairs_vote_and_the_verdict_is_the_majoritys():
+    """Bench.combine: several pairs of one size as one timing; the verdict is what more than half of them
+    decided, its interval spans theirs and its medians pool their rounds; the others are kept, outvoted."""
     faster = make({"base": 1.2e-3, "cand": 1e-3}).compare()
     also_faster = make({"base": 1.3e-3, "cand": 1e-3}).compare()
     same = make({"base": 1e-3, "cand": 1e-3}).compare()
+    within = make({"base": 1.02e-3, "cand": 1e-3}).compare()
     bench = make({}).bench
     both = bench.combine([faster, also_faster])
     assert both.verdict == "faster" and both.pair_speedups == (faster.speedup, also_faster.speedup)
+    assert both.pair_verdicts == ("faster", "faster")
     assert both.speedup_ci == (faster.speedup_ci[0], also_faster.speedup_ci[1])
     assert both.candidate.rounds == faster.candidate.rounds + also_faster.candidate.rounds
     assert 1.2 <= both.speedup <= 1.3 and both.converged
-    split = bench.combine([faster, same, also_faster])  # one pair disagrees: no verdict the pairs do not share
-    assert split.verdict == "inconclusive" and split.label == f"inconclusive (interval {split.speedup_ci[0]:.2f}–1.30)"
-    assert split.speedup_ci[0] <= 1.0 and split.speedup_ci[1] >= 1.3
-    assert not split.converged  # each pair decided, but together they did not
-    assert bench.combine([same]) is same and same.pair_speedups == ()
+    two_of_three = bench.combine([faster, same, also_faster])  # one pair outvoted: kept, but not in the numbers
+    assert two_of_three.verdict == "faster" and two_of_three.speedup_ci == both.speedup_ci
+    assert two_of_three.candidate.rounds == both.candidate.rounds and two_of_three.converged
+    assert two_of_three.pair_speedups == (faster.speedup, same.speedup, also_faster.speedup)
+    assert two_of_three.pair_verdicts == ("faster", "no significant difference", "faster")
+    split = bench.combine([faster, same])  # no majority: the interval spans both, across the floor
+    low, high = split.speedup_ci
+    assert split.verdict == "inconclusive" and split.label == f"inconclusive (interval {low:.2f}–{high:.2f})"
+    assert high == faster.speedup_ci[1]
+    assert split.speedup_ci[0] <= 1.0 and not split.converged  # each pair decided, but together they did not
+    inside = bench.combine([same, within])  # "no significant difference" and "within" both say: inside the floor
+    assert inside.verdict in ("no significant difference", "within the noise floor") and inside.converged
+    assert bench.combine([same]) is same and same.pair_speedups == () and same.pair_verdicts == ()
+    undecided = bench.combine([faster, _inconclusive(), same])  # an inconclusive pair votes for nothing
+    assert undecided.verdict == "inconclusive"
+
+
+def test_a_single_pair_stands_alone_only_when_its_speedup_is_far_beyond_the_floor(monkeypatch):
+    bench = make({}).bench
+    near = make({"base": 1.08e-3, "cand": 1e-3}).compare()  # 8% faster: a pair off by 8% would read this
+    faster = make({"base": 1.3e-3, "cand": 1e-3}).compare()  # 30%: beyond any offset one pair was seen to have
+    slower_near = make({"base": 1e-3, "cand": 1.08e-3}).compare()
+    slower = make({"base": 1e-3, "cand": 1.3e-3}).compare()
+    same = make({"base": 1e-3, "cand": 1e-3}).compare()
+    assert near.verdict == "faster" and not bench.stands_alone(near)
+    assert slower_near.verdict == "slower" and not bench.stands_alone(slower_near)
+    assert bench.stands_alone(faster) and bench.stands_alone(slower)
+    assert not bench.stands_alone(same)  # a 10% slower function in a pair off by 10% reads like this
+    assert not bench.stands_alone(_inconclusive())
+    from harness import noise
+
+    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: 32 << 20)
+    streaming = dataclasses.replace(same, bytes_moved=64 << 20)  # beyond the cache: pairs agree within ~2%
+    assert bench.stands_alone(streaming) and not bench.stands_alone(same)
+    assert not bench.stands_alone(dataclasses.replace(near, bytes_moved=64 << 20))
+    assert make({}, confirm_margin=0.0).bench.stands_alone(same)  # 0: every single pair is trusted
+
+
+def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
+    faster = make({"base": 1.08e-3, "cand": 1e-3}).compare()
+    clear = make({"base": 1.3e-3, "cand": 1e-3}).compare()
+    same = make({"base": 1e-3, "cand": 1e-3}).compare()
+    unsure = _inconclusive()
+    bench = make({}).bench
+    assert bench.another_pair([same]) and bench.another_pair([faster]) and bench.another_pair([unsure])
+    assert not bench.another_pair([clear])
+    assert not bench.another_pair([faster, faster]) and not bench.another_pair([same, same])  # they agree
+    assert bench.another_pair([faster, same]) and bench.another_pair([unsure, same])  # a third decides
+    assert not bench.another_pair([faster, same, faster])  # two of three
+    assert not bench.another_pair([faster, same, unsure])  # three pairs at most, and no majority is left
+    assert not bench.another_pair([unsure, unsure])  # a third could not make a majority
+    assert not make({}, confirm_margin=0.0).bench.another_pair([same])
+    three = make({}, processes=3).bench  # --processes 3: three pairs are timed anyway, and decide by majority
+    assert not three.another_pair([faster, same, faster]) and not three.another_pair([faster, same, unsure])
+    assert make({}, processes=1).bench.config.most_pairs == 3 and three.config.most_pairs == 4
+    assert make({}, confirm_margin=0.0).bench.config.most_pairs == 1
+
+
+def test_input_sets_stop_at_twice_the_last_level_cache_on_the_cpu(monkeypatch):
+    from harness import noise
+
+    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: 32 << 20)
+    cfg = BenchConfig()
+    assert cfg.input_sets(1 << 20, "cpu") == cfg.max_buffers  # small: as many as allowed
+    assert cfg.input_sets(30 << 20, "cpu") == 3  # 90 MiB passes 64 MiB
+    assert cfg.input_sets(118 << 20, "cpu") == 1  # one set alone streams past the cache
+    assert cfg.input_sets(118 << 20, "cuda") == 2  # on CUDA each call flushes L2: buffer_bytes decides
+    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: None)
+    assert cfg.input_sets(118 << 20, "cpu") == 2
 
 
 def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
@@ -248,16 +322,3 @@ def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
     assert runner_cpus("cpu") is None
     if hasattr(os, "sched_getaffinity"):
         assert runner_cpus("cuda") == sorted(os.sched_getaffinity(0))[:1]
-
-
-def test_a_verdict_close_to_the_floor_is_borderline_and_a_clear_one_is_not():
-    bench = make({}).bench
-    near = make({"base": 1.08e-3, "cand": 1e-3}).compare()  # 8% faster: within 5% of the 5% floor
-    clear = make({"base": 1.12e-3, "cand": 1e-3}).compare()  # 12% faster: beyond any one pair's offset
-    slower = make({"base": 1e-3, "cand": 1.08e-3}).compare()
-    same = make({"base": 1e-3, "cand": 1e-3}).compare()
-    assert near.verdict == "faster" and bench.borderline(near)
-    assert slower.verdict == "slower" and bench.borderline(slower)
-    assert not bench.borderline(clear) and not bench.borderline(same)
-    off = make({}, confirm_margin=0.0).bench
-    assert not off.borderline(near)

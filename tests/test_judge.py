@@ -78,7 +78,9 @@ def test_forged_timings_are_caught_by_the_judges_clock(tmp_path):
 def test_a_process_left_running_is_killed_and_noted(judged):
     _, by_name, marker, run = judged
     c = by_name["leaves_a_process"]
-    assert c.verdict == "pass" and c.notes == ("left 1 process running after its calls (killed by the judge)",)
+    assert c.verdict == "pass" and "left 1 process running after its calls (killed by the judge)" in c.notes
+    extra = [n for n in c.notes if "extra timing runners" in n]  # the pairs a verdict inside the floor needs
+    assert len(c.notes) == 1 + len(extra) and all(n.startswith("left ") for n in extra)
     pid = int(open(f"{marker}.pid").read())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -130,3 +130,25 @@ def test_explanation_carries_profile_facts(run, text):
 def test_every_candidate_profile_is_in_the_report(run, text):
     for cand in run.candidates:
         assert cand.profile is not None and f"**`{cand.spec}`**" in text
+
+
+def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
+    assert fmt.fmt_pairs((), (), "faster") == ""
+    assert fmt.fmt_pairs((0.91, 0.9), ("slower", "slower"), "slower") == "2 pairs of runners: 0.91x slower, 0.90x slower"
+    assert fmt.fmt_pairs((0.91, 1.0, 0.9), ("slower", "no significant difference", "slower"), "slower") == (
+        "2 of 3 pairs of runners: 0.91x slower, 1.00x no significant difference (outvoted), 0.90x slower")
+    assert fmt.fmt_pairs((1.1, 1.0), ("faster", "within the noise floor"), "inconclusive").startswith(
+        "no majority of 2 pairs of runners: 1.10x faster, 1.00x within")
+    assert fmt.fmt_pair_count(("faster", "no significant difference", "within the noise floor"),
+                              "no significant difference") == "2 of 3 pairs"
+    import dataclasses
+
+    cand = next(c for c in run.candidates if c.timings)
+    timing = dataclasses.replace(cand.timings[0], pair_speedups=(1.2, 1.0, 1.3),
+                                 pair_verdicts=("faster", "</details><!-- hidden", "faster"), verdict="faster")
+    voted = dataclasses.replace(run, candidates=tuple(
+        dataclasses.replace(c, timings=(timing, *c.timings[1:])) if c is cand else c for c in run.candidates))
+    text = report.markdown(voted)
+    assert "2 of 3 pairs of runners: 1.20x faster, 1.00x" in text and "(outvoted), 1.30x faster" in text
+    assert text.count("<details>") == text.count("</details>") and "<!-- hidden" not in text
+    assert result.load_text(result.dumps(voted)) == voted  # the votes are part of the one JSON schema

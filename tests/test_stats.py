@@ -58,3 +58,9 @@ def test_paired_ratios_and_percent():
         stats.paired_ratios([1.0], [1.0, 2.0])
     assert stats.percent_faster(1.55) == pytest.approx(55.0)
     assert stats.percent_faster(0.8) == pytest.approx(-20.0)
+
+
+def test_verdicts_inside_the_floor_are_one_class_when_pairs_vote():
+    assert stats.verdict_class(stats.SAME) == stats.verdict_class(stats.WITHIN) == stats.INSIDE
+    assert {stats.verdict_class(v) for v in (stats.FASTER, stats.SLOWER, stats.INCONCLUSIVE)} == {
+        stats.FASTER, stats.SLOWER, stats.INCONCLUSIVE}
