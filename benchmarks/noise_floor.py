@@ -44,17 +44,17 @@ def judged(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
     ``Bench.another_pair`` says the verdict is not settled, the pairs voting (``Bench.combine``)."""
     timings = [fresh_pair(bench, specs, size)]
     while bench.another_pair(timings):
-        timings.append(fresh_pair(bench, specs, size))
+        timings.append(fresh_pair(bench, specs, size, bench.pair_budget(len(timings))))
     return bench.combine(timings)
 
 
-def fresh_pair(bench: Bench, specs: tuple[str, str], size) -> SizeTiming:
+def fresh_pair(bench: Bench, specs: tuple[str, str], size, budget_s: float | None = None) -> SizeTiming:
     """Baseline and candidate each in a freshly started runner, timed at ``size``, then both stopped."""
     runners = [start(spec, bench.target.ref, bench.device, dataclasses.asdict(bench.config), 600) for spec in specs]
     try:
         for runner in runners:
             runner.ready()
-        return bench.compare(*runners, size)
+        return bench.compare(*runners, size, budget_s)
     finally:
         for runner in runners:
             runner.close()

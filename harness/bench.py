@@ -34,7 +34,8 @@ from harness.target import Case, Target
 @dataclass(frozen=True)
 class BenchConfig:
     target_rse: float = 0.03  # of each median, for the per-size medians and GB/s the report quotes
-    budget_s: float = 6.0  # at most, per candidate and size, baseline rounds included
+    budget_s: float = 6.0  # at most, per candidate and size in one pair of runners, baseline rounds included
+    # (a pair that joins to settle a verdict gets half: ``Bench.pair_budget``)
     noise_floor: float = 0.05
     min_rounds: int = 8
     max_rounds: int = 5000
@@ -99,7 +100,8 @@ class Bench:
         self.target, self.device, self.config = target, device, config
         self.copy_gbps = copy_gbps
 
-    def compare(self, baseline: Timed, candidate: Timed, size: Case) -> SizeTiming:
+    def compare(self, baseline: Timed, candidate: Timed, size: Case, budget_s: float | None = None) -> SizeTiming:
+        """``size`` timed in one pair of runners, for at most ``budget_s`` of rounds (default the config's)."""
         cfg = self.config
         pair = (baseline, candidate)
         try:
@@ -109,7 +111,7 @@ class Bench:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
             n = [max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9))) for p in prepared]
             rounds: tuple[list[float], list[float]] = ([], [])
-            deadline = time.perf_counter() + cfg.budget_s
+            deadline = time.perf_counter() + (cfg.budget_s if budget_s is None else budget_s)
             watch = noise.CpuWatch()
             watch.start(getattr(t, "pid", None) or 0 for t in pair)
             converged, checkpoint = False, cfg.min_rounds
@@ -223,15 +225,24 @@ class Bench:
 
     def another_pair(self, timings: list[SizeTiming]) -> bool:
         """Whether the pairs timed so far at one size should be joined by one more: a single pair whose
-        verdict does not stand alone, or pairs with no majority that one more pair could still give one (two
-        that disagree, one of them decisive: a third decides).  At most ``BenchConfig.most_pairs``."""
+        decisive verdict does not stand alone, or pairs with no majority that one more pair could still give
+        one (two that disagree, one of them decisive: a third decides).  At most ``BenchConfig.most_pairs``.
+        A single pair that spent its budget undecided stays "inconclusive": it straddles a floor boundary,
+        where another pair would most likely straddle too (it is what made a run take 60 s: three pairs,
+        6 s each, at one size)."""
         if len(timings) == 1:
-            return self.config.processes == 1 and not self.stands_alone(timings[0])
+            return self.config.processes == 1 and timings[0].verdict in stats.DECISIVE and not self.stands_alone(timings[0])
         if self._majority(timings) or len(timings) >= self.config.most_pairs:
             return False
         most = max((sum(stats.verdict_class(t.verdict) == stats.verdict_class(v.verdict) for t in timings)
                     for v in timings if v.verdict in stats.DECISIVE), default=0)
         return 2 * (most + 1) > len(timings) + 1
+
+    def pair_budget(self, index: int) -> float:
+        """The budget of rounds of pair ``index`` (0 first) at one size: ``budget_s`` for each pair
+        ``processes`` asks for, half of it for a pair that joins to settle a verdict (it checks a verdict
+        another pair reached; a size's worst case is then 6 + 3 + 3 s by default, not 18)."""
+        return self.config.budget_s if index < self.config.processes else self.config.budget_s / 2
 
     def best_of(self, baseline: Timed, candidate: Timed, case: Case, repeats: int = 5) -> tuple[float, float]:
         """Best single-call time of each on ``case``, interleaved.  A call that raises is timed up to its

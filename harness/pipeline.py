@@ -524,7 +524,7 @@ class Pipeline:
         _suspend_all_but(pairs, index)
         for r in pairs[index]:
             r.start_job()
-        return self.bench.compare(*pairs[index], size)
+        return self.bench.compare(*pairs[index], size, self.bench.pair_budget(index))
 
     def _profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one

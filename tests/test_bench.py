@@ -287,8 +287,9 @@ def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
     same = make({"base": 1e-3, "cand": 1e-3}).compare()
     unsure = _inconclusive()
     bench = make({}).bench
-    assert bench.another_pair([same]) and bench.another_pair([faster]) and bench.another_pair([unsure])
+    assert bench.another_pair([same]) and bench.another_pair([faster])
     assert not bench.another_pair([clear])
+    assert not bench.another_pair([unsure])  # its budget spent undecided: another pair would straddle too
     assert not bench.another_pair([faster, faster]) and not bench.another_pair([same, same])  # they agree
     assert bench.another_pair([faster, same]) and bench.another_pair([unsure, same])  # a third decides
     assert not bench.another_pair([faster, same, faster])  # two of three
@@ -299,6 +300,13 @@ def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
     assert not three.another_pair([faster, same, faster]) and not three.another_pair([faster, same, unsure])
     assert make({}, processes=1).bench.config.most_pairs == 3 and three.config.most_pairs == 4
     assert make({}, confirm_margin=0.0).bench.config.most_pairs == 1
+
+
+def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():
+    b = make({"base": 1e-3, "cand": 1e-3}, budget_s=60.0, target_rse=0.0)
+    assert b.bench.pair_budget(0) == 60.0 and b.bench.pair_budget(1) == 30.0
+    assert make({}, budget_s=6.0, processes=3).bench.pair_budget(2) == 6.0  # asked for: a full budget
+    assert b.bench.compare(*b.workers, SIZE, budget_s=0.0).candidate.rounds == 2  # the argument is the deadline
 
 
 def test_input_sets_stop_at_twice_the_last_level_cache_on_the_cpu(monkeypatch):
