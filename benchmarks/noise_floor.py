@@ -2,8 +2,9 @@
 
     python benchmarks/noise_floor.py [--target quantize_k_cache] [--sizes ...] [--repeats 10] [--budget 6]
 
-At each size, ``--repeats`` times, each time with two fresh runner processes (as ``harness bench`` does,
-and, as it does, more fresh pairs while the verdict is not settled: ``Bench.another_pair``):
+At each size, ``--repeats`` times, each time with two fresh runner processes and, by ``harness``'s rule,
+more pairs while the verdict is not settled (``Bench.another_pair``, ``Bench.pair_budget``; every pair here
+is fresh, where ``harness`` keeps the baseline's runners from candidate to candidate):
 1. the oracle timed against itself (A against A) must never be "faster" or "slower";
 2. a candidate doing 10% more work on purpose (the oracle plus a busy wait of a tenth of the oracle's
    median at that size, as the A-against-A runs just measured it in runners) must be "slower" every time.

@@ -62,8 +62,12 @@ class BenchConfig:
 
     @property
     def most_pairs(self) -> int:
-        """The most runner pairs one size can be timed in (``Bench.another_pair``)."""
-        return 1 if self.processes == 1 and self.confirm_margin <= 0 else max(self.processes + 1, 3)
+        """The most runner pairs one size can be timed in (``Bench.another_pair``): one more than
+        ``processes`` where an even number of pairs can split evenly (a third after one that did not stand
+        alone, or after two that disagree), none more where an odd number leaves no tie to break."""
+        if self.processes == 1:
+            return 3 if self.confirm_margin > 0 else 1
+        return self.processes + (self.processes % 2 == 0)
 
     def settings(self, threads: int | None) -> BenchSettings:
         """What the report says about the timing (``threads``: what the runners used)."""
@@ -138,12 +142,9 @@ class Bench:
         return dataclasses.replace(self._timing(size, n[1], converged, *rounds), foreign_cpu=foreign, steal_cpu=steal)
 
     def _beyond_cache(self, size: Case) -> bool:
-        return self._streams(self.target.case_bytes(size))
-
-    def _streams(self, bytes_moved: int) -> bool:
-        """A CPU call that moves more than the last-level cache holds (each round streams DRAM)."""
+        """A CPU size whose call moves more than the last-level cache holds (each round streams DRAM)."""
         cache = noise.last_level_cache_bytes() if self.device == "cpu" else None
-        return cache is not None and bytes_moved > cache
+        return cache is not None and self.target.case_bytes(size) > cache
 
     @staticmethod
     def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False, move_inputs: bool = False) -> list[dict]:
@@ -190,10 +191,10 @@ class Bench:
         base = [r for t in agreeing for r in t.baseline_rounds_s]
         cand = [r for t in agreeing for r in t.candidate_rounds_s]
         ci = (min(t.speedup_ci[0] for t in agreeing), max(t.speedup_ci[1] for t in agreeing))
-        measured = self._measured(timings[0].bytes_moved, base, cand, ci)
+        measured = self._measured(agreeing[0].bytes_moved, base, cand, ci)
         shares = lambda field: [getattr(t, field) for t in timings if getattr(t, field) is not None]  # noqa: E731
         return dataclasses.replace(
-            timings[0], **measured,
+            agreeing[0], **measured,
             converged=all(t.converged for t in agreeing) and measured["verdict"] in stats.DECISIVE,
             foreign_cpu=max(shares("foreign_cpu"), default=None), steal_cpu=max(shares("steal_cpu"), default=None),
             pair_speedups=tuple(t.speedup for t in timings), pair_verdicts=tuple(t.verdict for t in timings))
@@ -211,27 +212,22 @@ class Bench:
     def stands_alone(self, timing: SizeTiming) -> bool:
         """A single pair's verdict that needs no second pair: "faster" or "slower" by more than
         ``confirm_margin`` beyond the floor (an interval from 1.05 * 1.10 up, or from 0.95 / 1.10 down, by
-        default), and, at a CPU size beyond the last-level cache, a verdict inside the floor.  On this CPU
-        about one pair in a hundred was off by 6-17% on a quiet machine, every time at a size the cache holds
-        (where the process's placement of its data decides cache conflicts); streaming from memory, pairs
-        agreed within about 2% (benchmarks/NOTES.md).  Every other verdict of one pair — inside the floor
-        at a cached size, inconclusive, or a speedup near the floor — is timed in a second pair
-        (``another_pair``).  ``confirm_margin`` 0 trusts every single pair."""
+        default).  On this CPU one pair of runners in a hundred or so read 6-17% off on a quiet machine
+        (benchmarks/NOTES.md), and such a pair can make a 10%-slower function read "no significant
+        difference"; so every other verdict of one pair — inside the floor, inconclusive, or a speedup near
+        the floor — is timed in a second pair (``another_pair``).  ``confirm_margin`` 0 trusts every pair."""
         floor, margin = self.config.noise_floor, self.config.confirm_margin
         low, high = timing.speedup_ci
         return (margin <= 0 or timing.verdict == stats.FASTER and low > (1 + floor) * (1 + margin)
-                or timing.verdict == stats.SLOWER and high < (1 - floor) / (1 + margin)
-                or stats.verdict_class(timing.verdict) == stats.INSIDE and self._streams(timing.bytes_moved))
+                or timing.verdict == stats.SLOWER and high < (1 - floor) / (1 + margin))
 
     def another_pair(self, timings: list[SizeTiming]) -> bool:
         """Whether the pairs timed so far at one size should be joined by one more: a single pair whose
-        decisive verdict does not stand alone, or pairs with no majority that one more pair could still give
-        one (two that disagree, one of them decisive: a third decides).  At most ``BenchConfig.most_pairs``.
-        A single pair that spent its budget undecided stays "inconclusive": it straddles a floor boundary,
-        where another pair would most likely straddle too (it is what made a run take 60 s: three pairs,
-        6 s each, at one size)."""
+        verdict does not stand alone, or pairs with no majority that one more pair could still give one (two
+        that disagree, one of them decisive: a third decides).  At most ``BenchConfig.most_pairs``; each
+        pair that joins has half the budget (``pair_budget``)."""
         if len(timings) == 1:
-            return self.config.processes == 1 and timings[0].verdict in stats.DECISIVE and not self.stands_alone(timings[0])
+            return self.config.processes == 1 and not self.stands_alone(timings[0])
         if self._majority(timings) or len(timings) >= self.config.most_pairs:
             return False
         most = max((sum(stats.verdict_class(t.verdict) == stats.verdict_class(v.verdict) for t in timings)
@@ -240,8 +236,9 @@ class Bench:
 
     def pair_budget(self, index: int) -> float:
         """The budget of rounds of pair ``index`` (0 first) at one size: ``budget_s`` for each pair
-        ``processes`` asks for, half of it for a pair that joins to settle a verdict (it checks a verdict
-        another pair reached; a size's worst case is then 6 + 3 + 3 s by default, not 18)."""
+        ``processes`` asks for, half of it for a pair that joins to settle a verdict.  A size's worst case is
+        then 6 + 3 + 3 s by default, not 18: three pairs straddling the floor for 6 s each made a default
+        ``harness run`` take 60 s."""
         return self.config.budget_s if index < self.config.processes else self.config.budget_s / 2
 
     def best_of(self, baseline: Timed, candidate: Timed, case: Case, repeats: int = 5) -> tuple[float, float]:

@@ -93,7 +93,7 @@ def sizes_table(result: RunResult) -> Table | None:
                          no_wrap=column not in ("candidate", "size"))
     for c in timed:
         for t in c.timings:
-            pairs = fmt_pair_count(t.pair_verdicts, t.verdict)
+            pairs = fmt_pair_count(t)
             rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)") + (f", {escape(pairs)}" if pairs else "")
             table.add_row(escape(c.name), escape(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
                           fmt_interval(t),

@@ -56,30 +56,44 @@ def fmt_interval(t: WithInterval) -> str:
     return f"{fmt_speedup(t.speedup)} [{t.speedup_ci[0]:.2f}–{t.speedup_ci[1]:.2f}]"
 
 
-def _votes(verdicts: tuple[str, ...], verdict: str) -> list[bool] | None:
-    """Which pairs voted for ``verdict`` (``Bench.combine``); None when no verdict won."""
-    if verdict not in stats.DECISIVE:
+class Voted(Protocol):
+    """A size timed in pairs of runners (``SizeTiming``): each pair's speedup and verdict, and the verdict."""
+
+    pair_speedups: tuple[float, ...]
+    pair_verdicts: tuple[str, ...]
+    verdict: str
+
+
+def _votes(t: Voted) -> list[bool] | None:
+    """Which pairs voted for the verdict (``Bench.combine``); None when no verdict won, or a result file
+    from before pairs' verdicts were kept (empty ``pair_verdicts``)."""
+    if t.verdict not in stats.DECISIVE or len(t.pair_verdicts) != len(t.pair_speedups):
         return None
-    return [stats.verdict_class(v) == stats.verdict_class(verdict) for v in verdicts]
+    return [stats.verdict_class(v) == stats.verdict_class(t.verdict) for v in t.pair_verdicts]
 
 
-def fmt_pair_count(verdicts: tuple[str, ...], verdict: str) -> str:
+def fmt_pair_count(t: Voted) -> str:
     """"2 pairs", "2 of 3 pairs", "no majority of 2 pairs"; empty for one pair."""
-    if not verdicts:
+    n = len(t.pair_speedups)
+    if not n:
         return ""
-    votes, n = _votes(verdicts, verdict), len(verdicts)
-    return f"no majority of {n} pairs" if votes is None else f"{n} pairs" if all(votes) else f"{sum(votes)} of {n} pairs"
+    votes = _votes(t)
+    if votes is None:
+        return f"{n} pairs" if not t.pair_verdicts else f"no majority of {n} pairs"
+    return f"{n} pairs" if all(votes) else f"{sum(votes)} of {n} pairs"
 
 
-def fmt_pairs(speedups: tuple[float, ...], verdicts: tuple[str, ...], verdict: str) -> str:
+def fmt_pairs(t: Voted) -> str:
     """How the pairs of runners voted: "2 pairs of runners: 0.91x slower, 0.90x slower", "2 of 3 pairs of
     runners: ..., 1.00x no significant difference (outvoted), ..."; empty for one pair.  Plain text: the
     caller escapes it for its format."""
-    if not speedups:
+    if not t.pair_speedups:
         return ""
-    votes = _votes(verdicts, verdict) or [True] * len(verdicts)
-    each = ", ".join(f"{fmt_speedup(s)} {v}" + ("" if ok else " (outvoted)") for s, v, ok in zip(speedups, verdicts, votes))
-    return f"{fmt_pair_count(verdicts, verdict)} of runners: {each}"
+    votes = _votes(t) or [True] * len(t.pair_speedups)
+    verdicts = t.pair_verdicts if len(t.pair_verdicts) == len(t.pair_speedups) else ("",) * len(t.pair_speedups)
+    each = ", ".join(f"{fmt_speedup(s)} {v}".rstrip() + ("" if ok else " (outvoted)")
+                     for s, v, ok in zip(t.pair_speedups, verdicts, votes))
+    return f"{fmt_pair_count(t)} of runners: {each}"
 
 
 def _one_line(text: object) -> str:

@@ -220,18 +220,22 @@ class Pipeline:
 
     def _check_memory(self) -> None:
         """Each size must fit, before anything is allocated: the runners of every pair hold its input sets at
-        once (the stopped ones keep theirs)."""
+        once (the stopped ones keep theirs), and each runner keeps the inputs of the sizes before it (a
+        baseline's runner is asked for the same sizes by every candidate: ``Worker.prepare``)."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
         runners = 2 * cfg.most_pairs  # pairs that may join to settle a verdict included
+        kept = 0  # bytes each runner holds for the sizes before
         for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
             sets = cfg.input_sets(per_set, self.options.device)
-            need = (runners * sets + 2) * per_set  # the runners' input sets, and room for outputs and temporaries
+            kept += sets * per_set
+            need = runners * kept + 2 * per_set  # the runners' input sets, and room for outputs and temporaries
             if available is not None and need > available:
                 raise UsageError(f"size {size.name} needs about {need / 2**30:.1f} GiB on {self.options.device} "
-                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of {runners} runners), "
-                                 f"but {available / 2**30:.1f} GiB is available")
+                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of {runners} runners, "
+                                 f"which keep the inputs of the sizes before it), but {available / 2**30:.1f} GiB "
+                                 f"is available")
 
     @property
     def headline_size(self) -> Case:
@@ -303,7 +307,8 @@ class Pipeline:
         try:
             if opts.time:  # loads during the first candidate's verification; waited for before any timing
                 self._baseline = self._start(self.baseline_spec)
-                self._extra_baselines = [self._start(self.baseline_spec) for _ in range(self._likely_pairs - 1)]
+                for _ in range(self._likely_pairs - 1):
+                    self._extra_baselines.append(self._start(self.baseline_spec))
             self.progress("phase", name="candidates", total=len(self.candidates))
             for i, cand in enumerate(self.candidates):
                 runner, self._next = self._next, None
@@ -407,15 +412,32 @@ class Pipeline:
                     largest = max(sizes, key=self.target.case_bytes)
                     result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, largest))
             return result
-        except RunnerError as exc:
+        except (RunnerError, StateChanged, InputsDiffer) as exc:
+            self._retire_baselines(getattr(exc, "spec", ""))
+            return self._failure(result, exc)
+
+    def _failure(self, result: CandidateResult, exc: Exception) -> CandidateResult:
+        """The candidate's verdict when its run failed: whose fault, and in which words."""
+        if isinstance(exc, RunnerError):
             reason = _failed(str(exc), exc.spec, self.baseline_spec)
             verdict = "fail" if isinstance(exc, ChangedInExtraRunner) and exc.spec != absolute(self.baseline_spec) else "error"
             return dataclasses.replace(result, verdict=verdict, error=reason, timings=(), case_timings=())
-        except StateChanged as exc:
+        if isinstance(exc, StateChanged):
             reason = _failed(f"changed process state: {exc}", getattr(exc, "spec", ""), self.baseline_spec)
             return dataclasses.replace(result, verdict="fail", error=reason, timings=(), case_timings=())
-        except InputsDiffer as exc:
-            return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
+        return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
+
+    def _retire_baselines(self, spec: str) -> None:
+        """After a failure in the baseline's runners (``spec`` is the baseline's), or one that names no runner:
+        close them, so the next candidate is timed against fresh ones rather than a baseline process left
+        in a changed state (they start again on first need)."""
+        if spec and spec != absolute(self.baseline_spec):
+            return
+        for runner in self._extra_baselines:
+            runner.close()
+        self._extra_baselines = []
+        if spec and self._baseline is not None:
+            self._baseline.close()  # ``_baseline_runner`` starts a fresh one: it is no longer alive
 
     @property
     def _likely_pairs(self) -> int:
@@ -459,7 +481,7 @@ class Pipeline:
         again if it died; it keeps its heap and imports from candidate to candidate, as the first one does."""
         while len(self._extra_baselines) <= index:
             self._extra_baselines.append(self._start(self.baseline_spec))
-        if not self._extra_baselines[index].alive():
+        if not self._extra_baselines[index].alive() or self._extra_baselines[index].load_state_changes:
             self._extra_baselines[index].close()
             self._extra_baselines[index] = self._start(self.baseline_spec)
         self._extra_baselines[index].start_job()
@@ -481,11 +503,12 @@ class Pipeline:
         once more (best of a few interleaved calls, in the first pair) for the report's annotated tests; the
         ladder is the measurement that carries the verdict.  Only inside the candidate's domain: each size
         left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``: one pair
-        whose verdict does not stand alone, or two that disagree) is timed in one more pair, started on first
-        need (into ``started``) and kept for the later sizes, and the pairs vote (``Bench.combine``): one pair
-        of processes alone can be off by several percent."""
-        if self._next is not None:
-            self._next.suspend()  # still loading: stopped while anything is timed
+        whose verdict does not stand alone, or two that disagree) is timed in one more pair, started on
+        first need (into ``started``) and kept for the later sizes, and the pairs vote (``Bench.combine``): one
+        pair of processes alone can be off by several percent."""
+        for idle in (self._next, *self._extra_baselines):
+            if idle is not None:  # still loading, or the baseline's runner of a pair not timed yet: stopped
+                idle.suspend()  # while anything is timed (a pair's runners are resumed when it is timed)
         baseline, runner = pairs[0]
         domain = self.domains[cand.spec]
         timings, notes = [], []

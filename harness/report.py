@@ -123,7 +123,7 @@ def _explanation(result: RunResult) -> str:
     for t in best.timings:
         body.append(f"- {md_code(t.size)} ({md_text(t.input)}): {fmt_time(t.baseline.median_s)} → "
                     f"{fmt_time(t.candidate.median_s)}, {fmt_interval(t)}, {md_text(t.shown)}; {t.gbps:.1f} GB/s"
-                    + (f"; {md_text(pairs)}" if (pairs := fmt_pairs(t.pair_speedups, t.pair_verdicts, t.verdict)) else ""))
+                    + (f"; {md_text(pairs)}" if (pairs := fmt_pairs(t)) else ""))
     return _details("📝 Explanation and details", "\n".join(body))
 
 
@@ -226,7 +226,7 @@ def _by_size(result: RunResult, chart: str | None = None) -> str:
     stats_rows = [
         [md_code(c.name), md_code(t.size), who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s),
          fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent",
-         md_text(fmt_pairs(t.pair_speedups, t.pair_verdicts, t.verdict)) if who == "candidate" else ""]
+         md_text(fmt_pairs(t)) if who == "candidate" else ""]
         for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
     return ("## Speedup by size\n\n" + image + md_fence("\n".join(lines), "mermaid") + "\n\n"
@@ -296,13 +296,13 @@ def _footer(result: RunResult) -> str:
             f"±{b.noise_floor:.0%}\" (a difference smaller than the floor); across a floor boundary when the budget "
             f"ran out, \"inconclusive\"."
             + (" CUDA graphs: each call replayed from a graph (device work, no launch overhead)." if b.cuda_graphs else "")
-            + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate), and a "
-               f"third where two disagreed: the pairs vote, the verdict is what most of them decided (\"inside the "
-               f"floor\" counting as one), its interval spans theirs and its medians pool their rounds."
+            + (f" Each candidate was timed in {b.processes} pairs of runner processes (baseline, candidate), and one "
+               f"more where an even number split: the pairs vote, the verdict is what most of them decided (\"inside "
+               f"the floor\" counting as one), its interval spans theirs and its medians pool their rounds."
                if b.processes > 1 else "")
             + (f" One pair of runner processes decided a size alone only with \"faster\" or \"slower\" more than "
-               f"{b.confirm_margin:.0%} beyond the floor, or inside the floor at a size beyond the CPU's cache; any "
-               f"other verdict was timed in a second pair of runner processes, and a third where two disagreed: the "
+               f"{b.confirm_margin:.0%} beyond the floor; any other verdict was timed in a second pair of runner "
+               f"processes (with half the budget), and a third where two disagreed: the "
                f"pairs vote, the verdict is what most of them decided, its interval spans theirs and its medians pool "
                f"their rounds."
                if b.processes == 1 and b.confirm_margin > 0 else "")

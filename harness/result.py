@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+MAX_PAIRS = 64  # runner pairs one size can be timed in (--processes is at most 16): more is not a harness result
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,14 @@ class SizeTiming:
     # the fields above then pool the rounds of the pairs whose verdict won the vote, and the interval spans
     # their intervals (every pair's, when no verdict won)
     pair_speedups: tuple[float, ...] = ()
-    pair_verdicts: tuple[str, ...] = ()
+    pair_verdicts: tuple[str, ...] = ()  # empty in a file from before pairs voted
+
+    def __post_init__(self) -> None:
+        if self.pair_verdicts and len(self.pair_verdicts) != len(self.pair_speedups):
+            raise SchemaError(f"SizeTiming {self.size!r}: {len(self.pair_speedups)} pair speedups but "
+                              f"{len(self.pair_verdicts)} pair verdicts")
+        if len(self.pair_speedups) > MAX_PAIRS:
+            raise SchemaError(f"SizeTiming {self.size!r}: {len(self.pair_speedups)} pairs of runners (at most {MAX_PAIRS})")
 
     @property
     def significant(self) -> bool:

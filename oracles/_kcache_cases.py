@@ -11,7 +11,6 @@ import re
 from typing import Any, Mapping
 
 import torch
-from hypothesis import strategies as st
 
 from harness.domain import Domain
 from harness.target import Case
@@ -94,10 +93,19 @@ def named_cases() -> list[Case]:
     return cases
 
 
-@st.composite
-def property_params(draw: Any, domain: Domain = Domain()) -> dict:
+def property_params(domain: Domain = Domain()) -> Any:
+    """The hypothesis strategy of ``_draw_params``.  hypothesis is imported here, not with the module:
+    every runner imports this target, and hypothesis took 0.2 s of each runner's start."""
+    from hypothesis import strategies as st
+
+    return st.composite(_draw_params)(domain)
+
+
+def _draw_params(draw: Any, domain: Domain = Domain()) -> dict:
     """Every combination the oracle accepts (and a few it rejects, for error parity), on small shapes, drawn
     inside ``domain``: each param in turn is restricted to it (dependent params from the restricted ones)."""
+    from hypothesis import strategies as st
+
     def pick(key: str, value: Any) -> Any:  # a value derived or drawn already, replaced where the domain says
         return draw(domain.restrict(key, st.just(value))) if key in domain.keys else value
 

@@ -275,9 +275,8 @@ def test_a_single_pair_stands_alone_only_when_its_speedup_is_far_beyond_the_floo
     from harness import noise
 
     monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: 32 << 20)
-    streaming = dataclasses.replace(same, bytes_moved=64 << 20)  # beyond the cache: pairs agree within ~2%
-    assert bench.stands_alone(streaming) and not bench.stands_alone(same)
-    assert not bench.stands_alone(dataclasses.replace(near, bytes_moved=64 << 20))
+    streaming = dataclasses.replace(same, bytes_moved=64 << 20)  # beyond the cache pairs were seen 5% off too
+    assert not bench.stands_alone(streaming)
     assert make({}, confirm_margin=0.0).bench.stands_alone(same)  # 0: every single pair is trusted
 
 
@@ -287,9 +286,8 @@ def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
     same = make({"base": 1e-3, "cand": 1e-3}).compare()
     unsure = _inconclusive()
     bench = make({}).bench
-    assert bench.another_pair([same]) and bench.another_pair([faster])
+    assert bench.another_pair([same]) and bench.another_pair([faster]) and bench.another_pair([unsure])
     assert not bench.another_pair([clear])
-    assert not bench.another_pair([unsure])  # its budget spent undecided: another pair would straddle too
     assert not bench.another_pair([faster, faster]) and not bench.another_pair([same, same])  # they agree
     assert bench.another_pair([faster, same]) and bench.another_pair([unsure, same])  # a third decides
     assert not bench.another_pair([faster, same, faster])  # two of three
@@ -298,8 +296,11 @@ def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
     assert not make({}, confirm_margin=0.0).bench.another_pair([same])
     three = make({}, processes=3).bench  # --processes 3: three pairs are timed anyway, and decide by majority
     assert not three.another_pair([faster, same, faster]) and not three.another_pair([faster, same, unsure])
-    assert make({}, processes=1).bench.config.most_pairs == 3 and three.config.most_pairs == 4
+    assert make({}, processes=1).bench.config.most_pairs == 3 and three.config.most_pairs == 3  # no tie to break
+    assert make({}, processes=2).bench.config.most_pairs == 3 and make({}, processes=4).bench.config.most_pairs == 5
     assert make({}, confirm_margin=0.0).bench.config.most_pairs == 1
+    four = make({}, processes=4).bench
+    assert four.another_pair([faster, faster, same, same]) and not four.another_pair([faster, faster, faster, same])
 
 
 def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():

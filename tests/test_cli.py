@@ -212,9 +212,14 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
                            "--json", str(tmp_path / "b.json"))
     run = result.load(tmp_path / "b.json")
     (timing,) = run.candidates[0].timings
-    assert "timed in a second pair of runner processes" in report.markdown(run)
+    text = report.markdown(run)
+    assert "timed in a second pair of runner processes" in text  # the footer states the rule
     pairs = len(timing.pair_speedups)
     assert pairs == len(timing.pair_verdicts) and pairs in (0, 2, 3)
+    if pairs:  # and the statistics table how each pair voted
+        from harness.fmt import fmt_pairs
+
+        assert fmt_pairs(timing).split(":")[0] + ":" in text
     if pairs == 0:  # a verdict from one pair is never one close to the floor
         from harness.bench import Bench
         from harness.target import get_target
@@ -227,6 +232,38 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
         assert f"{pairs} pairs" in " ".join(out.split())  # the terminal says how many pairs decided it
     else:  # other processes took the CPUs (a loaded CI machine): the run says so, whatever it measured
         assert code == 3
+
+
+def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_closed(monkeypatch, tmp_path):
+    """Two candidates identical to the baseline (busy waits of 2 ms): "no significant difference" from one
+    pair is not enough at a size the cache holds, so each is timed in a second pair, whose baseline runner
+    is the same process for both (started once, with the first); all runners are closed at the end."""
+    from harness import sandbox
+    from harness.bench import BenchConfig
+    from harness.pipeline import Pipeline, RunOptions
+
+    waits = tmp_path / "waits.py"
+    waits.write_text("import time\n"
+                     "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
+                     + "".join(f"def {name}(input_k_cache, dv=512, tile_size=128):\n    _wait(2.0e-3)\n"
+                               for name in ("base", "first", "second")))
+    started: list[str] = []
+    real_start = Pipeline._start
+
+    def counted(self, spec, env=None):
+        started.append(spec)
+        return real_start(self, spec, env)
+
+    monkeypatch.setattr(Pipeline, "_start", counted)
+    live_before = set(sandbox._LIVE)
+    run = Pipeline(RunOptions(target="quantize_k_cache", baseline=f"{waits}:base", verify=False, sizes=["1x4x576"],
+                              candidates=[f"{waits}:first", f"{waits}:second"], bench=BenchConfig(budget_s=3.0))).run()
+    pairs = {c.name: max(1, len(c.timings[0].pair_speedups)) for c in run.candidates}
+    assert started.count(f"{waits}:base") == max(2, *pairs.values())  # one runner per pair, whatever the candidates
+    assert started.count(f"{waits}:first") == pairs["first"] and started.count(f"{waits}:second") == pairs["second"]
+    assert set(sandbox._LIVE) <= live_before  # every runner of the run was closed
+    if not run.noise:  # a quiet machine decides each pair inside the floor: a second pair, the same baseline runner
+        assert all(n >= 2 for n in pairs.values()), pairs
 
 
 def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, tmp_path):

@@ -133,14 +133,23 @@ def test_every_candidate_profile_is_in_the_report(run, text):
 
 
 def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
-    assert fmt.fmt_pairs((), (), "faster") == ""
-    assert fmt.fmt_pairs((0.91, 0.9), ("slower", "slower"), "slower") == "2 pairs of runners: 0.91x slower, 0.90x slower"
-    assert fmt.fmt_pairs((0.91, 1.0, 0.9), ("slower", "no significant difference", "slower"), "slower") == (
+    from types import SimpleNamespace as Voted
+
+    assert fmt.fmt_pairs(Voted(pair_speedups=(), pair_verdicts=(), verdict="faster")) == ""
+    assert fmt.fmt_pairs(Voted(pair_speedups=(0.91, 0.9), pair_verdicts=("slower", "slower"), verdict="slower")) == (
+        "2 pairs of runners: 0.91x slower, 0.90x slower")
+    two_of_three = Voted(pair_speedups=(0.91, 1.0, 0.9), pair_verdicts=("slower", "no significant difference", "slower"),
+                         verdict="slower")
+    assert fmt.fmt_pairs(two_of_three) == (
         "2 of 3 pairs of runners: 0.91x slower, 1.00x no significant difference (outvoted), 0.90x slower")
-    assert fmt.fmt_pairs((1.1, 1.0), ("faster", "within the noise floor"), "inconclusive").startswith(
-        "no majority of 2 pairs of runners: 1.10x faster, 1.00x within")
-    assert fmt.fmt_pair_count(("faster", "no significant difference", "within the noise floor"),
-                              "no significant difference") == "2 of 3 pairs"
+    assert fmt.fmt_pair_count(two_of_three) == "2 of 3 pairs"
+    split = Voted(pair_speedups=(1.1, 1.0), pair_verdicts=("faster", "within the noise floor"), verdict="inconclusive")
+    assert fmt.fmt_pairs(split) == "no majority of 2 pairs of runners: 1.10x faster, 1.00x within the noise floor"
+    inside = Voted(pair_speedups=(1.0, 1.02), pair_verdicts=("no significant difference", "within the noise floor"),
+                   verdict="no significant difference")
+    assert fmt.fmt_pair_count(inside) == "2 pairs"  # both inside the floor: one class
+    older = Voted(pair_speedups=(1.2, 1.3), pair_verdicts=(), verdict="faster")  # a file from before the votes
+    assert fmt.fmt_pairs(older) == "2 pairs of runners: 1.20x, 1.30x"
     import dataclasses
 
     cand = next(c for c in run.candidates if c.timings)
