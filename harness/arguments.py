@@ -87,7 +87,7 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                        help="time each size in this many pairs of runner processes (baseline, candidate), and one "
                             "more where an even number split; the verdict is what most pairs decided (default 1 on "
                             "the CPU, where a second pair, and a third if they disagree, times any verdict but a "
-                            "clear speedup or slowdown; 3 on CUDA)")
+                            "clear speedup or slowdown, or no difference beyond the cache; 3 on CUDA)")
         p.add_argument("--threads", type=_positive(int), help="torch CPU threads during timing (default: torch's)")
         p.add_argument("--cuda-graphs", action="store_true",
                        help="on CUDA, replay each timed call from a CUDA graph (launch-bound sizes: device work only)")

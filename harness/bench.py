@@ -12,9 +12,9 @@ stopped — a sequential test: at checkpoints (after ``min_rounds``, then every 
 interval is read against the noise floor (``stats.decide``), and rounds go on until it is decisive
 (faster, slower, or inside the floor) with both medians' relative standard error under the target, or the
 budget is spent (then the verdict is "inconclusive" unless the last interval decided; ``converged`` says
-which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took.  With ``processes`` > 1
-the pipeline times each size in that many pairs of runners and ``combine`` makes them one timing whose
-verdict all pairs share.
+which).  Meanwhile ``noise.CpuWatch`` measures how much CPU other processes took.  The pipeline times a size
+in ``processes`` pairs of runners and in more while ``another_pair`` says one pair's verdict cannot stand
+alone or the pairs disagree; ``combine`` makes them one timing, by majority.
 """
 
 from __future__ import annotations
@@ -142,9 +142,12 @@ class Bench:
         return dataclasses.replace(self._timing(size, n[1], converged, *rounds), foreign_cpu=foreign, steal_cpu=steal)
 
     def _beyond_cache(self, size: Case) -> bool:
-        """A CPU size whose call moves more than the last-level cache holds (each round streams DRAM)."""
+        return self._streams(self.target.case_bytes(size))
+
+    def _streams(self, bytes_moved: int) -> bool:
+        """A CPU call that moves more than the last-level cache holds (each round streams DRAM)."""
         cache = noise.last_level_cache_bytes() if self.device == "cpu" else None
-        return cache is not None and self.target.case_bytes(size) > cache
+        return cache is not None and bytes_moved > cache
 
     @staticmethod
     def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False, move_inputs: bool = False) -> list[dict]:
@@ -200,26 +203,34 @@ class Bench:
             pair_speedups=tuple(t.speedup for t in timings), pair_verdicts=tuple(t.verdict for t in timings))
 
     @staticmethod
-    def _majority(timings: list[SizeTiming]) -> list[SizeTiming]:
-        """The pairs whose decisive verdicts share a class that more than half of all pairs decided on (an
-        inconclusive pair votes for nothing); empty if no class has that many."""
+    def _votes(timings: list[SizeTiming]) -> dict[str, list[SizeTiming]]:
+        """The pairs by the class of their verdict (``stats.verdict_class``); an inconclusive pair votes for
+        nothing."""
         votes: dict[str, list[SizeTiming]] = {}
         for t in timings:
             if t.verdict in stats.DECISIVE:
                 votes.setdefault(stats.verdict_class(t.verdict), []).append(t)
-        return next((ts for ts in votes.values() if 2 * len(ts) > len(timings)), [])
+        return votes
+
+    def _majority(self, timings: list[SizeTiming]) -> list[SizeTiming]:
+        """The pairs of the class more than half of all pairs decided on; empty if none has that many."""
+        return next((ts for ts in self._votes(timings).values() if 2 * len(ts) > len(timings)), [])
 
     def stands_alone(self, timing: SizeTiming) -> bool:
         """A single pair's verdict that needs no second pair: "faster" or "slower" by more than
         ``confirm_margin`` beyond the floor (an interval from 1.05 * 1.10 up, or from 0.95 / 1.10 down, by
-        default).  On this CPU one pair of runners in a hundred or so read 6-17% off on a quiet machine
-        (benchmarks/NOTES.md), and such a pair can make a 10%-slower function read "no significant
-        difference"; so every other verdict of one pair — inside the floor, inconclusive, or a speedup near
-        the floor — is timed in a second pair (``another_pair``).  ``confirm_margin`` 0 trusts every pair."""
+        default), or, at a CPU size beyond the last-level cache, "no significant difference".  On this CPU
+        about one pair of runners in fifty read 6-17% off on a quiet machine at sizes the cache holds, and
+        such a pair can make a 10%-slower function read "no significant difference"; beyond the cache the
+        worst pair seen was 5% off, and a 10%-slower function would need a pair some 10% off to read
+        "no significant difference" rather than "within" or "inconclusive" (benchmarks/NOTES.md).  Every
+        other verdict of one pair is timed in a second pair (``another_pair``).  ``confirm_margin`` 0
+        trusts every pair."""
         floor, margin = self.config.noise_floor, self.config.confirm_margin
         low, high = timing.speedup_ci
         return (margin <= 0 or timing.verdict == stats.FASTER and low > (1 + floor) * (1 + margin)
-                or timing.verdict == stats.SLOWER and high < (1 - floor) / (1 + margin))
+                or timing.verdict == stats.SLOWER and high < (1 - floor) / (1 + margin)
+                or timing.verdict == stats.SAME and self._streams(timing.bytes_moved))
 
     def another_pair(self, timings: list[SizeTiming]) -> bool:
         """Whether the pairs timed so far at one size should be joined by one more: a single pair whose
@@ -230,8 +241,7 @@ class Bench:
             return self.config.processes == 1 and not self.stands_alone(timings[0])
         if self._majority(timings) or len(timings) >= self.config.most_pairs:
             return False
-        most = max((sum(stats.verdict_class(t.verdict) == stats.verdict_class(v.verdict) for t in timings)
-                    for v in timings if v.verdict in stats.DECISIVE), default=0)
+        most = max(map(len, self._votes(timings).values()), default=0)
         return 2 * (most + 1) > len(timings) + 1
 
     def pair_budget(self, index: int) -> float:

@@ -301,8 +301,9 @@ def _footer(result: RunResult) -> str:
                f"the floor\" counting as one), its interval spans theirs and its medians pool their rounds."
                if b.processes > 1 else "")
             + (f" One pair of runner processes decided a size alone only with \"faster\" or \"slower\" more than "
-               f"{b.confirm_margin:.0%} beyond the floor; any other verdict was timed in a second pair of runner "
-               f"processes (with half the budget), and a third where two disagreed: the "
+               f"{b.confirm_margin:.0%} beyond the floor, or \"no significant difference\" at a size beyond the CPU's "
+               f"cache; any other verdict was timed in a second pair of runner processes (with half the budget), and "
+               f"a third where two disagreed: the "
                f"pairs vote, the verdict is what most of them decided, its interval spans theirs and its medians pool "
                f"their rounds."
                if b.processes == 1 and b.confirm_margin > 0 else "")
