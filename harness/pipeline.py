@@ -5,9 +5,10 @@ result.  Runs in the judge (the process the user started), which never imports c
 candidate starts a fresh runner (``sandbox``) and: verifies it against the oracle computed here; if it
 passed, times it against the baseline — which lives in runners of its own for the whole run, one per pair
 of runners a size may need (``Bench.another_pair``) — over the size ladder, times each regression case
-once more for the report's annotated tests, and profiles it in its runner.  A candidate that hangs, crashes, misbehaves on the pipe or changes process state only earns
-its own verdict.  The checkout is snapshotted before and after (``checkout``).  It returns one frozen
-``RunResult``, reports progress through a callback and renders nothing.
+once more for the report's annotated tests, and profiles it in its runner.  A candidate that hangs,
+crashes, misbehaves on the pipe or changes process state only earns its own verdict.  The checkout is
+snapshotted before and after (``checkout``).  It returns one frozen ``RunResult``, reports progress through
+a callback and renders nothing.
 """
 
 from __future__ import annotations

@@ -266,6 +266,40 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
         assert all(n >= 2 for n in pairs.values()), pairs
 
 
+def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh_ones(monkeypatch, tmp_path):
+    """The baseline's second process (its runner for pairs 2) exits when first called: the candidate being
+    timed gets "error" naming the baseline; the next candidate is timed against fresh baseline runners."""
+    from harness.bench import BenchConfig
+    from harness.pipeline import Pipeline, RunOptions
+
+    wait = "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
+    counter = tmp_path / "imports"
+    base = tmp_path / "base.py"
+    base.write_text("import os, time\n" + wait
+                    + f"n = int(open({str(counter)!r}).read()) + 1 if os.path.exists({str(counter)!r}) else 1\n"
+                    + f"open({str(counter)!r}, 'w').write(str(n))\n"
+                    + "def base(input_k_cache, dv=512, tile_size=128):\n"
+                    + "    if n == 2:\n        os._exit(3)\n    _wait(2.0e-3)\n")
+    cands = tmp_path / "cands.py"
+    cands.write_text("import time\n" + wait + "".join(f"def {name}(input_k_cache, dv=512, tile_size=128):\n    _wait(2.0e-3)\n"
+                                                         for name in ("first", "second")))
+    started: list[str] = []
+    real_start = Pipeline._start
+
+    def counted(self, spec, env=None):
+        started.append(spec)
+        return real_start(self, spec, env)
+
+    monkeypatch.setattr(Pipeline, "_start", counted)
+    run = Pipeline(RunOptions(target="quantize_k_cache", baseline=f"{base}:base", verify=False, sizes=["1x4x576"],
+                              candidates=[f"{cands}:first", f"{cands}:second"], bench=BenchConfig(budget_s=3.0))).run()
+    first, second = run.candidates
+    assert first.verdict == "error" and first.error.startswith(f"the baseline {base}:base ") and "code 3" in first.error
+    assert second.verdict == "untested" and second.timings and second.error is None
+    third_pairs = max(0, len(second.timings[0].pair_speedups) - 2)  # a third pair if two disagreed
+    assert started.count(f"{base}:base") == 4 + third_pairs  # its first two, then two fresh ones, not the first again
+
+
 def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, tmp_path):
     """Its second process (an extra timing pair) finds a marker the first one left, and turns wrong."""
     cheat = tmp_path / "second_process_cheats.py"
