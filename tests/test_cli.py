@@ -234,6 +234,21 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
         assert code == 3
 
 
+def _count_starts(monkeypatch) -> list[str]:
+    """The spec of every runner a ``Pipeline`` starts, in order."""
+    from harness.pipeline import Pipeline
+
+    started: list[str] = []
+    real_start = Pipeline._start
+
+    def counted(self, spec, env=None):
+        started.append(spec)
+        return real_start(self, spec, env)
+
+    monkeypatch.setattr(Pipeline, "_start", counted)
+    return started
+
+
 def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_closed(monkeypatch, tmp_path):
     """Two candidates identical to the baseline (busy waits of 2 ms): "no significant difference" from one
     pair is not enough at a size the cache holds, so each is timed in a second pair, whose baseline runner
@@ -247,14 +262,7 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
                      "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
                      + "".join(f"def {name}(input_k_cache, dv=512, tile_size=128):\n    _wait(2.0e-3)\n"
                                for name in ("base", "first", "second")))
-    started: list[str] = []
-    real_start = Pipeline._start
-
-    def counted(self, spec, env=None):
-        started.append(spec)
-        return real_start(self, spec, env)
-
-    monkeypatch.setattr(Pipeline, "_start", counted)
+    started = _count_starts(monkeypatch)
     live_before = set(sandbox._LIVE)
     run = Pipeline(RunOptions(target="quantize_k_cache", baseline=f"{waits}:base", verify=False, sizes=["1x4x576"],
                               candidates=[f"{waits}:first", f"{waits}:second"], bench=BenchConfig(budget_s=3.0))).run()
@@ -283,14 +291,7 @@ def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh
     cands = tmp_path / "cands.py"
     cands.write_text("import time\n" + wait + "".join(f"def {name}(input_k_cache, dv=512, tile_size=128):\n    _wait(2.0e-3)\n"
                                                          for name in ("first", "second")))
-    started: list[str] = []
-    real_start = Pipeline._start
-
-    def counted(self, spec, env=None):
-        started.append(spec)
-        return real_start(self, spec, env)
-
-    monkeypatch.setattr(Pipeline, "_start", counted)
+    started = _count_starts(monkeypatch)
     run = Pipeline(RunOptions(target="quantize_k_cache", baseline=f"{base}:base", verify=False, sizes=["1x4x576"],
                               candidates=[f"{cands}:first", f"{cands}:second"], bench=BenchConfig(budget_s=3.0))).run()
     first, second = run.candidates
