@@ -57,7 +57,7 @@ class BenchConfig:
         set is still cached when its turn comes again (a set of 118 MB at prod-65536 is one: building a
         second cost each runner 0.24-0.45 s a size and measured nothing more)."""
         count = max(1, min(self.max_buffers, self.buffer_bytes // max(1, per_set_bytes)))
-        cache = noise.last_level_cache_bytes() if device == "cpu" else None
+        cache = cpu_cache_bytes(device)
         return min(count, max(1, math.ceil(2 * cache / max(1, per_set_bytes)))) if cache else count
 
     @property
@@ -75,6 +75,12 @@ class BenchConfig:
                              min_rounds=self.min_rounds, warmup_max_s=self.warmup_max_s,
                              threads=threads, l2_flush=self.l2_flush, cuda_graphs=self.cuda_graphs,
                              processes=self.processes, confirm_margin=self.confirm_margin)
+
+
+def cpu_cache_bytes(device: str) -> int | None:
+    """The last-level cache that decides how inputs are built and how far one pair is trusted: the CPU's,
+    on the CPU; None on another device, or where it cannot be read."""
+    return noise.last_level_cache_bytes() if device == "cpu" else None
 
 
 # A decisive interval over this many times the minimum rounds stops the size even if a median's RSE is
@@ -109,7 +115,7 @@ class Bench:
         cfg = self.config
         pair = (baseline, candidate)
         try:
-            beyond = self._beyond_cache(size)
+            beyond = self._streams(self.target.case_bytes(size))
             prepared = self._prepare(pair, size, together=beyond, move_inputs=self.device == "cpu" and not beyond)
             if prepared[0]["input_digest"] != prepared[1]["input_digest"]:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
@@ -141,12 +147,9 @@ class Bench:
             timed.release(load)  # the load it saw: a runner's round-time cross-check allows for it
         return dataclasses.replace(self._timing(size, n[1], converged, *rounds), foreign_cpu=foreign, steal_cpu=steal)
 
-    def _beyond_cache(self, size: Case) -> bool:
-        return self._streams(self.target.case_bytes(size))
-
     def _streams(self, bytes_moved: int) -> bool:
         """A CPU call that moves more than the last-level cache holds (each round streams DRAM)."""
-        cache = noise.last_level_cache_bytes() if self.device == "cpu" else None
+        cache = cpu_cache_bytes(self.device)
         return cache is not None and bytes_moved > cache
 
     @staticmethod
