@@ -74,15 +74,24 @@ def read_frame(fd: int, deadline: float | None = None) -> tuple[dict, bytes]:
         raise ProtocolError(f"bad frame header {magic!r}")
     if json_len > MAX_JSON or blob_len > MAX_BLOB:
         raise ProtocolError(f"frame of {json_len} + {blob_len} bytes is over the limit")
+    data = _read_exact(fd, json_len, deadline)
     try:
-        header = json.loads(_read_exact(fd, json_len, deadline))
+        header = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"frame is not JSON ({exc})") from None
     except RecursionError:
         raise ProtocolError("frame's JSON is nested too deeply") from None
+    except Exception as exc:  # anything else the decoder raises (an integer of 5000 digits: ValueError) is no frame
+        raise ProtocolError(f"frame's JSON cannot be read ({_reason(exc)})") from None
     if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
         raise ProtocolError("frame is not an object with a 'kind'")
     return header, _read_exact(fd, blob_len, deadline) if blob_len else b""
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception raised while decoding untrusted data, in one short line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 # -- tensors and values ---------------------------------------------------------------------------
@@ -166,7 +175,7 @@ def decode_value(desc: Any, blob: bytes, offset: int = 0, depth: int = 0) -> tup
         return _decode_value(desc, blob, offset, depth)
     except ProtocolError:
         raise
-    except (ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError, MemoryError) as exc:
+    except Exception as exc:  # whatever rebuilding untrusted data raises (ValueError, OverflowError, ...) is no value
         raise ProtocolError(f"value cannot be rebuilt ({type(exc).__name__})") from None
 
 

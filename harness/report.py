@@ -5,6 +5,12 @@ Sections, in order: title and headline (best passing candidate, runtime, median 
 N% and X.XXx mean), explanation (docstring and profile-derived facts), correctness verification, all
 candidates, speedup by size (a mermaid chart and a table), generated regression tests with their runtimes,
 line profiles of the baseline and each candidate, and a footer with the environment.
+
+Test code is never taken from the result: a result file is untrusted, and its ``test`` fields could say
+anything.  Every test shown (the regression tests, a failure's reproducer) is written anew by
+``harness.verify.regression_test`` from the case's fields, the candidate's spec and the policy, for the
+target the result names as this project defines it (``case_test``); where that target is not here (or
+torch is not, as in the PR bot's job), no test code is shown, only the cases and their runtimes.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import re
 from harness import stats
 from harness.bench import PRECISION_ROUNDS
 from harness.fmt import (change_note, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
-                         md_text)
+                         md_text, py_comment)
 from harness.history import headline_names
 from harness.result import CandidateResult, Profile, RunResult
+from harness.target import Case, Target, TargetError, get_target
 
 LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the report: nothing else is linked
 
@@ -43,6 +50,28 @@ def _row(cells: list[str]) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]) + "\n"
+
+
+def find_target(name: str) -> Target | None:
+    """The project's target called ``name`` (as ``export-tests`` finds it), or None where it has none or its
+    oracles cannot be imported here."""
+    try:
+        return get_target(name)
+    except (TargetError, ImportError):
+        return None
+
+
+def case_test(target: Target | None, case: Case, spec: str, policy: str, imports: bool = False) -> str | None:
+    """The pytest test of ``case`` against ``spec`` under ``policy``, written anew (never a result's own
+    text); None without the target, or where the case's fields do not make one (a crafted file)."""
+    if target is None:
+        return None
+    try:
+        from harness.verify import REPRODUCER_IMPORTS, regression_test  # needs torch
+
+        return (REPRODUCER_IMPORTS if imports else "") + regression_test(target, case, spec, policy)
+    except Exception:  # no torch here, or the target's code on params a result file chose (KeyError, ValueError, ...)
+        return None
 
 
 def verdict_text(c: CandidateResult) -> str:
@@ -128,6 +157,8 @@ def _explanation(result: RunResult) -> str:
 
 
 def _correctness(result: RunResult) -> str:
+    failing = any(c.verification and c.verification.failures for c in result.candidates)
+    target = find_target(result.target) if failing else None
     verified = [c for c in result.candidates if c.verification]
     if not verified:
         return "## Correctness verification report\n\nNot run.\n"
@@ -162,11 +193,11 @@ def _correctness(result: RunResult) -> str:
             lines.append(f"- {md_code(f.family)} case {md_code(f.case)} ({md_text(f.input)}): {md_text(f.reason)}")
             lines += [f"  - {md_text(d)}" for d in f.differences[:3]]
         first = v.minimal()
-        if first is None:
-            out.append("\n".join(lines) + "\n")
-            continue
-        lines.append("\n" + _details(f"Reproduce <code>{html_text(first.case)}</code> (ready-to-paste pytest)",
-                                     md_fence(first.test, "python")))
+        test = first and case_test(target, Case(first.case, first.family, first.params, first.seed), c.spec,
+                                   result.policy, imports=True)
+        if test:
+            lines.append("\n" + _details(f"Reproduce <code>{html_text(first.case)}</code> (ready-to-paste pytest)",
+                                         md_fence(test, "python")))
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 
@@ -241,14 +272,22 @@ def _regression_tests(result: RunResult) -> str:
     best = best_candidate(result) or next((c for c in result.candidates if c.case_timings), None)
     if best is None or not best.case_timings:
         return ""
-    tests = []
+    target = find_target(result.target)
+    tests, untested = [], []
     for ct in best.case_timings:
-        note = (f"raises {ct.raises}: error parity, not timed as a speedup" if ct.raises
+        note = (f"raises {py_comment(ct.raises)}: error parity, not timed as a speedup" if ct.raises
                 else change_note(ct.baseline_s, ct.candidate_s))
-        tests.append(ct.test.rstrip("\n") + f"  # {note}\n")
+        test = case_test(target, Case(ct.case, ct.family, ct.params, ct.seed), best.spec, result.policy)
+        if test:
+            tests.append(test.rstrip("\n") + f"  # {note}\n")
+        else:
+            untested.append(f"- {md_code(ct.case)}: {md_text(note)}")
     header = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
     body = (f"Candidate {md_code(best.name)} against the baseline, each case timed as one call (best of 5; the "
-            f"size ladder above carries the verdict).\n\n" + md_fence(header + "\n\n".join(tests), "python"))
+            f"size ladder above carries the verdict).\n\n"
+            + (md_fence(header + "\n\n".join(tests), "python") + "\n\n" if tests else "")
+            + (f"Cases without a test here (target {md_code(result.target)} is not in this project, or the case "
+               f"does not make one):\n\n" + "\n".join(untested) + "\n" if untested else ""))
     return _details("🌀 Generated regression tests and runtime", body)
 
 
@@ -286,6 +325,9 @@ def _footer(result: RunResult) -> str:
                 if e.load_start is not None and e.load_end is not None else "")
         governor = f"CPU frequency governor {md_code(e.governor)}" if e.governor else ""
         lines.append("Machine: " + " · ".join(x for x in (load, governor) if x))
+    if e.isolation:
+        lines.append(f"Runners: each in a fresh process loading the run's snapshot of the sources; isolation: "
+                     f"{md_text(e.isolation)}")
     if b:
         lines.append(
             f"Timing: interleaved rounds until the 95% interval of the speedup is decided against the "

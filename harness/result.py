@@ -3,7 +3,11 @@
 Every renderer is a pure function of a ``RunResult``; ``load`` rebuilds one from its JSON exactly (floats
 round-trip through ``repr``), so a report re-rendered from the JSON is byte-for-byte the original.  A
 result file is untrusted input (a PR bot renders what a workflow uploaded): loading checks every field's
-type against the dataclasses and refuses anything else with a one-line ``SchemaError``.  Writes are atomic
+type against the dataclasses (an enumerated field, a ``Literal``, must hold one of its values) and every
+string for what no renderer should meet (a control character other than newline and tab, a lone surrogate),
+and refuses anything else with a one-line ``SchemaError`` naming the field.  The other way round, a
+``RunResult`` never holds such characters: building one replaces them with ``?`` (``clean``), so that what a
+candidate's messages carry cannot make the harness write a file it would refuse.  Writes are atomic
 (temporary file, then rename) with the mode a new file would get (0644 under the usual umask), so an
 interrupted run never leaves half a report.
 """
@@ -15,14 +19,22 @@ import json
 import math
 import os
 import tempfile
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 MAX_PAIRS = 64  # runner pairs one size can be timed in (--processes is at most 16): more is not a harness result
+
+# The enumerated fields: what the harness writes, and so all a result file may hold.
+CandidateVerdict = Literal["pass", "fail", "error", "untested"]
+FailureKind = Literal["mismatch", "refusal", "error", "state"]
+SpeedVerdict = Literal["faster", "slower", "no significant difference", "within the noise floor", "inconclusive"]
+KernelClock = Literal["device", "cpu"]
+EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # AssertionError, torch.OutOfMemoryError
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,10 @@ class CaseFailure:
     seed: int
     input: str  # one-line description of the input
     reason: str  # one-line diagnosis (segment counts, exception, ...)
-    kind: str  # "mismatch" (a wrong answer), "refusal" (raised where the oracle returned), "error" (returned
+    kind: FailureKind  # "mismatch" (a wrong answer), "refusal" (raised where the oracle returned), "error" (returned
     # something that is no output) or "state" (changed its process, or built other inputs)
     differences: tuple[str, ...]  # the first located differences, decoded
-    test: str  # a ready-to-paste pytest test reproducing it
+    test: str  # a ready-to-paste pytest test reproducing it (renderers make it anew from the fields above)
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,7 @@ class SizeTiming:
     candidate: Summary
     speedup: float  # median over paired rounds of baseline time / candidate time
     speedup_ci: tuple[float, float]  # 95% bootstrap interval of that median
-    verdict: str  # stats.decide: faster, slower, no significant difference, within the noise floor, inconclusive
+    verdict: SpeedVerdict  # stats.decide
     gbps: float  # bytes_moved / candidate median
     pct_copy_bandwidth: float | None
     baseline_rounds_s: tuple[float, ...]
@@ -187,7 +199,7 @@ class SizeTiming:
     # the fields above then pool the rounds of the pairs whose verdict won the vote, and the interval spans
     # their intervals (every pair's, when no verdict won)
     pair_speedups: tuple[float, ...] = ()
-    pair_verdicts: tuple[str, ...] = ()  # empty in a file from before pairs voted
+    pair_verdicts: tuple[SpeedVerdict, ...] = ()  # empty in a file from before pairs voted
 
     def __post_init__(self) -> None:
         if self.pair_verdicts and len(self.pair_verdicts) != len(self.pair_speedups):
@@ -237,7 +249,7 @@ class Profile:
     calls: int
     total_s: float  # per call, summed over the function's lines
     lines: tuple[LineStat, ...]
-    kernel_clock: str  # "device" or "cpu": what the kernel table's times are
+    kernel_clock: KernelClock  # what the kernel table's times are
     kernels: tuple[KernelStat, ...]
 
     def hottest(self) -> LineStat | None:
@@ -251,11 +263,15 @@ class CaseTiming:
     case: str
     baseline_s: float  # an error-parity case times the call up to its raise
     candidate_s: float
-    test: str
+    test: str  # its pytest test as written (renderers make it anew from the case's fields)
     family: str = ""
     params: dict = field(default_factory=dict)
     seed: int = 0
     raises: str | None = None  # the oracle's error type where the case is an error-parity case (no speedup)
+
+    def __post_init__(self) -> None:
+        if self.raises is not None and not (len(self.raises) <= 200 and EXCEPTION_NAME.fullmatch(self.raises)):
+            raise SchemaError(f"raises: expected an exception's name, like AssertionError, got {_shown(self.raises)}")
 
 
 @dataclass(frozen=True)
@@ -263,7 +279,7 @@ class CandidateResult:
     name: str
     spec: str
     doc: str
-    verdict: str  # "pass", "fail" or "error"
+    verdict: CandidateVerdict
     error: str | None = None
     verification: Verification | None = None
     timings: tuple[SizeTiming, ...] = ()
@@ -310,6 +326,7 @@ class Environment:
     load_start: float | None = None  # 1-minute load average when the run started and ended
     load_end: float | None = None
     governor: str | None = None  # the CPU frequency governor, where readable
+    isolation: str | None = None  # how runners were kept apart (``isolation.describe``), e.g. own PID namespaces
 
 
 @dataclass(frozen=True)
@@ -356,6 +373,13 @@ class RunResult:
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            cleaned = clean(value)
+            if cleaned is not value:
+                object.__setattr__(self, f.name, cleaned)
+
 
 # -- JSON -----------------------------------------------------------------------------------------
 
@@ -390,6 +414,61 @@ class SchemaError(ValueError):
     """A result file whose fields are missing or of the wrong type (one line: which field, what is wrong)."""
 
 
+# -- text no renderer should meet -------------------------------------------------------------------
+
+# C0 and C1 controls but newline and tab (escape sequences, bells, carriage returns, DEL), and lone surrogates
+# (which no UTF-8 file can hold: writing a report of them fails)
+_BAD_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _shown(value: Any) -> str:
+    """A refused value in an error message: a short repr of a string (control characters escaped), else its type."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + "...'"
+
+
+def check_text(data: Any, where: str) -> None:
+    """``SchemaError`` for the first string of JSON ``data`` (keys included, recursively) that holds a control
+    character other than newline and tab, or a lone surrogate."""
+    if isinstance(data, str):
+        found = _BAD_CHARACTER.search(data)
+        if found:
+            code = ord(found.group())
+            what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
+            raise SchemaError(f"{where}: contains {what} (U+{code:04X})")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            check_text(key, f"{where} (a key)")
+            check_text(value, f"{where}.{key}" if key.isidentifier() else f"{where}[{_shown(key)}]")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            check_text(value, f"{where}[{i}]")
+
+
+def clean(value: Any) -> Any:
+    """``value`` (a string, or a dataclass, tuple, list or dict holding strings) with every character that
+    ``check_text`` refuses replaced by ``?``; the very same object where there is none."""
+    if isinstance(value, str):
+        return _BAD_CHARACTER.sub("?", value) if _BAD_CHARACTER.search(value) else value
+    if isinstance(value, (tuple, list)):
+        items = [clean(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+    if isinstance(value, dict):
+        items = [(clean(k), clean(v)) for k, v in value.items()]
+        return value if all(a is k and b is v for (a, b), (k, v) in zip(items, value.items())) else dict(items)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            new = clean(old)
+            if new is not old:
+                changed[f.name] = new
+        return dataclasses.replace(value, **changed) if changed else value
+    return value
+
+
 _SCALARS = {str: "a string", int: "an integer", bool: "true or false"}
 _MAY_BE_INFINITE = (".stderr_s", ".rse")  # the standard error of fewer than two rounds
 
@@ -397,6 +476,11 @@ _MAY_BE_INFINITE = (".stderr_s", ".rse")  # the standard error of fewer than two
 def _decode(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if isinstance(value, bool) or value not in allowed:
+            raise SchemaError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {_shown(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -427,6 +511,10 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{where}: expected a number, got {type(value).__name__}")
+        try:
+            value = float(value)
+        except OverflowError:
+            raise SchemaError(f"{where}: expected a finite number, got an integer too large for a float") from None
         if not math.isfinite(value) and not (math.isinf(value) and where.endswith(_MAY_BE_INFINITE)):
             raise SchemaError(f"{where}: expected a finite number, got {value}")
         return float(value)
@@ -449,7 +537,10 @@ def from_dict(cls: type, data: Any, where: str | None = None) -> Any:
             values[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise SchemaError(f"{where}.{f.name}: missing")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except SchemaError as exc:  # a check across fields (``__post_init__``)
+        raise SchemaError(f"{where}: {exc}") from None
 
 
 def load_text(text: str, source: str = "result") -> RunResult:
@@ -460,12 +551,17 @@ def load_text(text: str, source: str = "result") -> RunResult:
         raise ValueError(f"{source} is not JSON: {exc}") from None
     except RecursionError:
         raise ValueError(f"{source} is not a harness result: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ValueError(f"{source} is not a harness result: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
         raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
     try:
+        check_text(data, "result")
         return from_dict(RunResult, data, "result")
     except SchemaError as exc:
         raise ValueError(f"{source} is not a valid harness result: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{source} is not a harness result: JSON nested too deeply") from None
 
 
 def load(path: str | os.PathLike) -> RunResult:

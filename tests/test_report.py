@@ -160,4 +160,9 @@ def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
     text = report.markdown(voted)
     assert "2 of 3 pairs of runners: 1.20x faster, 1.00x" in text and "(outvoted), 1.30x faster" in text
     assert text.count("<details>") == text.count("</details>") and "<!-- hidden" not in text
+    with pytest.raises(ValueError, match=r"timings\[0\]\.pair_verdicts\[1\]: expected one of 'faster', "):
+        result.load_text(result.dumps(voted))  # a verdict the harness never writes: refused on load
+    honest = dataclasses.replace(timing, pair_verdicts=("faster", "no significant difference", "faster"))
+    voted = dataclasses.replace(run, candidates=tuple(
+        dataclasses.replace(c, timings=(honest, *c.timings[1:])) if c is cand else c for c in run.candidates))
     assert result.load_text(result.dumps(voted)) == voted  # the votes are part of the one JSON schema

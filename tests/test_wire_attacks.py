@@ -17,7 +17,7 @@ PLANTED = Path(__file__).resolve().parent.parent / "harness" / "__pycache__" / "
 def attacked(tmp_path_factory):
     out = tmp_path_factory.mktemp("wire")
     argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.5", "--examples", "3", "--no-profile"]
-    for name in ("deep_json", "huge_shape", "zero_time", "slows_the_baseline", "prints_escapes"):
+    for name in ("deep_json", "huge_int", "huge_shape", "zero_time", "slows_the_baseline", "prints_escapes"):
         argv += ["--candidate", f"{WIRE}:{name}"]
     argv += ["--candidate", "candidates/fused.py:fused"]
     code = main(argv)
@@ -30,6 +30,70 @@ def test_frames_the_judge_cannot_rebuild_are_that_candidates_error(attacked):
     assert by_name["huge_shape"].verdict == "error"
     assert by_name["huge_shape"].error.startswith("sent malformed data on the runner pipe (")
     assert (out / "quantize_k_cache-cpu.md").exists()
+
+
+def test_an_integer_too_long_to_read_is_that_candidates_error(attacked):
+    code, by_name, out = attacked
+    c = by_name["huge_int"]
+    assert c.verdict == "error" and c.timings == ()
+    assert c.error.startswith("sent malformed data on the runner pipe (frame's JSON cannot be read (ValueError: "), c.error
+    assert "\n" not in c.error and len(c.error) < 400
+    assert code == 1 and by_name["fused"].verdict == "pass" and by_name["fused"].timings
+    report = (out / "quantize_k_cache-cpu.md").read_text()
+    assert "`huge_int`" in report and "`fused`" in report
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b'{"kind": "called", "value": ' + b"9" * 5000 + b"}", "frame's JSON cannot be read (ValueError: Exceeds the limit (4300 digits)"),
+    (b"9" * 5000, "frame's JSON cannot be read (ValueError: "),
+    (b'{"kind": "called"', "frame is not JSON ("),
+    (b'{"kind": "\xff"}', "frame is not JSON ("),
+    (b"[" * 20000 + b"]" * 20000, "frame's JSON is nested too deeply"),
+    (b'{"kind": 7}', "frame is not an object with a 'kind'"),
+])
+def test_every_frame_the_judge_cannot_parse_is_a_protocol_error(payload, reason):
+    import os
+    import struct
+
+    from harness.protocol import ProtocolError, read_frame
+
+    r, w = os.pipe()
+    try:
+        os.write(w, struct.pack("<4sIQ", b"HRN1", len(payload), 0) + payload)
+        os.close(w)
+        with pytest.raises(ProtocolError) as caught:
+            read_frame(r)
+        assert str(caught.value).startswith(reason) and "\n" not in str(caught.value)
+    finally:
+        os.close(r)
+
+
+def test_a_frame_cut_short_is_a_closed_pipe_not_malformed_data():
+    import os
+    import struct
+
+    from harness.protocol import Closed, read_frame
+
+    r, w = os.pipe()
+    os.write(w, struct.pack("<4sIQ", b"HRN1", 100, 0) + b'{"kind": ')
+    os.close(w)
+    with pytest.raises(Closed):
+        read_frame(r)
+    os.close(r)
+
+
+@pytest.mark.parametrize("desc", [
+    {"kind": "tensor", "dtype": "float32", "shape": [10 ** 40], "nbytes": 4},
+    {"kind": "tensor", "dtype": "float32", "shape": [1.5], "nbytes": 4},
+    {"kind": "tensor", "dtype": "float32", "shape": [1], "nbytes": "4"},
+    {"kind": "tensor", "dtype": "Tensor", "shape": [1], "nbytes": 4},
+    {"kind": "list", "items": [{"kind": "scalar", "value": [1]}]},
+])
+def test_every_value_the_judge_cannot_rebuild_is_a_protocol_error(desc):
+    from harness.protocol import ProtocolError, decode_value
+
+    with pytest.raises(ProtocolError):
+        decode_value(desc, b"\0" * 4)
 
 
 def test_a_zero_time_is_malformed(attacked):

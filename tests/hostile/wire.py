@@ -31,6 +31,14 @@ def deep_json(input_k_cache, dv=512, tile_size=128):
     os._exit(0)
 
 
+def huge_int(input_k_cache, dv=512, tile_size=128):
+    """Replies with a frame whose JSON holds an integer of 5000 digits (Python refuses to convert it)."""
+    data = (b'{"kind": "called", "input_digest": "x", "after_digest": "x", "value": {"kind": "scalar", "value": '
+            + b"9" * 5000 + b"}}")
+    os.write(int(sys.argv[-1]), struct.pack("<4sIQ", b"HRN1", len(data), 0) + data)
+    os._exit(0)
+
+
 def huge_shape(input_k_cache, dv=512, tile_size=128):
     _send_instead({"kind": "called", "input_digest": "x", "after_digest": "x",
                    "value": {"kind": "tensor", "dtype": "float8_e4m3fn", "shape": [2 ** 70], "nbytes": 2 ** 70}})
