@@ -125,20 +125,40 @@ def test_a_runner_that_hangs_at_import_times_out(tmp_path):
         _runner(f"{path}:f", timeout=10)
 
 
-def test_processes_a_runner_detached_are_killed_with_it(tmp_path):
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
+def test_processes_a_runner_detached_are_killed_with_it(tmp_path, monkeypatch, namespaces):
+    from harness import isolation
+
+    if namespaces and not isolation.available():
+        pytest.skip(f"no namespaces here: {isolation.describe()}")
+    if not namespaces:
+        monkeypatch.setattr(isolation, "_PROBED", (None, "turned off by a test"))
+    marker = f"detached-{os.getpid()}-{tmp_path.name}"  # in a PID namespace its pid there is not the judge's
     path = tmp_path / "detaches.py"
     path.write_text(
         "import subprocess, sys\n"
-        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
-        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(child.pid))\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {marker}'], start_new_session=True)\n"
         "def f(input_k_cache, dv=512, tile_size=128):\n    pass\n")
     runner = _runner(f"{path}:f")
-    pid = int((tmp_path / "pid").read_text())
-    os.kill(pid, 0)  # alive while the runner is
-    assert runner.close() == 1
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    try:
+        assert len(_with_marker(marker)) == 1  # alive while the runner is
+    finally:
+        assert runner.close() == 1
+    assert _with_marker(marker) == []
     assert kill_strays(runner.process.pid) == 0
+
+
+def _with_marker(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                if open(f"/proc/{entry}/stat", "rb").read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
