@@ -322,7 +322,9 @@ def _import_file(path: Path) -> ModuleType:
     module_name = f"harness_ext_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    from harness import snapshot  # in a runner, the copy of the file taken when the run started
+
+    spec = snapshot.file_spec(module_name, path) or importlib.util.spec_from_file_location(module_name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module

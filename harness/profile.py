@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import linecache
+
 import ast
 import contextlib
 import gc
@@ -21,7 +23,6 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 
@@ -110,7 +111,7 @@ def profile(fn: Callable[..., Any], spec: str, target: Target, size: Case, devic
     fn(*calls[0].args, **calls[0].kwargs)  # first-call costs stay out of the line times
     synchronize(device)
     timings, done, filename = _line_profile(fn, calls, device, min_calls, budget_s)
-    text = Path(filename).read_text(encoding="utf-8") if Path(filename).exists() else ""
+    text = "".join(linecache.getlines(filename))  # the run's snapshot of the source (``snapshot``), not the disk
     source, statements = text.splitlines(), statement_sources(text)
     total = sum(t for _, _, t in timings) or 1.0
     lines = tuple(
