@@ -2,11 +2,15 @@
 medians are known well.  Runs in the judge: it decides how many calls a round has, which runner goes
 when, and does all the statistics; each runner times its own calls (``clocks``) and only reports seconds.
 
-Per size: each runner builds its inputs (rotated among several buffers, so no function times its own
-cache and no input is allocated in a timed region) and warms up until three consecutive calls agree;
-the judge checks that both were given the same inputs.  On the CPU no process keeps one memory layout:
-each round shifts the heap and, for sizes that fit the cache, moves the inputs (``worker``), and sizes
-beyond it are built by both runners at once (``_prepare``).  Then rounds alternate baseline/candidate (ABBA
+Per size: each runner builds the target's input and warms up on it until three consecutive calls agree;
+the judge checks that both were given the same input.  Every timed call then runs on an input with fresh
+content derived from it (``fresh``: built before the round, outside the timed region), so no function
+times its own cache or a memo of past answers; after each round the judge picks one of the candidate's
+timed calls and checks its output against the baseline's for the same input (``_check_round``; the
+oracle decides when they differ), and a timing faster than the judge's own copy of the bytes is refused
+(``_check_physics``).  On the CPU no process keeps one memory layout: each round shifts the heap before
+its inputs are built (``worker``), and sizes beyond the cache are built by both runners at once
+(``_prepare``).  Then rounds alternate baseline/candidate (ABBA
 order, so drift and order effects fall on both), one runner at a time with the other's processes
 stopped — a sequential test: at checkpoints (after ``min_rounds``, then every quarter more) the speedup's
 interval is read against the noise floor (``stats.decide``), and rounds go on until it is decisive
@@ -22,9 +26,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import random
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from harness import noise, stats
 from harness.result import BenchSettings, SizeTiming
@@ -41,8 +46,7 @@ class BenchConfig:
     max_rounds: int = 5000
     warmup_max_s: float = 60.0  # compilation can take this long
     round_target_s: float = 0.005  # calls per round are chosen so a round lasts about this long
-    buffer_bytes: int = 256 << 20  # rotate among as many input sets as fit in this
-    max_buffers: int = 4
+    buffer_bytes: int = 256 << 20  # at most this many bytes of fresh inputs (and outputs) per round
     threads: int | None = None
     l2_flush: bool = True
     cuda_graphs: bool = False  # replay each call from a CUDA graph: device work without launch overhead
@@ -50,15 +54,6 @@ class BenchConfig:
     # with one pair, only a "faster"/"slower" this far beyond the floor stands alone; any other verdict is timed
     # in a second pair, and a third when two disagree (``stands_alone``, ``another_pair``); 0 trusts one pair
     confirm_margin: float = 0.10
-
-    def input_sets(self, per_set_bytes: int, device: str) -> int:
-        """How many input sets a runner rotates through at a size: as many as ``buffer_bytes`` holds, at most
-        ``max_buffers``; on the CPU no more than it takes to pass twice the last-level cache, beyond which no
-        set is still cached when its turn comes again (a set of 118 MB at prod-65536 is one: building a
-        second cost each runner 0.24-0.45 s a size and measured nothing more)."""
-        count = max(1, min(self.max_buffers, self.buffer_bytes // max(1, per_set_bytes)))
-        cache = cpu_cache_bytes(device)
-        return min(count, max(1, math.ceil(2 * cache / max(1, per_set_bytes)))) if cache else count
 
     @property
     def most_pairs(self) -> int:
@@ -83,6 +78,8 @@ def cpu_cache_bytes(device: str) -> int | None:
     return noise.last_level_cache_bytes() if device == "cpu" else None
 
 
+CASE_REPEAT_SEED = 104_729  # data seed step between repeats of ``best_of``
+
 # A decisive interval over this many times the minimum rounds stops the size even if a median's RSE is
 # still above the target: without it the 14x-faster CPU kernel's sizes ran to the budget (68.7 s a run).
 PRECISION_ROUNDS = 4
@@ -96,19 +93,60 @@ class Timed(Protocol):
     def release(self, foreign_cpu: float | None = None) -> None: ...
     def time_case(self, case: Case) -> float: ...
     def suspend(self) -> None: ...
+    def timed_output(self, index: int, digest: bool = False) -> Any: ...
+    def output_for(self, start: int, index: int, digest: bool = False) -> Any: ...
 
 
 class InputsDiffer(Exception):
     """The two runners built different inputs for one size (a runner's process was altered)."""
 
 
+class TimingFailed(Exception):
+    """A candidate whose timing shows it is not the function it was verified to be: a "fail".  ``spec``:
+    whose runner it was (a wrong baseline is the run's error, not the candidate's fail)."""
+
+    def __init__(self, reason: str, spec: str = "") -> None:
+        super().__init__(reason)
+        self.spec = spec
+
+
+class WrongWhileTimed(TimingFailed):
+    """A timed call's output differed from the oracle's for the same input."""
+
+
+class ImpossibleTiming(TimingFailed):
+    """A timing faster than the machine can move the bytes."""
+
+
+# A timing this many times faster than the judge's copy of the same bytes is impossible: a memory-bound
+# kernel moves its bytes at most at copy speed (a read-heavy one somewhat faster, since a copy's writes
+# also read their cache lines first); the attacks this catches were 100-2400x.
+PHYSICS_FACTOR = 2.0
+# ... judged only where the judge's copy takes this long (below, fixed per-call costs dominate it)
+PHYSICS_MIN_COPY_S = {"cpu": 20e-6, "cuda": 5e-6}
+
+# The judge's check of a timed call: (size, call key, the baseline's output, the candidate's) -> None if
+# they agree, else (whose output was wrong: "candidate" or "baseline", why); see ``verify.TimedCheck``.
+TimedCallCheck = Callable[[Case, int, Any, Any], "tuple[str, str] | None"]
+
+
+def _value(outcome: Any) -> Any:
+    """A runner answers with an ``Outcome``; an in-process worker with the value itself."""
+    from harness.protocol import Outcome  # (torch: this module is also read where torch is not installed)
+
+    return outcome.value if isinstance(outcome, Outcome) else outcome
+
+
 class Bench:
     """Times candidates of one target against one baseline on one device."""
 
     def __init__(self, target: Target, device: str = "cpu", config: BenchConfig = BenchConfig(),
-                 copy_gbps: float | None = None) -> None:
+                 copy_gbps: float | None = None, check: TimedCallCheck | None = None) -> None:
         self.target, self.device, self.config = target, device, config
         self.copy_gbps = copy_gbps
+        self.check = check  # None: timed calls' outputs are not checked (unit tests of the statistics)
+        self._choose = random.SystemRandom()  # which timed call is checked: not predictable from any seed
+        self._copies: dict[int, float] = {}
 
     def compare(self, baseline: Timed, candidate: Timed, size: Case, budget_s: float | None = None) -> SizeTiming:
         """``size`` timed in one pair of runners, for at most ``budget_s`` of rounds (default the config's)."""
@@ -119,7 +157,9 @@ class Bench:
             prepared = self._prepare(pair, size, together=beyond, move_inputs=self.device == "cpu" and not beyond)
             if prepared[0]["input_digest"] != prepared[1]["input_digest"]:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
-            n = [max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9))) for p in prepared]
+            # calls per round: about round_target_s, but no more fresh inputs than buffer_bytes holds
+            most = max(1, cfg.buffer_bytes // max(1, self.target.case_bytes(size)))
+            n = [min(most, max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9)))) for p in prepared]
             rounds: tuple[list[float], list[float]] = ([], [])
             deadline = time.perf_counter() + (cfg.budget_s if budget_s is None else budget_s)
             watch = noise.CpuWatch()
@@ -129,6 +169,8 @@ class Bench:
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                     pair[1 - i].suspend()
                     rounds[i].append(pair[i].round(n[i], r))
+                if self.check is not None:
+                    self._check_round(pair, size, r, n[1])
                 done = len(rounds[0])
                 if done >= checkpoint:
                     checkpoint = done + max(1, done // 4)
@@ -145,7 +187,50 @@ class Bench:
             raise
         for timed in pair:
             timed.release(load)  # the load it saw: a runner's round-time cross-check allows for it
-        return dataclasses.replace(self._timing(size, n[1], converged, *rounds), foreign_cpu=foreign, steal_cpu=steal)
+        timing = self._timing(size, n[1], converged, *rounds)
+        self._check_physics(timing, getattr(candidate, "spec", ""))
+        return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)
+
+    def _check_round(self, pair: tuple[Timed, Timed], size: Case, round_index: int, calls: int) -> None:
+        """One timed call of the candidate's round, chosen by the judge after the round (so the function
+        cannot know which), against the baseline's output for the same input (``check`` decides, and
+        rebuilds the input to ask the oracle when they differ)."""
+        index = self._choose.randrange(calls)
+        if pair[1].timed_output(index, digest=True) == pair[0].output_for(round_index, index, digest=True):
+            return  # the same bytes: the check needs nothing more
+        got = _value(pair[1].timed_output(index))
+        reference = _value(pair[0].output_for(round_index, index))
+        assert self.check is not None
+        from harness.fresh import call_key
+
+        wrong = self.check(size, call_key(round_index, index), reference, got)
+        if wrong is not None:
+            whose, reason = wrong
+            spec = getattr(pair[0] if whose == "baseline" else pair[1], "spec", "")
+            raise WrongWhileTimed(f"was wrong while timed at {size.name} (round {round_index + 1}, call "
+                                  f"{index + 1} of {calls}): {reason}", spec)
+
+    def _check_physics(self, timing: SizeTiming, spec: str) -> None:
+        """A candidate's median time that moves its bytes more than ``PHYSICS_FACTOR`` times faster than the
+        judge's own copy of as many bytes (on this device, at this footprint) cannot be real: a forged time
+        or a call that skipped its work.  Only where that copy takes long enough to be measured rather than
+        dominated by call overhead (``PHYSICS_MIN_COPY_S``)."""
+        copy_s = self._copy_seconds(timing.bytes_moved)
+        if copy_s < PHYSICS_MIN_COPY_S.get(self.device, 20e-6):
+            return
+        copy_gbps = timing.bytes_moved / copy_s / 1e9
+        if timing.gbps > PHYSICS_FACTOR * copy_gbps:
+            raise ImpossibleTiming(f"reported an impossible time at {timing.size}: {timing.gbps:.3g} GB/s, more than "
+                                   f"{PHYSICS_FACTOR:g}x the judge's own copy of those {timing.bytes_moved} bytes "
+                                   f"({copy_gbps:.3g} GB/s)", spec)
+
+    def _copy_seconds(self, nbytes: int) -> float:
+        """The judge's copy of ``nbytes`` bytes moved (half read, half written), measured once per size."""
+        if nbytes not in self._copies:
+            from harness.clocks import copy_seconds
+
+            self._copies[nbytes] = copy_seconds(self.device, nbytes // 2)
+        return self._copies[nbytes]
 
     def _streams(self, bytes_moved: int) -> bool:
         """A CPU call that moves more than the last-level cache holds (each round streams DRAM)."""
@@ -259,10 +344,11 @@ class Bench:
         raise (an error-parity case costs the precondition check)."""
         best = [math.inf, math.inf]
         pair = (baseline, candidate)
-        for _ in range(repeats):
+        for repeat in range(repeats):  # each repeat on new data of the case's shape: none runs on an input seen before
+            again = Case(case.name, case.family, case.params, case.seed + CASE_REPEAT_SEED * (repeat + 1))
             for i in (0, 1):
                 pair[1 - i].suspend()
-                best[i] = min(best[i], pair[i].time_case(case))
+                best[i] = min(best[i], pair[i].time_case(again))
         return best[0], best[1]
 
     def _timing(self, size: Case, calls_per_round: int, converged: bool, base_rounds: list[float],

@@ -32,16 +32,25 @@ class CpuClock:
     def reset(self) -> None:
         pass
 
-    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
-        """Seconds per call over ``n`` calls rotating through ``calls``."""
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True,
+             keep: list | None = None) -> float:
+        """Seconds per call over ``n`` calls rotating through ``calls``; each call's return value is appended
+        to ``keep`` if given (so the judge can check any timed call's output afterwards)."""
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            t0 = time.perf_counter_ns()
-            for i in range(start, start + n):
-                call = calls[i % len(calls)]
-                fn(*call.args, **call.kwargs)
-            t1 = time.perf_counter_ns()
+            if keep is None:
+                t0 = time.perf_counter_ns()
+                for i in range(start, start + n):
+                    call = calls[i % len(calls)]
+                    fn(*call.args, **call.kwargs)
+                t1 = time.perf_counter_ns()
+            else:
+                t0 = time.perf_counter_ns()
+                for i in range(start, start + n):
+                    call = calls[i % len(calls)]
+                    keep.append(fn(*call.args, **call.kwargs))
+                t1 = time.perf_counter_ns()
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -59,21 +68,25 @@ class CudaClock:
         """Forget captured graphs (they hold their own copies of the outputs' memory)."""
         self._captured.clear()
 
-    def _graph(self, fn: Fn, index: int, call: Call) -> torch.cuda.CUDAGraph:
-        key = (id(fn), index)
+    def _graph(self, fn: Fn, call: Call) -> tuple[torch.cuda.CUDAGraph, Call, Any]:
+        """The graph of ``fn`` captured once on a private copy of ``call``'s inputs (its static inputs), and
+        its static output: each replay runs on whatever was copied into the static inputs."""
+        key = id(fn)
         if key not in self._captured:
+            static = call.map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm up on a side stream, as capture requires
-                fn(*call.args, **call.kwargs)
+                fn(*static.args, **static.kwargs)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                fn(*call.args, **call.kwargs)
-            self._captured[key] = graph
+                out = fn(*static.args, **static.kwargs)
+            self._captured[key] = (graph, static, out)
         return self._captured[key]
 
-    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True) -> float:
+    def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True,
+             keep: list | None = None) -> float:
         replay = replay and self.graphs
         pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
         gc_was_enabled = gc.isenabled()
@@ -81,15 +94,21 @@ class CudaClock:
         try:
             for i, (begin, end) in zip(range(start, start + n), pairs):
                 call = calls[i % len(calls)]
-                graph = self._graph(fn, i % len(calls), call) if replay else None  # captured outside the events
+                graph = None
+                if replay:  # captured, and this call's inputs copied in, outside the events
+                    graph, static, out = self._graph(fn, call)
+                    for dst, src in zip(static.tensors(), call.tensors()):
+                        dst.copy_(src)
                 if self.flush is not None:
                     self.flush.zero_()
                 begin.record()
                 if graph is not None:
                     graph.replay()
                 else:
-                    fn(*call.args, **call.kwargs)
+                    out = fn(*call.args, **call.kwargs)
                 end.record()
+                if keep is not None:  # a replay's output is overwritten by the next: a copy, outside the events
+                    keep.append(_cloned(out) if graph is not None else out)
             torch.cuda.synchronize()
         finally:
             if gc_was_enabled:
@@ -97,8 +116,42 @@ class CudaClock:
         return sum(b.elapsed_time(e) for b, e in pairs) / n / 1e3
 
 
+def _cloned(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_cloned(v) for v in value)
+    return value
+
+
 def make_clock(device: str, l2_flush: bool = True, cuda_graphs: bool = False) -> CpuClock | CudaClock:
     return CudaClock(l2_flush, cuda_graphs) if device.startswith("cuda") else CpuClock()
+
+
+def copy_seconds(device: str, nbytes: int, repeats: int = 5) -> float:
+    """The best time of a copy of ``nbytes`` (reading and writing them) on ``device``: by the judge, for the
+    physics check of a size's timings (``bench``).  On CUDA by device events after an L2 flush, as runners
+    time calls, so that launch overhead is not counted."""
+    src = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    if device.startswith("cuda"):
+        l2 = torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size
+        flush = torch.empty(4 * max(l2, 1 << 20), dtype=torch.uint8, device=device)
+        for _ in range(repeats + 1):
+            flush.zero_()
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            dst.copy_(src)
+            end.record()
+            end.synchronize()
+            best = min(best, begin.elapsed_time(end) / 1e3)
+        return best
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def measure_copy_bandwidth(device: str, nbytes: int | None = None) -> float:

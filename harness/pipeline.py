@@ -27,18 +27,18 @@ from typing import Callable, Mapping
 
 import torch
 
-from harness import __version__, checkout, noise
+from harness import __version__, checkout, isolation, noise, snapshot
 from harness.audit import StateChanged
-from harness.bench import Bench, BenchConfig, InputsDiffer
+from harness.bench import Bench, BenchConfig, InputsDiffer, TimingFailed
 from harness.candidates import ORACLE_PREFIX, Described, SpecError, absolute, candidates_dir, describe, discover
 from harness.domain import Domain, DomainError
 from harness.clocks import measure_copy_bandwidth
 from harness.errors import UsageError
 from harness.result import CandidateResult, CaseTiming, Environment, Profile, RunResult, SizeTiming, Verification
 from harness.roundtrip import RoundTrips
-from harness.sandbox import LoadFailed, Runner, RunnerError, spawn, start
+from harness.sandbox import LoadFailed, Runner, RunnerError, death as _death_words, spawn, start
 from harness.target import Case, Target, discover_targets, get_target, in_run_order
-from harness.verify import Verifier, regression_test
+from harness.verify import TimedCheck, Verifier, regression_test
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
 
@@ -220,23 +220,23 @@ class Pipeline:
         return [s for s in sizes if any(d.admits(s.params) for d in self.domains.values())]
 
     def _check_memory(self) -> None:
-        """Each size must fit, before anything is allocated: the runners of every pair hold its input sets at
-        once (the stopped ones keep theirs), and each runner keeps the inputs of the sizes before it (a
-        baseline's runner is asked for the same sizes by every candidate: ``Worker.prepare``)."""
+        """Each size must fit, before anything is allocated: every runner of every pair keeps, for each size
+        it was timed at, its base input and the XOR mask of fresh inputs (``fresh``; a baseline's runner is
+        asked for the same sizes by every candidate: ``Worker.prepare``), and holds one round's fresh inputs
+        and kept outputs (at most ``buffer_bytes``, or one call's) on top."""
         available = available_memory(self.options.device)
         cfg = self.options.bench
         runners = 2 * cfg.most_pairs  # pairs that may join to settle a verdict included
         kept = 0  # bytes each runner holds for the sizes before
         for size in self._timeable(self.sizes):
             per_set = max(1, self.target.case_bytes(size))
-            sets = cfg.input_sets(per_set, self.options.device)
-            kept += sets * per_set
-            need = runners * kept + 2 * per_set  # the runners' input sets, and room for outputs and temporaries
+            kept += 2 * per_set
+            need = runners * (kept + 2 * max(per_set, cfg.buffer_bytes))  # this round's inputs and the last's
             if available is not None and need > available:
                 raise UsageError(f"size {size.name} needs about {need / 2**30:.1f} GiB on {self.options.device} "
-                                 f"({sets} input set(s) of {per_set / 2**30:.2f} GiB in each of {runners} runners, "
-                                 f"which keep the inputs of the sizes before it), but {available / 2**30:.1f} GiB "
-                                 f"is available")
+                                 f"(inputs of {per_set / 2**30:.2f} GiB kept twice over in each of {runners} runners, "
+                                 f"which keep the inputs of the sizes before it, and a round's fresh inputs), but "
+                                 f"{available / 2**30:.1f} GiB is available")
 
     @property
     def headline_size(self) -> Case:
@@ -264,9 +264,9 @@ class Pipeline:
 
     def _baseline_runner(self) -> Runner:
         """The baseline's runner, started on first use (a usage error if the baseline cannot be loaded)."""
-        if self._baseline is None or not self._baseline.alive():
-            if self._baseline is not None:
-                self._baseline.close()
+        if self._baseline is not None and not self._baseline.alive():
+            self._baseline_died(self._baseline)
+        if self._baseline is None:
             self._baseline = self._start(self.baseline_spec)
         if self._baseline.threads is None:
             self.progress("step", name=f"baseline {self.baseline_spec}: load it in its runner")
@@ -286,8 +286,10 @@ class Pipeline:
         """Verify, time and profile each candidate, each in its own runner, keeping what finished in
         ``self.finished`` so an interrupted run can still show it."""
         writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # see checkout._files
+        sources = snapshot.take([*(c.spec for c in self.candidates), self.baseline_spec], [self.target.ref])
         try:
-            return self._run()
+            with snapshot.during(sources):  # every runner of the run, restarted ones too, executes this copy
+                return self._run()
         finally:
             sys.dont_write_bytecode = writes_bytecode
 
@@ -301,7 +303,8 @@ class Pipeline:
             copy_gbps = measure_copy_bandwidth(opts.device)
             self.progress("done", name="copy bandwidth", ok=True)
         self.verifier = Verifier(self.target, opts.policy, opts.device, opts.examples, opts.seed)
-        self.bench = Bench(self.target, opts.device, opts.bench, copy_gbps)
+        self.bench = Bench(self.target, opts.device, opts.bench, copy_gbps,
+                           check=TimedCheck(self.verifier) if opts.verify else None)
         baseline_profile = None
         # Runners load while the judge works (imports take seconds); each is stopped while others are timed.
         self._next = self._start(self.candidates[0].spec)
@@ -319,7 +322,11 @@ class Pipeline:
                 self.progress("done", name=cand.name, ok=outcome.verdict == "pass")
             if opts.profile and any(r.timings for r in self.finished):
                 self.progress("phase", name="baseline profile", total=1)
-                baseline_profile = self._profile(self.baseline_spec, self._baseline_runner(), self.headline_size)
+                try:
+                    baseline_profile = self._profile(self.baseline_spec, self._baseline_runner(), self.headline_size)
+                except RunnerError as exc:  # it died after the last candidate was judged: said, not restarted
+                    last = self.finished[-1]
+                    self.finished[-1] = dataclasses.replace(last, notes=(*last.notes, f"the baseline {exc}"))
                 self.progress("done", name="baseline profile", ok=baseline_profile is not None)
         finally:
             threads = self._baseline.threads if self._baseline else None
@@ -330,7 +337,8 @@ class Pipeline:
         timed = any(r.timings for r in self.finished)
         machine_after = noise.machine_state()
         env = dataclasses.replace(environment(opts.device, copy_gbps, threads), load_start=machine_before.load1,
-                                  load_end=machine_after.load1, governor=machine_after.governor)
+                                  load_end=machine_after.load1, governor=machine_after.governor,
+                                  isolation=isolation.describe())
         return RunResult(
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
@@ -382,7 +390,8 @@ class Pipeline:
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
                 verification = self.verifier.verify(
-                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), self.domains[cand.spec])
+                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), self.domains[cand.spec],
+                    sizes=self.sizes if opts.time else ())
                 result = dataclasses.replace(result, verdict=_verdict(verification),
                                              error=_error_reason(verification), verification=verification)
                 if verification.passed and self.round_trips is not None:
@@ -413,15 +422,16 @@ class Pipeline:
                     largest = max(sizes, key=self.target.case_bytes)
                     result = dataclasses.replace(result, profile=self._profile(cand.spec, runner, largest))
             return result
-        except (RunnerError, StateChanged, InputsDiffer) as exc:
+        except (RunnerError, TimingFailed, StateChanged, InputsDiffer) as exc:
             self._retire_baselines(getattr(exc, "spec", ""))
             return self._failure(result, exc)
 
     def _failure(self, result: CandidateResult, exc: Exception) -> CandidateResult:
         """The candidate's verdict when its run failed: whose fault, and in which words."""
-        if isinstance(exc, RunnerError):
+        if isinstance(exc, (RunnerError, TimingFailed)):
             reason = _failed(str(exc), exc.spec, self.baseline_spec)
-            verdict = "fail" if isinstance(exc, ChangedInExtraRunner) and exc.spec != absolute(self.baseline_spec) else "error"
+            fails = isinstance(exc, (ChangedInExtraRunner, TimingFailed))  # it is not the function it was verified to be
+            verdict = "fail" if fails and exc.spec != absolute(self.baseline_spec) else "error"
             return dataclasses.replace(result, verdict=verdict, error=reason, timings=(), case_timings=())
         if isinstance(exc, StateChanged):
             reason = _failed(f"changed process state: {exc}", getattr(exc, "spec", ""), self.baseline_spec)
@@ -438,7 +448,8 @@ class Pipeline:
             runner.close()
         self._extra_baselines = []
         if spec and self._baseline is not None:
-            self._baseline.close()  # ``_baseline_runner`` starts a fresh one: it is no longer alive
+            self._baseline.close()
+            self._baseline = None  # ``_baseline_runner`` starts a fresh one
 
     @property
     def _likely_pairs(self) -> int:
@@ -477,12 +488,24 @@ class Pipeline:
             pairs.append(pair)
         return pairs
 
+    def _baseline_died(self, runner: Runner) -> None:
+        """A baseline runner found dead between requests: it was idle, so something else killed it, and the
+        candidate being judged is the one that ran meanwhile.  Never restarted quietly: the candidate gets
+        ``error`` naming it (and its replacements start from the run's snapshot, not from the checkout)."""
+        runner.close()
+        code = runner.process.returncode
+        self._retire_baselines(absolute(self.baseline_spec))
+        raise RunnerError(f"died while idle ({_death_words(code)}) while this candidate was judged; the judge "
+                          "restarts it for the next candidate", absolute(self.baseline_spec))
+
     def _extra_baseline(self, index: int) -> Runner:
         """The baseline's runner for extra pair ``index`` (0 for the second pair), started on first need and
         again if it died; it keeps its heap and imports from candidate to candidate, as the first one does."""
         while len(self._extra_baselines) <= index:
             self._extra_baselines.append(self._start(self.baseline_spec))
-        if not self._extra_baselines[index].alive() or self._extra_baselines[index].load_state_changes:
+        if not self._extra_baselines[index].alive():
+            self._baseline_died(self._extra_baselines.pop(index))
+        if self._extra_baselines[index].load_state_changes:
             self._extra_baselines[index].close()
             self._extra_baselines[index] = self._start(self.baseline_spec)
         self._extra_baselines[index].start_job()

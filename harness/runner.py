@@ -1,4 +1,6 @@
-"""The runner process: ``python -m harness.runner READ_FD WRITE_FD``, started by the judge (``sandbox``).
+"""The runner process, started by the judge (``sandbox``) as ``python -c BOOT READ_FD WRITE_FD``: the
+bootstrap reads the run's snapshot of the sources from the pipe and imports this module, and every module
+of the checkout after it, from that copy, never from the disk (``snapshot``); then ``main`` reads ``hello``.
 
 A runner holds exactly one function under test (a candidate, or the baseline): it loads that one spec,
 then serves the judge's requests over the pipe (``protocol``) with a ``Worker`` — call on a case, prepare
@@ -71,8 +73,19 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                                                                request.get("warm") is not False,
                                                                request.get("move_inputs") is True)}
             elif kind == "place":
-                worker.place(int(request["start"]))
+                worker.place(int(request["start"]), int(request.get("n", 1)))
                 reply = {"kind": "ok"}
+            elif kind in ("timed_output", "output_for"):
+                digested = request.get("digest") is True
+                value = (worker.timed_output(int(request["index"]), digested) if kind == "timed_output"
+                         else worker.output_for(int(request["start"]), int(request["index"]), digested))
+                if digested:
+                    reply = {"kind": "digest", "digest": value}
+                else:
+                    from harness.worker import called
+
+                    reply, blobs = called(value)
+                    blob = b"".join(blobs)
             elif kind == "round":
                 reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]))}
             elif kind == "time_case":
@@ -92,6 +105,9 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from harness.isolation import harden_runner  # before anything is read: not dumpable, no capabilities
+
+    harden_runner()
     read_fd, write_fd = int(argv[0]), int(argv[1])
     _die_with_parent()
     os.dup2(2, 1)
@@ -127,5 +143,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # by hand, from the disk; the judge starts runners from a snapshot (``snapshot.BOOT``)
     sys.exit(main(sys.argv[1:]))

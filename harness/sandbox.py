@@ -12,9 +12,18 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   answer "sent malformed data on the runner pipe".
 - ``suspend``/``resume`` stop a runner's whole process group while another runner is timed, so a
   background thread or process of one function cannot run during the other's rounds.
-- The judge is a child subreaper (Linux), so processes a runner detaches are re-parented to the judge;
-  when a runner stops, every process of its session and every such orphan is killed and reaped, and the
-  count is reported.  A runner also dies with the judge (``PR_SET_PDEATHSIG``).
+- Each runner starts in PID, user and mount namespaces of its own where this machine allows it
+  (``isolation``: probed once, ``isolation.describe()`` says which): it sees and can reach no other
+  process, and everything it starts dies with it.  Either way it is not dumpable (no ptrace, no reading
+  its memory by the same user).
+- The judge is a child subreaper (Linux), so processes a runner detaches are re-parented to the judge (or,
+  in a namespace, to the runner); when a runner stops, every process of its session and every such orphan
+  is killed and reaped, until none has been seen for a moment, and the count is reported.  A runner also
+  dies with the judge (``PR_SET_PDEATHSIG``).
+- Scheduling is checked from outside every round: before it, every live runner's threads get back the
+  CPU affinity, nice value and policy the judge gave them (counted in ``scheduling_restored``); after it, a
+  runner that changed its own is failed (``StateChanged``), and one that changed another's (the others are
+  stopped while it is timed) gets ``RunnerError``.
 - Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
   the judge saw, nor (on the CPU) account for less than a fifth of the time the judge saw a median round
   of 25 ms or more take: gross forgery of long rounds is caught, not a few percent; and
@@ -35,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import isolation
 from harness.audit import StateChanged
 from harness.fmt import plain
 from harness.noise import FOREIGN_CPU_LIMIT, stat_fields
@@ -56,7 +66,10 @@ MAX_WALL_RATIO = 5.0
 MIN_CHECKED_ROUND_S = 0.025
 # ... and on a loaded machine (``release``), where a wake-up can wait tens of ms whatever the round's length
 LOADED_MIN_ROUND_S = 0.1
-_LIVE: set[int] = set()  # pids of this judge's runners that are still running
+_LIVE: set[int] = set()  # pids of this judge's runners that are still running (and of the unshare above each)
+_RUNNERS: dict[int, "Runner"] = {}  # this judge's live runners by pid: whose scheduling each round checks
+STRAYS_QUIET_S = 0.05  # strays are hunted until none has been seen for this long ...
+STRAYS_DEADLINE_S = 60.0  # ... or for this long in all
 _SUBREAPER = False
 
 
@@ -98,6 +111,9 @@ def _death(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
+
+
+death = _death  # public: the pipeline names a baseline runner's death in words
 
 
 def _processes() -> dict[int, tuple[str, int, int, int]]:
@@ -173,6 +189,18 @@ def _reap_zombies() -> None:
                 pass
 
 
+def _reap(pids: set[int]) -> set[int]:
+    """Those of ``pids`` that are gone: reaped now if they were the judge's children (no scan of /proc)."""
+    gone = set()
+    for pid in pids:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                gone.add(pid)
+        except ChildProcessError:  # not the judge's child (or reaped already)
+            gone.add(pid)
+    return gone
+
+
 def _group(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
@@ -180,13 +208,23 @@ def _group(pid: int) -> int | None:
         return None
 
 
-def kill_strays(session: int) -> int:
-    """Kill (and reap) every stray of ``session``, repeatedly, since killing one may orphan others."""
+def kill_strays(session: int, runner: int | None = None) -> int:
+    """Kill (and reap) every stray of ``session`` (whose runner is ``runner``), until none has been seen for
+    ``STRAYS_QUIET_S`` (killing one may orphan others, and a process may keep forking); the number killed.
+    Between full scans of ``/proc``, the judge's and the runner's own children are read (cheap) and every one
+    that is not a runner is killed at once: an orphan is re-parented to the judge (a subreaper) or, in a PID
+    namespace, to the runner, so even a chain of fork, exit, setsid, fork... is caught as each link is
+    orphaned.  Gives up after ``STRAYS_DEADLINE_S``."""
+    me = os.getpid()
     killed: set[int] = set()
-    for _ in range(50):
-        found = _strays(session)
-        if not found:
-            break
+    found = [p for p in _strays(session) if p != runner]  # the runner is killed by ``Runner._kill``, not here
+    if not found:
+        _reap_zombies()
+        return 0
+    deadline = time.monotonic() + STRAYS_DEADLINE_S
+    seen = scanned = time.monotonic()
+    reaped: set[int] = set()
+    while True:
         for pid in found:
             group = _group(pid)
             try:
@@ -196,8 +234,19 @@ def kill_strays(session: int) -> int:
                 killed.add(pid)
             except (ProcessLookupError, PermissionError):
                 pass
-        time.sleep(0.02)
-        _reap_zombies()
+        if found:
+            seen = time.monotonic()
+            reaped |= _reap(killed - reaped)
+        now = time.monotonic()
+        if now - seen > STRAYS_QUIET_S or now > deadline:
+            break
+        if now - scanned > 0.01:  # the whole table now and then (descendants that are not orphans yet) ...
+            found, scanned = [p for p in _strays(session) if p != runner], now
+        else:  # ... and in between only the orphans' new parents: quick enough to win a race with fork
+            orphans = (_children(me) | (_children(runner) if runner else set())) - _LIVE - {me, session, runner}
+            found = [p for p in orphans if (_stat(p) or ("Z",))[0] != "Z"]
+            if not found:
+                time.sleep(0.001)
     _reap_zombies()
     return len(killed)
 
@@ -206,8 +255,13 @@ class Runner:
     """The judge's handle on one runner process."""
 
     def __init__(self, spec: str, process: subprocess.Popen, to_runner: int, from_runner: int, scratch: str,
-                 device: str, timeout: float) -> None:
+                 device: str, timeout: float, pid: int | None = None) -> None:
         self.spec, self.process, self.device = spec, process, device
+        # the runner's own pid: ``process`` is unshare's where it runs in namespaces (``isolation``)
+        self._pid = pid or process.pid
+        self._pidfd = _pidfd(self._pid) if self._pid != process.pid else None  # signals it race-free
+        self.scheduling = isolation.Scheduling.expected(runner_cpus(device)) if isolation.supported() else None
+        self.scheduling_restored = 0  # threads whose scheduling the judge put back before a round
         self._to, self._from, self._scratch = to_runner, from_runner, scratch
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
@@ -230,24 +284,40 @@ class Runner:
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        """The runner process's pid (as the judge sees it, also when it runs in a PID namespace)."""
+        return self._pid
+
+    def _signal(self, sig: int) -> None:
+        """``sig`` to the runner's process group, and to the runner itself where it is not the group's leader
+        (in a namespace, under unshare: it could have left the group)."""
+        try:
+            os.killpg(self.process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except OSError:
+                pass
+        elif self._pid != self.process.pid and self.alive():  # no pidfd here: unshare still holds its pid
+            try:
+                os.kill(self._pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def suspend(self) -> None:
         if self.alive() and not self.suspended:
-            os.killpg(self.process.pid, signal.SIGSTOP)
+            self._signal(signal.SIGSTOP)
             self.suspended = True
 
     def resume(self) -> None:
         """Continue the runner's process group (always: something else may have stopped it)."""
         self.suspended = False
-        try:
-            os.killpg(self.process.pid, signal.SIGCONT)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._signal(signal.SIGCONT)
 
     def reap_strays(self) -> int:
         """Kill processes the function started that are still running; how many there were."""
-        count = kill_strays(self.process.pid)
+        count = kill_strays(self.process.pid, self._pid)
         self.strays_killed += count
         return count
 
@@ -256,6 +326,7 @@ class Runner:
         The runner is killed, not asked to exit: it holds nothing worth a clean shutdown, and torch's
         takes most of a second."""
         self.resume()
+        self.reap_strays()  # first, to count them: in a PID namespace the runner's death kills them uncounted
         self._kill()
         self.reap_strays()
         for fd in (self._to, self._from):
@@ -263,6 +334,9 @@ class Runner:
                 os.close(fd)
             except OSError:
                 pass
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         self._relay_output()
         shutil.rmtree(self._scratch, ignore_errors=True)
         return self.strays_killed
@@ -285,15 +359,33 @@ class Runner:
             sys.stderr.write(f"[{shown}] ({len(lines) - max_lines} more lines)\n")
 
     def _kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._signal(signal.SIGKILL)  # in a PID namespace, the runner's death kills every process in it
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        _LIVE.discard(self.process.pid)
+        self._reap_runner()
+        self._forget()
+
+    def _reap_runner(self, timeout: float = 10.0) -> None:
+        """Under unshare, a runner that outlived it (killed at the same time, its memory still being torn
+        down) is now the judge's child (a subreaper): wait until it is gone, so that it is not taken for
+        another runner's stray."""
+        if self._pid == self.process.pid or self.process.returncode is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if os.waitpid(self._pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                    return
+            except ChildProcessError:  # unshare reaped it
+                return
+            time.sleep(0.001)
+
+    def _forget(self) -> None:
+        """No longer a live runner of this judge."""
+        _LIVE.difference_update((self.process.pid, self._pid))
+        _RUNNERS.pop(self._pid, None)
 
     def ready(self) -> "Runner":
         """Wait until the runner has loaded its spec (within a fresh deadline).  ``LoadFailed`` if the spec
@@ -342,7 +434,7 @@ class Runner:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._kill()
-            _LIVE.discard(self.process.pid)
+            self._forget()
             raise RunnerError(_death(self.process.returncode)) from None
         except ProtocolError as exc:
             self._kill()
@@ -409,12 +501,14 @@ class Runner:
         return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
 
     def round(self, n: int, start: int) -> float:
-        if self.device == "cpu":  # its memory placement first, outside the wall time checked below
-            self.request({"kind": "place", "start": start}, "ok")
+        # its memory placement and fresh inputs first, outside the wall time checked below
+        self.request({"kind": "place", "start": start, "n": n}, "ok")
+        stuck = self._settle_scheduling()
         began = time.perf_counter()
         reply, _ = self.request({"kind": "round", "n": n, "start": start}, "timed")
         wall = time.perf_counter() - began
-        if self.device == "cpu" and has_strays(self.process.pid):  # could run while the other runner is timed
+        self._check_scheduling(stuck)
+        if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed
             count = self.reap_strays()
             raise RunnerError(f"started {count} process{'es' if count != 1 else ''} while it was timed (killed)",
                               self.spec)
@@ -427,6 +521,42 @@ class Runner:
         self._wall, self._reported = self._wall + wall, self._reported + expected
         self._ratios.append((wall, wall / expected))
         return seconds
+
+    def _settle_scheduling(self) -> dict[int, frozenset]:
+        """Before a timed round: every live runner's threads get back the scheduling the judge gave them
+        (counted in each one's ``scheduling_restored``), whoever changed it while they were not timed; what
+        could not be put back, by runner.  This runner's cannot be timed so."""
+        stuck: dict[int, frozenset] = {}
+        for pid, runner in list(_RUNNERS.items()):
+            if runner.scheduling is not None:
+                found = isolation.audit(pid, runner.scheduling, restore=True)
+                runner.scheduling_restored += found.restored
+                if found.stuck:
+                    stuck[pid] = found.stuck
+        if self._pid in stuck and self.scheduling is not None:
+            raise RunnerError("its scheduling was changed outside a timed round and the judge cannot put it back "
+                              f"({isolation.words(stuck[self._pid], self.scheduling)})", self.spec)
+        return stuck
+
+    def _check_scheduling(self, stuck: dict[int, frozenset]) -> None:
+        """After a timed round: a change to any live runner's scheduling since ``_settle_scheduling`` was made
+        during the round, while every other runner was stopped: by this one.  ``RunnerError`` if it changed
+        another's, ``StateChanged`` if its own.  (If another runner was not stopped, nothing is concluded:
+        the next round puts it back.)"""
+        if any(r is not self and not r.suspended and r.alive() for r in _RUNNERS.values()):
+            return
+        for pid, runner in sorted(_RUNNERS.items(), key=lambda item: item[1] is self):  # this one's own last
+            if runner.scheduling is None:
+                continue
+            changed = isolation.audit(pid, runner.scheduling).changed - stuck.get(pid, frozenset())
+            if not changed:
+                continue
+            change = isolation.words(changed, runner.scheduling)
+            if runner is not self:
+                raise RunnerError(f"changed another runner's scheduling ({change})", self.spec)
+            exc = StateChanged([change])
+            exc.spec = self.spec  # type: ignore[attr-defined]
+            raise exc
 
     def release(self, foreign_cpu: float | None = None) -> None:
         """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
@@ -446,6 +576,24 @@ class Runner:
         if self.device == "cpu" and underreported(self._ratios, minimum):
             raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
                               f"take {self._wall:.3g} s", self.spec)
+
+    def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
+        """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
+        return self._output({"kind": "timed_output", "index": index}, digest)
+
+    def output_for(self, start: int, index: int, digest: bool = False) -> Outcome | str:
+        """Its output for call ``index`` of round ``start`` (kept from that round, or computed untimed)."""
+        return self._output({"kind": "output_for", "start": start, "index": index}, digest)
+
+    def _output(self, header: dict, digest: bool) -> Outcome | str:
+        if digest:
+            reply, _ = self.request({**header, "digest": True}, "digest")
+            if not isinstance(reply.get("digest"), str) or len(reply["digest"]) > 1 << 16:
+                self._kill()
+                raise RunnerError("sent malformed data on the runner pipe (an output digest)", self.spec)
+            return reply["digest"]
+        reply, blob = self.request(header, "called")
+        return self._outcome(reply, blob)
 
     def time_case(self, case: Any) -> float:
         reply, _ = self.request({"kind": "time_case", "case": _case(case)}, "timed")
@@ -497,13 +645,22 @@ def runner_cpus(device: str) -> list[int] | None:
     return sorted(os.sched_getaffinity(0))[:1]
 
 
-def _pin(pid: int, device: str) -> None:
+def _pin(pids: tuple[int, ...], device: str) -> None:
     cpus = runner_cpus(device)
-    if cpus:
+    for pid in pids if cpus else ():
         try:
             os.sched_setaffinity(pid, cpus)
         except OSError:
             pass
+
+
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor naming process ``pid`` (Linux 5.3+): a signal sent through it cannot reach another
+    process that reused the pid."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
@@ -519,16 +676,24 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
     environment["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [environment.get("PYTHONPATH")])])
     log = open(os.path.join(scratch, "output.log"), "wb")
     try:
-        process = subprocess.Popen([sys.executable, "-m", "harness.runner", str(to_runner_r), str(from_runner_w)],
+        argv = [sys.executable, "-c", __import__("harness.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
+                str(to_runner_r), str(from_runner_w)]
+        wrapped = isolation.wrap(argv)  # in namespaces of its own where this machine allows it
+        process = subprocess.Popen(wrapped,
                                    pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     finally:
         os.close(to_runner_r)
         os.close(from_runner_w)
         log.close()
-    _LIVE.add(process.pid)
-    _pin(process.pid, device)
-    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout)
+    pid = isolation.runner_pid(process, wrapped != argv)  # before it reads anything: pinned before torch loads
+    _LIVE.update((process.pid, pid))
+    _pin((process.pid, pid), device)
+    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout, pid)
+    _RUNNERS[pid] = runner
+    from harness import snapshot  # what the runner executes: the run's copy of the sources, sent before hello
+
+    snapshot.send(to_runner_w, snapshot.for_runner(spec, target_ref))
     write_frame(to_runner_w, {"kind": "hello", "spec": spec, "target": target_ref, "device": device,
                               "config": config, "path": _import_path()})
     return runner

@@ -106,6 +106,9 @@ class Target:
     round_trip_text: str = ""  # the round-trip property and its bound, in words, for the report
     # Exception types the oracle raises for violated preconditions: a candidate must raise the same type.
     precondition_errors: tuple[type[BaseException], ...] = (AssertionError,)
+    # Timed calls run on inputs with fresh content (``fresh``): each element taken from somewhere in a valid
+    # input of the same layout.  Set False where an input is valid only as a whole (sorted, a permutation).
+    fresh_timing_inputs: bool = True
 
     def kinds_on(self, device: str) -> tuple[tuple[str, str], ...]:
         """``line_kinds`` in the words of ``device`` (``device_kind_names``)."""

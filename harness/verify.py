@@ -34,6 +34,7 @@ from harness.target import Call, Case, Comparison, Target
 MAX_FAILURES_KEPT = 10  # per kind of failure, so refusals never crowd wrong answers out (counts keep all)
 REPRODUCER_IMPORTS = "from harness.target import Case\nfrom harness.verify import check_case\n\n\n"
 REPEAT_SEED_OFFSET = 7919  # a twin's data seed: same shape, different values
+TIMING_FAMILY = "timing size"  # the sizes a candidate is timed at, verified like named cases
 
 
 class Subject(Protocol):
@@ -133,6 +134,47 @@ def regression_test(target: Target, case: Case, spec: str, policy: str, spec_exp
     )
 
 
+def same_output(target: Target, call: Call, expected: Any, got: Any, policy: str) -> str | None:
+    """None if ``got`` passes for ``expected`` under ``policy`` (identical bytes always do), else why not."""
+    from harness.protocol import encode_value
+
+    expected_bytes: list[bytes] = []
+    got_bytes: list[bytes] = []
+    if encode_value(expected, expected_bytes) == encode_value(got, got_bytes) and expected_bytes == got_bytes:
+        return None
+    wrong = target.check_output(call, got)
+    if wrong:
+        return wrong
+    comparison = target.compare(call, expected, got, policy)
+    return None if comparison.ok else comparison.summary
+
+
+class TimedCheck:
+    """The judge's check of one timed call (``bench.TimedCallCheck``): the candidate's output against the
+    baseline's for the same fresh input; where they differ, the judge rebuilds that input (``fresh``) and
+    runs the oracle on it here, so a wrong baseline is never blamed on the candidate."""
+
+    def __init__(self, verifier: "Verifier") -> None:
+        self.verifier = verifier
+        self._inputs: dict[str, Any] = {}  # size name -> its TimingInputs, rebuilt only when needed
+
+    def __call__(self, size: Case, key: int, reference: Any, got: Any) -> tuple[str, str] | None:
+        from harness.fresh import TimingInputs
+
+        v = self.verifier
+        if size.name not in self._inputs:
+            self._inputs[size.name] = TimingInputs.build(v.target, size, v.device)
+        call = self._inputs[size.name].fresh(key)
+        if same_output(v.target, call, reference, got, v.policy) is None:
+            return None  # not the same bytes, but the same under the policy
+        oracle = v.target.oracle(*call.args, **call.kwargs)
+        synchronize(v.device)
+        wrong = same_output(v.target, call, oracle, got, v.policy)
+        if wrong is not None:
+            return "candidate", wrong
+        return "baseline", same_output(v.target, call, oracle, reference, v.policy) or "differed from the candidate"
+
+
 class Verifier:
     """Checks candidates of one target on one device under one policy."""
 
@@ -190,13 +232,17 @@ class Verifier:
                 f"{len(self.cpu_cases)} named cases, e.g. {case.name} ({comparison.summary})"]
 
     def verify(self, subject: Subject | Callable[..., Any], spec: str,
-               progress: Callable[[int, int], None] | None = None, domain: Domain = Domain()) -> Verification:
+               progress: Callable[[int, int], None] | None = None, domain: Domain = Domain(),
+               sizes: Iterable[Case] = ()) -> Verification:
         """Check ``subject`` (a runner, or a plain function to call in this process) on every case inside
-        ``domain`` (default: every case); cases outside it are counted, not run."""
+        ``domain`` (default: every case), and on each timing size in ``sizes`` it will be timed at (family
+        "timing size": the production rows are checked, not only timed); cases outside it are counted, not
+        run."""
         if not hasattr(subject, "call"):
             subject = InProcess(subject, self.target)
         tally = _Tally(self, spec)
-        cases = [c for c in self.cases if domain.admits(c.params)]
+        timing = [Case(s.name, TIMING_FAMILY, s.params, s.seed) for s in sizes]
+        cases = [c for c in self.cases + timing if domain.admits(c.params)]
         outside = [c for c in self.cases if not domain.admits(c.params)]
         total = len(cases) + self.examples
         for i, case in enumerate(cases):

@@ -30,8 +30,10 @@ class ScriptedClock:
     def reset(self):
         pass
 
-    def time(self, fn, calls, n, start=0, replay=True):
+    def time(self, fn, calls, n, start=0, replay=True, keep=None):
         self.log.append((fn.__name__, n))
+        if keep is not None:  # what a real clock keeps: each timed call's output
+            keep.extend(fn(*calls[i % len(calls)].args) for i in range(start, start + n))
         first = self.calls.get(fn, 0) == 0
         self.calls[fn] = self.calls.get(fn, 0) + n
         return self.seconds[fn.__name__] * (self.penalty if first else 1.0) * next(self.jitter)
@@ -135,10 +137,50 @@ def test_timing_inputs_must_be_the_same_in_both_runners():
         b.compare()
 
 
-def test_inputs_rotate_among_distinct_buffers():
-    calls = Worker(base, TARGET, "cpu", BenchConfig(max_buffers=3)).inputs(SIZE)
-    assert len(calls) == 3
-    assert not torch.equal(calls[0].args[0], calls[1].args[0])
+def test_every_timed_call_runs_on_an_input_with_fresh_content():
+    seen = []
+
+    def records(x, dv=512, tile_size=128):
+        seen.append(x.clone())
+        return x
+
+    worker = Worker(records, TARGET, "cpu", BenchConfig())
+    worker.prepare(SIZE)
+    base = worker._inputs.base.args[0]
+    seen.clear()
+    worker.round(3, 0)
+    worker.round(3, 1)
+    timed = [x for x in seen if not torch.equal(x.view(torch.int16), base.view(torch.int16))]
+    assert len(timed) == 6  # the settling calls run on the base; no timed call does
+    assert len({x.view(torch.int16).sum().item() for x in timed}) == 6  # and no two timed calls on the same data
+    for x in timed:  # every element taken from the same column of some row of the base
+        rows, got = base.reshape(-1, base.shape[-1]).view(torch.int16), x.reshape(-1, x.shape[-1]).view(torch.int16)
+        assert ((got == rows) | (got == rows.flip(0))).all()
+
+
+def test_fresh_inputs_keep_layout_and_aliasing_and_are_reproducible():
+    from harness.fresh import TimingInputs
+    from harness.target import Call
+
+    storage = torch.arange(64, dtype=torch.float32)
+    a, b = storage[:32].view(4, 8), storage[16:48].view(4, 8).t()  # overlapping views of one storage
+    inputs = TimingInputs(Call((a, b), {"k": 3}), seed=5)
+    one, again = inputs.fresh(7), TimingInputs(Call((a.clone(), b), {"k": 3}), seed=5)
+    x, y = one.args
+    assert x.stride() == a.stride() and y.stride() == b.stride() and y.storage_offset() == 16
+    assert x.untyped_storage().data_ptr() == y.untyped_storage().data_ptr()  # still one storage
+    assert not torch.equal(x, a) and one.kwargs == {"k": 3}
+    assert torch.equal(inputs.fresh(7).args[0], x) and torch.equal(inputs.fresh(8).args[0], x) is False
+    assert torch.equal(TimingInputs(Call((storage[:32].view(4, 8),)), seed=5).fresh(7).args[0], x)
+    assert inputs.fresh(0) is inputs.base  # key 0: the base (warm-up and settling calls)
+    assert not TimingInputs(Call((a,)), enabled=False).mixed  # a target that opts out: the base alone
+    del again
+
+
+def test_a_round_has_no_more_fresh_inputs_than_the_buffer_holds():
+    b = make({"base": 1e-5, "cand": 1e-5}, buffer_bytes=3 * TARGET.case_bytes(SIZE))
+    t = b.compare()
+    assert t.calls_per_round == 3  # 5 ms of 10 us calls would be 500
 
 
 def test_cpu_clock_turns_off_gc_during_a_round():
@@ -203,24 +245,32 @@ def test_moved_inputs_keep_bytes_strides_offsets_and_aliasing_at_another_address
     assert all(k is v for k, v in zip(kept.args, (grad, conj, scaled)))  # not plain dense tensors: left as they are
 
 
-def test_rounds_within_the_cache_run_on_inputs_moved_to_fresh_memory():
+def test_rounds_run_on_inputs_in_fresh_memory():
     seen = []
 
     def records(x, dv=512, tile_size=128):
         seen.append(x.data_ptr())
         return x
 
-    worker = Worker(records, TARGET, "cpu", BenchConfig(max_buffers=1))
-    worker.prepare(SIZE, move_inputs=True)
-    seen.clear()
-    worker.round(1, 0)
-    worker.round(1, 1)
-    assert len(set(seen)) == 2  # one address per round
+    worker = Worker(records, TARGET, "cpu", BenchConfig())
     worker.prepare(SIZE)
     seen.clear()
     worker.round(1, 0)
     worker.round(1, 1)
-    assert len(set(seen)) == 1  # not asked: the inputs stay where they were built
+    assert len(set(seen)) == 2  # one address per round
+    opted_out = type(TARGET)()
+    opted_out.fresh_timing_inputs = False  # a target whose inputs cannot be mixed: the base, moved if asked
+    worker = Worker(records, opted_out, "cpu", BenchConfig())
+    worker.prepare(SIZE, move_inputs=True)
+    seen.clear()
+    worker.round(1, 0)
+    worker.round(1, 1)
+    assert len(set(seen)) == 2
+    worker.prepare(SIZE)
+    seen.clear()
+    worker.round(1, 0)
+    worker.round(1, 1)
+    assert len(set(seen)) == 1  # not asked: the base stays where it was built
 
 
 def _inconclusive():
@@ -311,19 +361,6 @@ def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():
     assert b.bench.pair_budget(0) == 60.0 and b.bench.pair_budget(1) == 30.0
     assert make({}, budget_s=6.0, processes=3).bench.pair_budget(2) == 6.0  # asked for: a full budget
     assert b.bench.compare(*b.workers, SIZE, budget_s=0.0).candidate.rounds == 2  # the argument is the deadline
-
-
-def test_input_sets_stop_at_twice_the_last_level_cache_on_the_cpu(monkeypatch):
-    from harness import noise
-
-    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: 32 << 20)
-    cfg = BenchConfig()
-    assert cfg.input_sets(1 << 20, "cpu") == cfg.max_buffers  # small: as many as allowed
-    assert cfg.input_sets(30 << 20, "cpu") == 3  # 90 MiB passes 64 MiB
-    assert cfg.input_sets(118 << 20, "cpu") == 1  # one set alone streams past the cache
-    assert cfg.input_sets(118 << 20, "cuda") == 2  # on CUDA each call flushes L2: buffer_bytes decides
-    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: None)
-    assert cfg.input_sets(118 << 20, "cpu") == 2
 
 
 def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():

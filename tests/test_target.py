@@ -84,7 +84,7 @@ def test_toy_target_runs_through_the_whole_pipeline(toy):
     run = Pipeline(options, targets=targets).run()
     good, bad = run.candidates
     assert (good.verdict, bad.verdict) == ("pass", "fail"), (good.error, bad.error)
-    assert good.verification.cases == 4  # two named cases and their repeat twins
+    assert good.verification.cases == 5  # two named cases, their repeat twins and the timing size
     assert bad.verification.failures[0].reason == "3 elements differ"
     assert good.headline.size == "n-4096" and good.headline.bytes_moved == 8 * 4096
     assert bad.timings == ()  # a candidate that failed verification is not timed

@@ -1,0 +1,66 @@
+"""Timing the judge can trust: a candidate is verified at every size it is timed at (the production rows
+included), one timed call per round, chosen by the judge after the round, is checked against the oracle's
+answer for the same input, every timed call runs on an input with fresh content (so a memo of past answers
+never hits), and a time faster than the machine can move the bytes is refused.  Each attack of an
+attacker's pass over the timing is a candidate here, all judged in one `harness run`."""
+
+import pytest
+
+from harness import result, stats
+from harness.bench import ImpossibleTiming
+from harness.cli import main
+
+CHEATS = "tests/hostile/timing_cheats.py"
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    out = tmp_path_factory.mktemp("timed")
+    argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "4096", "--budget", "2",
+            "--examples", "3", "--no-profile"]
+    for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again"):
+        argv += ["--candidate", f"{CHEATS}:{name}"]
+    code = main(argv)
+    return code, {c.name: c for c in result.load(out / "quantize_k_cache-cpu.json").candidates}
+
+
+def test_a_function_wrong_only_on_production_rows_fails_verification_there(judged):
+    _, by_name = judged
+    c = by_name["right_only_on_small_rows"]
+    assert c.verdict == "fail" and c.timings == ()
+    assert [f.case for f in c.verification.failures] == ["prod-4096"]
+    assert {f.family for f in c.verification.failures} == {"timing size"}
+
+
+def test_a_function_wrong_only_while_timed_is_caught_by_the_checked_call(judged):
+    code, by_name = judged
+    c = by_name["wrong_while_gc_is_off"]
+    assert c.verification.passed  # right wherever it is called with the collector on
+    assert c.verdict == "fail" and c.timings == () and code == 1
+    assert c.error.startswith("was wrong while timed at prod-4096 (round 1, call "), c.error
+
+
+def test_a_memo_of_past_answers_earns_no_speedup(judged):
+    _, by_name = judged
+    c = by_name["memo_by_sample"]
+    assert c.verdict == "pass", c.error
+    (timing,) = c.timings
+    assert timing.verdict != stats.FASTER and timing.speedup < 1.2, (timing.label, timing.pair_speedups)
+
+
+def test_the_unchanged_oracle_as_a_candidate_is_no_faster_and_no_slower(judged):
+    _, by_name = judged
+    (timing,) = by_name["oracle_again"].timings
+    assert timing.verdict not in (stats.FASTER, stats.SLOWER), (timing.label, timing.pair_speedups)
+
+
+def test_a_time_faster_than_a_copy_of_its_bytes_is_impossible(monkeypatch):
+    from tests.test_bench import SIZE, make
+
+    b = make({"base": 1e-3, "cand": 1e-9})  # a candidate that reports a nanosecond per call
+    monkeypatch.setattr(b.bench, "_copy_seconds", lambda nbytes: 1e-4)  # the judge's copy: 0.1 ms
+    with pytest.raises(ImpossibleTiming, match=r"reported an impossible time at .*GB/s, more than 2x the judge's own copy"):
+        b.compare(SIZE)
+    honest = make({"base": 1e-3, "cand": 2e-4})  # 2x slower than the copy: possible
+    monkeypatch.setattr(honest.bench, "_copy_seconds", lambda nbytes: 1e-4)
+    assert honest.compare(SIZE).verdict == stats.FASTER
