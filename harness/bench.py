@@ -215,21 +215,25 @@ class Bench:
         judge's own copy of as many bytes (on this device, at this footprint) cannot be real: a forged time
         or a call that skipped its work.  Only where that copy takes long enough to be measured rather than
         dominated by call overhead (``PHYSICS_MIN_COPY_S``)."""
-        copy_s = self._copy_seconds(timing.bytes_moved)
-        if copy_s < PHYSICS_MIN_COPY_S.get(self.device, 20e-6):
-            return
-        copy_gbps = timing.bytes_moved / copy_s / 1e9
+        for attempt in range(3):  # a copy preempted on a loaded machine reads slow: measured again before failing
+            copy_s = self._copy_seconds(timing.bytes_moved, again=attempt > 0)
+            if copy_s < PHYSICS_MIN_COPY_S.get(self.device, 20e-6):
+                return
+            copy_gbps = max(timing.bytes_moved / copy_s / 1e9, self.copy_gbps or 0.0)
+            if timing.gbps <= PHYSICS_FACTOR * copy_gbps:
+                return
         if timing.gbps > PHYSICS_FACTOR * copy_gbps:
             raise ImpossibleTiming(f"reported an impossible time at {timing.size}: {timing.gbps:.3g} GB/s, more than "
                                    f"{PHYSICS_FACTOR:g}x the judge's own copy of those {timing.bytes_moved} bytes "
                                    f"({copy_gbps:.3g} GB/s)", spec)
 
-    def _copy_seconds(self, nbytes: int) -> float:
-        """The judge's copy of ``nbytes`` bytes moved (half read, half written), measured once per size."""
-        if nbytes not in self._copies:
+    def _copy_seconds(self, nbytes: int, again: bool = False) -> float:
+        """The judge's best copy of ``nbytes`` bytes moved (half read, half written), measured once per size
+        (``again``: measured once more, keeping the best)."""
+        if nbytes not in self._copies or again:
             from harness.clocks import copy_seconds
 
-            self._copies[nbytes] = copy_seconds(self.device, nbytes // 2)
+            self._copies[nbytes] = min(self._copies.get(nbytes, math.inf), copy_seconds(self.device, nbytes // 2, 20))
         return self._copies[nbytes]
 
     def _streams(self, bytes_moved: int) -> bool:

@@ -58,9 +58,9 @@ def test_a_time_faster_than_a_copy_of_its_bytes_is_impossible(monkeypatch):
     from tests.test_bench import SIZE, make
 
     b = make({"base": 1e-3, "cand": 1e-9})  # a candidate that reports a nanosecond per call
-    monkeypatch.setattr(b.bench, "_copy_seconds", lambda nbytes: 1e-4)  # the judge's copy: 0.1 ms
+    monkeypatch.setattr(b.bench, "_copy_seconds", lambda nbytes, again=False: 1e-4)  # the judge's copy: 0.1 ms
     with pytest.raises(ImpossibleTiming, match=r"reported an impossible time at .*GB/s, more than 2x the judge's own copy"):
         b.compare(SIZE)
     honest = make({"base": 1e-3, "cand": 2e-4})  # 2x slower than the copy: possible
-    monkeypatch.setattr(honest.bench, "_copy_seconds", lambda nbytes: 1e-4)
+    monkeypatch.setattr(honest.bench, "_copy_seconds", lambda nbytes, again=False: 1e-4)
     assert honest.compare(SIZE).verdict == stats.FASTER

@@ -138,7 +138,7 @@ def test_a_planted_bytecode_file_fails_the_run(capsys):
     (lambda d: d["candidates"][-1]["timings"][0].update(speedup=float("nan")), "speedup: expected a finite number"),
     (lambda d: d["candidates"][-1]["timings"][0].update(pair_speedups=[1.0, 1.1], pair_verdicts=["faster"] * 3),
      "2 pair speedups but 3 pair verdicts"),
-    (lambda d: d["candidates"][-1]["timings"][0].update(pair_speedups=[1.0] * 100000), "pairs of runners (at most 64)"),
+    (lambda d: d["candidates"][-1]["timings"][0].update(pair_speedups=[1.0] * 100000, pair_verdicts=["faster"] * 100000), "pairs of runners (at most 64)"),
 ])
 def test_crafted_results_are_refused_in_one_line(attacked, tmp_path, capsys, mutate, message):
     import json
