@@ -222,10 +222,9 @@ class Bench:
             copy_gbps = max(timing.bytes_moved / copy_s / 1e9, self.copy_gbps or 0.0)
             if timing.gbps <= PHYSICS_FACTOR * copy_gbps:
                 return
-        if timing.gbps > PHYSICS_FACTOR * copy_gbps:
-            raise ImpossibleTiming(f"reported an impossible time at {timing.size}: {timing.gbps:.3g} GB/s, more than "
-                                   f"{PHYSICS_FACTOR:g}x the judge's own copy of those {timing.bytes_moved} bytes "
-                                   f"({copy_gbps:.3g} GB/s)", spec)
+        raise ImpossibleTiming(f"reported an impossible time at {timing.size}: {timing.gbps:.3g} GB/s, more than "
+                               f"{PHYSICS_FACTOR:g}x the judge's own copy of those {timing.bytes_moved} bytes "
+                               f"({copy_gbps:.3g} GB/s)", spec)
 
     def _copy_seconds(self, nbytes: int, again: bool = False) -> float:
         """The judge's best copy of ``nbytes`` bytes moved (half read, half written), measured once per size

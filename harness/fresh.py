@@ -33,7 +33,7 @@ from harness.target import Call, Case, Target
 # integer dtypes whose tensors also carry a scale and zero point, which a bare storage copy would lose
 SCALED_DTYPES = {getattr(torch, name) for name in ("qint8", "quint8", "qint32", "quint4x2", "quint2x4") if hasattr(torch, name)}
 WINDOW = 1 << 20  # mask elements per chunk; the mask holds twice as many, and each chunk reads a window of it
-_INT_BY_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same bits, a dtype where() takes
+_INT_BY_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # same bits, as integers the XOR mix takes
 
 
 def call_key(round_index: int, call_index: int) -> int:

@@ -245,32 +245,28 @@ def test_moved_inputs_keep_bytes_strides_offsets_and_aliasing_at_another_address
     assert all(k is v for k, v in zip(kept.args, (grad, conj, scaled)))  # not plain dense tensors: left as they are
 
 
-def test_rounds_run_on_inputs_in_fresh_memory():
+def _addresses(target, rounds=(0, 1), **prepare) -> set:
+    """The input addresses a worker's timed and settling calls saw over ``rounds`` of one call each."""
     seen = []
 
     def records(x, dv=512, tile_size=128):
         seen.append(x.data_ptr())
         return x
 
-    worker = Worker(records, TARGET, "cpu", BenchConfig())
-    worker.prepare(SIZE)
+    worker = Worker(records, target, "cpu", BenchConfig())
+    worker.prepare(SIZE, **prepare)
     seen.clear()
-    worker.round(1, 0)
-    worker.round(1, 1)
-    assert len(set(seen)) == 2  # one address per round
+    for r in rounds:
+        worker.round(1, r)
+    return set(seen)
+
+
+def test_rounds_run_on_inputs_in_fresh_memory():
+    assert len(_addresses(TARGET)) == 2  # one address per round
     opted_out = type(TARGET)()
     opted_out.fresh_timing_inputs = False  # a target whose inputs cannot be mixed: the base, moved if asked
-    worker = Worker(records, opted_out, "cpu", BenchConfig())
-    worker.prepare(SIZE, move_inputs=True)
-    seen.clear()
-    worker.round(1, 0)
-    worker.round(1, 1)
-    assert len(set(seen)) == 2
-    worker.prepare(SIZE)
-    seen.clear()
-    worker.round(1, 0)
-    worker.round(1, 1)
-    assert len(set(seen)) == 1  # not asked: the base stays where it was built
+    assert len(_addresses(opted_out, move_inputs=True)) == 2
+    assert len(_addresses(opted_out)) == 1  # not asked: the base stays where it was built
 
 
 def _inconclusive():
