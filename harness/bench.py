@@ -5,9 +5,9 @@ when, and does all the statistics; each runner times its own calls (``clocks``) 
 Per size: each runner builds the target's input and warms up on it until three consecutive calls agree;
 the judge checks that both were given the same input.  Every timed call then runs on an input with fresh
 content derived from it (``fresh``: built before the round, outside the timed region), so no function
-times its own cache or a memo of past answers; after each round the judge picks one of the candidate's
-timed calls and checks its output against the baseline's for the same input (``_check_round``; the
-oracle decides when they differ), and a timing faster than the judge's own copy of the bytes is refused
+times its own cache or a memo of past answers; in each round one of the candidate's timed calls, chosen
+by the judge and told only to the baseline's runner, is checked against the baseline's output for the
+same input (``_check_round``; the oracle decides when they differ), and a timing faster than the judge's own copy of the bytes is refused
 (``_check_physics``).  On the CPU no process keeps one memory layout: each round shifts the heap before
 its inputs are built (``worker``), and sizes beyond the cache are built by both runners at once
 (``_prepare``).  Then rounds alternate baseline/candidate (ABBA
@@ -89,7 +89,7 @@ class Timed(Protocol):
     """A function that can be timed: a runner (``sandbox.Runner``) or, in-process, a ``worker.Worker``."""
 
     def prepare(self, size: Case, move_inputs: bool = False) -> dict: ...
-    def round(self, n: int, start: int) -> float: ...
+    def round(self, n: int, start: int, first: int = 0) -> float: ...
     def release(self, foreign_cpu: float | None = None) -> None: ...
     def time_case(self, case: Case) -> float: ...
     def suspend(self) -> None: ...
@@ -166,11 +166,14 @@ class Bench:
             watch.start(getattr(t, "pid", None) or 0 for t in pair)
             converged, checkpoint = False, cfg.min_rounds
             for r in range(cfg.max_rounds):
+                # the candidate's call to check, chosen now and told only to the baseline's runner, whose
+                # round starts at it (so its output is at hand, not an untimed call more of a slow baseline)
+                checked = self._choose.randrange(n[1]) if self.check is not None else 0
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                     pair[1 - i].suspend()
-                    rounds[i].append(pair[i].round(n[i], r))
+                    rounds[i].append(pair[i].round(n[i], r, checked) if i == 0 else pair[i].round(n[i], r))
                 if self.check is not None:
-                    self._check_round(pair, size, r, n[1])
+                    self._check_round(pair, size, r, n[1], checked)
                 done = len(rounds[0])
                 if done >= checkpoint:
                     checkpoint = done + max(1, done // 4)
@@ -191,11 +194,11 @@ class Bench:
         self._check_physics(timing, getattr(candidate, "spec", ""))
         return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)
 
-    def _check_round(self, pair: tuple[Timed, Timed], size: Case, round_index: int, calls: int) -> None:
-        """One timed call of the candidate's round, chosen by the judge after the round (so the function
-        cannot know which), against the baseline's output for the same input (``check`` decides, and
-        rebuilds the input to ask the oracle when they differ)."""
-        index = self._choose.randrange(calls)
+    def _check_round(self, pair: tuple[Timed, Timed], size: Case, round_index: int, calls: int, index: int) -> None:
+        """Timed call ``index`` of the candidate's round against the baseline's output for the same input
+        (``check`` decides, and rebuilds the input to ask the oracle when they differ).  The judge chose
+        ``index`` at random (``random.SystemRandom``) and sent it only to the baseline's runner, which the
+        candidate's cannot see (``isolation``), so the function cannot know which of its calls is checked."""
         if pair[1].timed_output(index, digest=True) == pair[0].output_for(round_index, index, digest=True):
             return  # the same bytes: the check needs nothing more
         got = _value(pair[1].timed_output(index))

@@ -18,6 +18,7 @@ import os
 import select
 import struct
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,15 +112,25 @@ def tensor_bytes(t: torch.Tensor) -> bytes:
     return ctypes.string_at(t.data_ptr(), nbytes) if nbytes else b""
 
 
+def tensor_crc(t: torch.Tensor) -> int:
+    """The CRC-32 of the tensor's elements in logical order, read in place where they are contiguous
+    (6x faster than blake2b here: 16 ms against 96 ms for 118 MB)."""
+    t = t.detach().contiguous().cpu()
+    nbytes = t.numel() * t.element_size()
+    return zlib.crc32((ctypes.c_char * nbytes).from_address(t.data_ptr())) if nbytes else 0
+
+
 SAMPLE_ABOVE = 16 << 20  # bytes; larger tensors are hashed by a sample of their elements
 SAMPLE_CHUNK = 1 << 16
 
 
 def digest(tensors: list[torch.Tensor], sample: bool = False) -> str:
     """A hash of several tensors' dtypes, shapes, strides and elements (how a runner's inputs are compared
-    with the judge's, and an input before a call with the same input after it).  With ``sample`` (timing
-    inputs), tensors over 16 MiB are hashed by every 8th 64 KiB chunk of their bytes plus the last:
-    hashing 236 MB of inputs per size and runner cost 0.35 s, a tenth of a size's timing budget."""
+    with the judge's, and an input before a call with the same input after it).  The elements enter as
+    their CRC-32 (``tensor_crc``): these digests catch honest differences (another build, a write into an
+    input); a runner that lies sends whatever digest it likes anyway, so a cryptographic hash of every byte
+    bought nothing for its 0.2 s per production-sized case.  With ``sample`` (timing inputs), tensors over
+    16 MiB are hashed by every 8th 64 KiB chunk of their bytes plus the last."""
     h = hashlib.blake2b(digest_size=16)
     for t in tensors:
         h.update(f"{t.dtype}{tuple(t.shape)}{t.stride()}{t.storage_offset()};".encode())
@@ -127,10 +138,10 @@ def digest(tensors: list[torch.Tensor], sample: bool = False) -> str:
         if sample and flat.numel() * flat.element_size() > SAMPLE_ABOVE:
             chunks = flat.contiguous().view(torch.uint8)
             step = 8 * SAMPLE_CHUNK
-            h.update(tensor_bytes(chunks[: (len(chunks) // step) * step].view(-1, step)[:, :SAMPLE_CHUNK]))
-            h.update(tensor_bytes(chunks[-SAMPLE_CHUNK:]))
+            sampled = (chunks[: (len(chunks) // step) * step].view(-1, step)[:, :SAMPLE_CHUNK], chunks[-SAMPLE_CHUNK:])
+            h.update(b"".join(tensor_crc(c).to_bytes(4, "little") for c in sampled))
         else:
-            h.update(tensor_bytes(t))
+            h.update(tensor_crc(t).to_bytes(4, "little"))
     return h.hexdigest()
 
 

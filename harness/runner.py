@@ -73,7 +73,7 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                                                                request.get("warm") is not False,
                                                                request.get("move_inputs") is True)}
             elif kind == "place":
-                worker.place(int(request["start"]), int(request.get("n", 1)))
+                worker.place(int(request["start"]), int(request.get("n", 1)), int(request.get("first", 0)))
                 reply = {"kind": "ok"}
             elif kind in ("timed_output", "output_for"):
                 digested = request.get("digest") is True
@@ -87,7 +87,8 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                     reply, blobs = called(value)
                     blob = b"".join(blobs)
             elif kind == "round":
-                reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]))}
+                reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]),
+                                                                  int(request.get("first", 0)))}
             elif kind == "time_case":
                 reply = {"kind": "timed", "seconds": worker.time_case(_case(request["case"]))}
             elif kind == "release":

@@ -500,12 +500,12 @@ class Runner:
         self._ratios = []
         return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
 
-    def round(self, n: int, start: int) -> float:
+    def round(self, n: int, start: int, first: int = 0) -> float:
         # its memory placement and fresh inputs first, outside the wall time checked below
-        self.request({"kind": "place", "start": start, "n": n}, "ok")
+        self.request({"kind": "place", "start": start, "n": n, "first": first}, "ok")
         stuck = self._settle_scheduling()
         began = time.perf_counter()
-        reply, _ = self.request({"kind": "round", "n": n, "start": start}, "timed")
+        reply, _ = self.request({"kind": "round", "n": n, "start": start, "first": first}, "timed")
         wall = time.perf_counter() - began
         self._check_scheduling(stuck)
         if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed

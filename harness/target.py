@@ -21,6 +21,9 @@ from typing import Any, Callable, Mapping
 from harness.domain import Domain
 
 
+TIMING_FAMILY = "timing size"  # a size a candidate is timed at, verified like a named case (``verify``)
+
+
 @dataclass(frozen=True)
 class Case:
     """One input to check or time, described as data.  ``seed`` picks the random values."""

@@ -9,8 +9,6 @@ judge expects and whether it wrote into them.  Results are plain data; the judge
 
 from __future__ import annotations
 
-import ctypes
-import zlib
 from typing import Any, Callable
 
 import torch
@@ -19,8 +17,8 @@ from harness import audit, clocks
 from harness.audit import StateChanged
 from harness.bench import BenchConfig
 from harness.fresh import SCALED_DTYPES, TimingInputs, call_key
-from harness.protocol import digest, encode_value, error_name
-from harness.target import Call, Case, Target
+from harness.protocol import digest, encode_value, error_name, tensor_crc
+from harness.target import TIMING_FAMILY, Call, Case, Target
 
 
 class Worker:
@@ -37,9 +35,10 @@ class Worker:
         self._kept: list[Any] = []  # the outputs of the last round's timed calls
         self._extra: tuple[tuple[int, int], Any] | None = None  # an output ``output_for`` computed
         self._prepared: dict[str, tuple[TimingInputs, str]] = {}  # size -> (inputs, digest), kept for reuse
+        self._verified_builds: dict[str, Call] = {}  # timing size -> the build it was verified on, for ``inputs``
         self._spacer: torch.Tensor | None = None
         self._move_inputs = False
-        self._placed: tuple[int, int] | None = None  # the (round, calls) whose inputs are in place
+        self._placed: tuple[int, int, int] | None = None  # the (round, calls, first call) whose inputs are in place
 
     @property
     def pid(self) -> int:
@@ -77,12 +76,19 @@ class Worker:
                 blobs = []
         reply["after_digest"] = digest(call.tensors())
         reply["state_changes"] = audit.changes(before_state, audit.snapshot())
+        if (case is not None and given is None and case.family == TIMING_FAMILY and device == self.device
+                and reply["after_digest"] == before_digest):  # the same build the timing of this size starts from
+            self._verified_builds[self._key(case)] = call
         return reply, blobs
 
     # -- timing ---------------------------------------------------------------------------------
     def inputs(self, size: Case) -> TimingInputs:
-        """The inputs of ``size``: the target's build, from which every timed call gets fresh content."""
-        return TimingInputs.build(self.target, size, self.device)
+        """The inputs of ``size``: the target's build, from which every timed call gets fresh content (the
+        build it was verified on at this size, if it was: building 118 MB again cost 0.25 s a candidate)."""
+        built = self._verified_builds.pop(self._key(size), None)
+        if built is None:
+            return TimingInputs.build(self.target, size, self.device)
+        return TimingInputs(built, self.target.fresh_timing_inputs, size.seed)
 
     def _audited(self, work: Callable[[], float]) -> float:
         before = audit.snapshot()
@@ -120,13 +126,13 @@ class Worker:
         per_call = self._audited(lambda: clocks.warm_up(self.fn, base, self.clock, self.config.warmup_max_s))
         return {"per_call_s": per_call, "input_digest": inputs_digest}
 
-    def round(self, n: int, start: int) -> float:
-        """Seconds per call over ``n`` calls, call ``i`` on the fresh input ``call_key(start, i)``; their
-        outputs are kept until the next round, for ``timed_output``."""
+    def round(self, n: int, start: int, first: int = 0) -> float:
+        """Seconds per call over ``n`` calls, call ``i`` on the fresh input ``call_key(start, first + i)``;
+        their outputs are kept until the next round, for ``timed_output`` and ``output_for``."""
         if self._inputs is None:
             raise RuntimeError("round before prepare")
-        if self._placed != (start, n):
-            self.place(start, n)
+        if self._placed != (start, n, first):
+            self.place(start, n, first)
         self._kept = []
 
         def settled_round() -> float:
@@ -136,7 +142,7 @@ class Worker:
 
         return self._audited(settled_round)
 
-    def place(self, start: int, n: int = 1) -> None:
+    def place(self, start: int, n: int = 1, first: int = 0) -> None:
         """Where and on what round ``start`` runs: on the CPU a new random offset for its allocations
         (``_shift_heap``); then its ``n`` inputs, each with fresh content (``fresh``), built after the shift
         so that they too land elsewhere (or, for a target whose inputs get no fresh content, the base moved
@@ -148,13 +154,13 @@ class Worker:
             self._spacer = _shift_heap(start)
         # built while the last round's inputs still hold their memory, so these land elsewhere
         if self._inputs.mixed:
-            calls = [self._inputs.fresh(call_key(start, i)) for i in range(n)]
+            calls = [self._inputs.fresh(call_key(start, first + i)) for i in range(n)]
         else:
             calls = [moved(self._inputs.base) if self._move_inputs else self._inputs.base]
-        self._calls, self._placed = calls, (start, n)
+        self._calls, self._placed = calls, (start, n, first)
 
     def timed_output(self, index: int, digest: bool = False) -> Any:
-        """What timed call ``index`` of the last round returned (the judge picks which after the round), or
+        """What timed call ``index`` of the last round returned (the judge picks which at random), or
         its ``output_digest``."""
         if not 0 <= index < len(self._kept):
             raise IndexError(f"no timed call {index} in the last round")
@@ -162,10 +168,12 @@ class Worker:
 
     def output_for(self, start: int, index: int, digest: bool = False) -> Any:
         """The output (or its digest) for call ``index`` of round ``start``: the kept one if this runner's last
-        round made that call, else an untimed call on the same fresh input, kept until the next round (the
-        reference a candidate's is checked against)."""
-        if self._placed is not None and self._placed[0] == start and index < len(self._kept):
-            value = self._kept[index]
+        round made that call (the judge has the baseline's round start at the call it will check), else an
+        untimed call on the same fresh input, kept until the next round (the reference a candidate's is
+        checked against)."""
+        placed = self._placed
+        if placed is not None and placed[0] == start and 0 <= index - placed[2] < len(self._kept):
+            value = self._kept[index - placed[2]]
         elif self._extra is not None and self._extra[0] == (start, index):
             value = self._extra[1]
         else:
@@ -214,10 +222,7 @@ def output_digest(value: Any) -> str:
 
     def walk(v: Any) -> None:
         if isinstance(v, torch.Tensor):
-            t = v.detach().contiguous().cpu()
-            n = t.numel() * t.element_size()
-            crc = zlib.crc32((ctypes.c_char * n).from_address(t.data_ptr())) if n else 0
-            parts.append(f"{t.dtype}{tuple(t.shape)}:{crc:08x}")
+            parts.append(f"{v.dtype}{tuple(v.shape)}:{tensor_crc(v):08x}")
         elif isinstance(v, (tuple, list)):
             parts.append(f"{type(v).__name__}[")
             for item in v:

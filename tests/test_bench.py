@@ -158,6 +158,25 @@ def test_every_timed_call_runs_on_an_input_with_fresh_content():
         assert ((got == rows) | (got == rows.flip(0))).all()
 
 
+def test_a_baseline_round_that_starts_at_the_checked_call_holds_its_output_without_another_call():
+    calls = []
+
+    def counts(x, dv=512, tile_size=128):
+        calls.append(1)
+        return x.clone()
+
+    baseline, candidate = Worker(counts, TARGET, "cpu", BenchConfig()), Worker(counts, TARGET, "cpu", BenchConfig())
+    for w in (baseline, candidate):
+        w.prepare(SIZE)
+    candidate.round(4, 7)
+    baseline.round(2, 7, first=3)  # the judge will check the candidate's call 3 of round 7
+    made = len(calls)
+    assert baseline.output_for(7, 3, digest=True) == candidate.timed_output(3, digest=True)
+    assert len(calls) == made  # kept from the baseline's round, not computed again
+    assert baseline.output_for(7, 1, digest=True) == candidate.timed_output(1, digest=True)
+    assert len(calls) == made + 1  # a call outside its round: computed untimed, on the same fresh input
+
+
 def test_fresh_inputs_keep_layout_and_aliasing_and_are_reproducible():
     from harness.fresh import TimingInputs
     from harness.target import Call

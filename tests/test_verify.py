@@ -156,3 +156,56 @@ def test_named_cases_alone_catch_a_candidate_that_assumes_the_production_shape()
     v = Verifier(TARGET, "exact", examples=0).verify(InProcess(wrong.assumes_production_when_wide, TARGET), "wide")
     failed = {f.case for f in v.failures}
     assert {"production_row_dv_256", "production_row_tile_64"} <= failed, failed
+
+
+def test_identical_outputs_are_decided_without_the_targets_comparison():
+    import math
+
+    import torch
+
+    from harness.verify import identical
+
+    x = torch.randn(4, 8)
+    assert identical((x, 1.5, None), (x.clone(), 1.5, None))
+    assert identical(torch.tensor([math.nan]), torch.tensor([math.nan]))  # the same bytes, NaN or not
+    assert identical(x.t(), x.t().contiguous())  # the same logical elements, whatever the layout
+    assert not identical(torch.tensor([0.0]), torch.tensor([-0.0]))  # equal as numbers, not as bytes
+    assert not identical(x, x.to(torch.float64))
+    assert not identical(x, x.reshape(8, 4))
+    assert not identical((x,), [x])
+    assert not identical(x, 1.0)
+
+
+def test_a_write_into_the_input_is_seen_by_the_digest():
+    import torch
+
+    from harness.protocol import digest
+
+    x = torch.zeros(1 << 23, dtype=torch.uint8)  # above the sampled size: every byte counts unless sampled
+    before = digest([x])
+    x[12345] = 1
+    assert digest([x]) != before
+    assert digest([x], sample=True) != digest([torch.zeros_like(x)], sample=True)  # byte 12345 is in the sample
+
+
+def test_a_timing_size_is_timed_on_the_build_it_was_verified_on_unless_the_call_wrote_into_it():
+    from harness.target import TIMING_FAMILY
+    from harness.worker import Worker
+
+    size = TARGET.sizes("cpu", True)[0]
+    case = Case(size.name, TIMING_FAMILY, size.params, size.seed)
+    worker = Worker(TARGET.oracle, TARGET)
+    worker.call(case)
+    verified = worker._verified_builds[worker._key(size)]
+    assert worker.inputs(size).base is verified  # not built a second time
+    assert worker._key(size) not in worker._verified_builds  # handed over once
+
+    def scribbles(kv_cache, *args, **kwargs):
+        out = TARGET.oracle(kv_cache, *args, **kwargs)
+        kv_cache.view(-1)[0] += 1
+        return out
+
+    writer = Worker(scribbles, TARGET)
+    reply, _ = writer.call(case)
+    assert "error" not in reply and reply["after_digest"] != reply["input_digest"]
+    assert writer._key(size) not in writer._verified_builds
