@@ -70,6 +70,9 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                        help="hypothesis seed for property cases (default 0)")
         p.add_argument("--examples", type=_positive(int, 1, inclusive=True),
                        help="property-based examples per candidate, at least 1 (default 100)")
+        p.add_argument("--fail-fast", action="store_true",
+                       help="screening: stop a candidate's verification at its first failing case (a property "
+                            "failure is still shrunk to a minimal reproducer); it is then not timed")
     if timing:
         p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
         p.add_argument("--sizes", nargs="+", metavar="SIZE",

@@ -68,6 +68,7 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
         policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),
         examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
+        fail_fast=getattr(args, "fail_fast", False),
         bench=BenchConfig(target_rse=getattr(args, "rse", 0.03), budget_s=budget,
                           noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
                           cuda_graphs=getattr(args, "cuda_graphs", False),

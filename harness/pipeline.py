@@ -60,6 +60,7 @@ class RunOptions:
     time: bool = True
     profile: bool = False
     timeout: float = 300.0  # seconds per candidate's work in its runner
+    fail_fast: bool = False  # stop each candidate's verification at its first failing case
 
 
 def check_device(device: str) -> None:
@@ -391,7 +392,7 @@ class Pipeline:
                 self.progress("step", name=f"{cand.name}: verify")
                 verification = self.verifier.verify(
                     runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), self.domains[cand.spec],
-                    sizes=self.sizes if opts.time else ())
+                    sizes=self.sizes if opts.time else (), fail_fast=opts.fail_fast)
                 result = dataclasses.replace(result, verdict=_verdict(verification),
                                              error=_error_reason(verification), verification=verification)
                 if verification.passed and self.round_trips is not None:

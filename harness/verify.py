@@ -256,11 +256,12 @@ class Verifier:
 
     def verify(self, subject: Subject | Callable[..., Any], spec: str,
                progress: Callable[[int, int], None] | None = None, domain: Domain = Domain(),
-               sizes: Iterable[Case] = ()) -> Verification:
+               sizes: Iterable[Case] = (), fail_fast: bool = False) -> Verification:
         """Check ``subject`` (a runner, or a plain function to call in this process) on every case inside
         ``domain`` (default: every case), and on each timing size in ``sizes`` it will be timed at (family
         "timing size": the production rows are checked, not only timed); cases outside it are counted, not
-        run."""
+        run.  ``fail_fast`` (screening many candidates): stop at the first case that fails — a property
+        failure is still shrunk to its minimal case — and say so in the notes."""
         if not hasattr(subject, "call"):
             subject = InProcess(subject, self.target)
         tally = _Tally(self, spec)
@@ -268,17 +269,26 @@ class Verifier:
         cases = [c for c in self.cases + timing if domain.admits(c.params)]
         outside = [c for c in self.cases if not domain.admits(c.params)]
         total = len(cases) + self.examples
+        notes: list[str] = []
         for i, case in enumerate(cases):
-            tally.add(case, self.check(case, subject))
+            verdict = self.check(case, subject)
+            tally.add(case, verdict)
             if progress:
                 progress(i + 1, total)
-        notes: list[str] = []
-        if self.cpu_cases:
-            judged, notes = self._cross_device(subject, domain)
-            for case, verdict in judged:
-                tally.add(case, verdict)
-        if self.examples and self.target.property_strategy() is not None:
-            notes += self._properties(subject, tally, domain)
+            if fail_fast and not verdict.passed:
+                notes.append(f"stopped at its first failure (--fail-fast): {i + 1} of {total} cases checked")
+                break
+        else:
+            if self.cpu_cases:
+                judged, cross_notes = self._cross_device(subject, domain)
+                notes += cross_notes
+                for case, verdict in judged:
+                    tally.add(case, verdict)
+                    if fail_fast and not verdict.passed:
+                        notes.append("stopped at its first failure (--fail-fast), on the CPU")
+                        break
+            if self.examples and self.target.property_strategy() is not None and not (fail_fast and sum(tally.failed.values())):
+                notes += self._properties(subject, tally, domain)
         if progress:
             progress(total, total)
         kept = tally.kept()

@@ -506,3 +506,18 @@ def test_untrusted_names_cannot_break_charts_paths_or_markup(capsys, saved_run, 
     code, _, err = run_cli(capsys, "history", str(history))
     assert code == 2 and "not what its name says" in err
     assert not list(tmp_path.parent.glob("*escape*"))
+
+
+def test_fail_fast_stops_verification_at_the_first_failure_and_keeps_the_reproducer(capsys, outside, tmp_path):
+    code, _, _ = run_cli(capsys, "run", "--target", "quantize_k_cache", "--candidate", f"{outside}:bad",
+                         "--candidate", f"{outside}:good", "--fail-fast", "--examples", "5", "--quick", "--budget",
+                         "0.5", "--sizes", "4096", "--no-profile", "--out", str(tmp_path))
+    assert code == 1
+    by_name = {c.name: c for c in result.load(tmp_path / "quantize_k_cache-cpu.json").candidates}
+    bad, good = by_name["bad"], by_name["good"]
+    assert bad.verdict == "fail" and bad.timings == ()
+    assert bad.verification.cases == bad.verification.failed == 1  # nothing checked after the first failure
+    assert any("stopped at its first failure (--fail-fast): 1 of" in n for n in bad.verification.notes)
+    assert bad.verification.failures[0].test.startswith("from harness.target import Case")
+    assert good.verdict == "pass" and good.timings  # a passing candidate is verified in full and timed
+    assert not any("fail-fast" in n for n in good.verification.notes)
