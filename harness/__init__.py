@@ -7,8 +7,10 @@ In the judge (the process the user started, which never imports candidate code):
 project root and its ``[tool.harness]`` defaults), ``target`` (what a function under test declares),
 ``candidates`` (finding them by reading their source), ``domain`` (the inputs a candidate is judged on),
 ``sandbox`` (starting, talking to, stopping runners), ``verify``, ``bench`` with ``stats`` and ``noise``,
-``roundtrip``, ``profile.explain``, ``checkout`` (the project before and after), ``pipeline`` (the stages in
-order), ``result`` (the one JSON schema), and the renderers, pure functions of results: ``report``
+``roundtrip``, ``profile.explain``, ``checkout`` (the project before and after), ``machine`` (facts about
+this machine), ``plan`` (the options checked into a frozen plan), ``pool`` (a run's runner processes),
+``task`` (judging one candidate), ``pipeline`` (scheduling the tasks and merging their results), ``workers``
+and ``lanes`` (``--jobs``: judge workers, and their turns at the device), ``result`` (the one JSON schema), and the renderers, pure functions of results: ``report``
 (markdown, PR comment), ``console`` (terminal), ``charts`` (SVG), ``export`` (pytest file), with ``fmt``
 (units, and untrusted text made safe); plus ``gate`` (runs compared across time), ``history`` (saved
 runs), ``prbot`` (posting through gh), ``errors`` and ``cli``.  In a runner (``runner``, one process per

@@ -70,6 +70,12 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                        help="hypothesis seed for property cases (default 0)")
         p.add_argument("--examples", type=_positive(int, 1, inclusive=True),
                        help="property-based examples per candidate, at least 1 (default 100)")
+        p.add_argument("--jobs", type=_positive(int, 1, inclusive=True),
+                       help="judge this many candidates at once, each in a judge worker of its own: verification "
+                            "runs concurrently, timing takes turns (default 1)")
+        p.add_argument("--cluster", metavar="ADDRESS",
+                       help="judge the candidates on the Dask cluster whose scheduler is at ADDRESS "
+                            "(tcp://host:8786; workers started from this project: see README)")
         p.add_argument("--fail-fast", action="store_true",
                        help="screening: stop a candidate's verification at its first failing case (a property "
                             "failure is still shrunk to a minimal reproducer); it is then not timed")

@@ -31,7 +31,8 @@ from harness.arguments import percent, parser
 from harness.errors import EXIT_FAILED, EXIT_NOISY, EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from harness.pipeline import Pipeline, RunOptions
+    from harness.pipeline import Pipeline
+    from harness.plan import RunOptions
 
 
 # What a flag left unset takes when the project's [tool.harness] does not say either.
@@ -57,7 +58,7 @@ def _in_project(args: argparse.Namespace) -> None:
 
 
 def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions":
-    from harness.pipeline import RunOptions  # torch is imported only by commands that need it
+    from harness.plan import RunOptions  # torch is imported only by commands that need it
 
     quick = getattr(args, "quick", False)
     budget = getattr(args, "budget", None) or (3.0 if quick else 6.0)
@@ -68,7 +69,9 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
         policy=getattr(args, "policy", "exact"), seed=getattr(args, "seed", 0),
         examples=getattr(args, "examples", 100) if not quick else min(getattr(args, "examples", 100), 30),
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
-        fail_fast=getattr(args, "fail_fast", False),
+        fail_fast=getattr(args, "fail_fast", False), jobs=getattr(args, "jobs", None) or 1,
+        cluster=getattr(args, "cluster", None),
+        profile=time and verify and not getattr(args, "no_profile", True), timeout=args.timeout,
         bench=BenchConfig(target_rse=getattr(args, "rse", 0.03), budget_s=budget,
                           noise_floor=getattr(args, "noise_floor", 0.05), threads=getattr(args, "threads", None),
                           cuda_graphs=getattr(args, "cuda_graphs", False),
@@ -78,14 +81,11 @@ def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions"
 
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> list[result.RunResult]:
     """Every target the options cover, in order, each in its own pipeline; round trips attached at the end."""
-    from harness.pipeline import plan, with_round_trips
+    from harness.pipeline import pipelines, with_round_trips
 
-    options = _options(args, verify, time)
-    options.profile = time and verify and not getattr(args, "no_profile", True)
-    options.timeout = args.timeout
-    pipelines = plan(options)
+    planned = pipelines(_options(args, verify, time))
     runs = []
-    for pipeline in pipelines:
+    for pipeline in planned:
         try:
             with tty.LiveProgress(err) as progress:
                 pipeline.progress = progress
@@ -97,11 +97,11 @@ def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool,
                           f"{tty.escape(pipeline.target.name)}:")
                 out.print(tty.summary_table(_partial(pipeline, finished)))
             raise
-    return [with_round_trips(p, r) for p, r in zip(pipelines, runs)]
+    return [with_round_trips(p, r) for p, r in zip(planned, runs)]
 
 
 def _partial(pipeline: "Pipeline", finished: list) -> result.RunResult:
-    from harness.pipeline import environment
+    from harness.machine import environment
 
     return result.RunResult(target=pipeline.target.name, function=pipeline.target.function_name,
                             source=pipeline.target.source, baseline=pipeline.baseline_spec,
@@ -252,7 +252,8 @@ def cmd_bench(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_profile(args: argparse.Namespace, out: Console) -> int:
-    from harness.pipeline import check_device, profile_spec
+    from harness.pipeline import profile_spec
+    from harness.plan import check_device
 
     check_device(args.device)
     _check_output_file(args.json, "--json")

@@ -222,7 +222,7 @@ def _candidates_table(result: RunResult) -> str:
     for c in result.candidates:
         t = c.headline
         verdict = f"{icons.get(c.verdict, '')} {md_text(verdict_text(c))}".strip()
-        notes = "".join(f"<br>{md_text(n)}" for n in c.notes)
+        notes = "".join(f"<br>{md_text(n)}" for n in (*c.notes, *([f"judged on {c.judged_on}"] if c.judged_on else [])))
         if t is None:
             rows.append([md_code(c.name), md_code(c.spec), verdict + notes, "—", "not timed", "—", "—", "—"])
             continue

@@ -288,6 +288,7 @@ class CandidateResult:
     notes: tuple[str, ...] = ()  # facts about how it behaved that are not verdicts (processes left running)
     foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
+    judged_on: str | None = None  # "host: device" where a cluster worker judged it (``--cluster``)
 
     @property
     def headline(self) -> SizeTiming | None:

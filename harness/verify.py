@@ -15,10 +15,11 @@ function called here, for unit tests and generated regression tests).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, ContextManager, Iterable, Mapping, Protocol
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -216,12 +217,14 @@ class Verifier:
         self.cpu_cases = [Case(c.name, "cross-device (cpu)", c.params, c.seed) for c in named] if device == "cuda" else []
         self.cpu_oracle = _OracleMemo(target, "cpu") if self.cpu_cases else None
         self._device_differences: dict[str, list[tuple[Case, Comparison]]] = {}
+        self.hold: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # around each case (``lanes``)
 
     def check(self, case: Case, subject: Subject, device: str | None = None) -> Judgement:
         device = device or self.device
         oracle = self.cpu_oracle if device == "cpu" and self.cpu_oracle else self.oracle
-        expected, call = oracle(case)
-        return judge(self.target, call, expected, subject.call(case, device), self.policy)
+        with self.hold():
+            expected, call = oracle(case)
+            return judge(self.target, call, expected, subject.call(case, device), self.policy)
 
     def _cross_device(self, subject: Subject, domain: Domain) -> tuple[list[tuple[Case, Judgement]], list[str]]:
         """The named cases on the CPU, unless the candidate does not run there at all (a CUDA-only kernel)."""

@@ -14,3 +14,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+
+
+from tests._eight import EIGHT_ARGV, verdicts_of  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def one_job(tmp_path_factory):
+    from harness.cli import main
+
+    out = tmp_path_factory.mktemp("one-job")
+    assert main([*EIGHT_ARGV, "--out", str(out)]) == 1  # the wrong ones fail
+    return verdicts_of(out)

@@ -235,17 +235,17 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
 
 
 def _count_starts(monkeypatch) -> list[str]:
-    """The spec of every runner a ``Pipeline`` starts, in order."""
-    from harness.pipeline import Pipeline
+    """The spec of every runner a run's pool starts, in order."""
+    from harness.pool import RunnerPool
 
     started: list[str] = []
-    real_start = Pipeline._start
+    real_start = RunnerPool.start
 
     def counted(self, spec, env=None):
         started.append(spec)
         return real_start(self, spec, env)
 
-    monkeypatch.setattr(Pipeline, "_start", counted)
+    monkeypatch.setattr(RunnerPool, "start", counted)
     return started
 
 
@@ -255,7 +255,8 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
     is the same process for both (started once, with the first); all runners are closed at the end."""
     from harness import sandbox
     from harness.bench import BenchConfig
-    from harness.pipeline import Pipeline, RunOptions
+    from harness.pipeline import Pipeline
+    from harness.plan import RunOptions
 
     waits = tmp_path / "waits.py"
     waits.write_text("import time\n"
@@ -278,7 +279,8 @@ def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh
     """The baseline's second process (its runner for pairs 2) exits when first called: the candidate being
     timed gets "error" naming the baseline; the next candidate is timed against fresh baseline runners."""
     from harness.bench import BenchConfig
-    from harness.pipeline import Pipeline, RunOptions
+    from harness.pipeline import Pipeline
+    from harness.plan import RunOptions
 
     wait = "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
     counter = tmp_path / "imports"

@@ -16,7 +16,8 @@ from harness.target import get_target
 from harness.bench import BenchConfig
 from harness.cli import main
 from harness.export import export_tests
-from harness.pipeline import Pipeline, RunOptions
+from harness.pipeline import Pipeline
+from harness.plan import RunOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,8 @@ from markdown_it import MarkdownIt
 
 from harness import fmt, report, result
 from harness.bench import BenchConfig
-from harness.pipeline import Pipeline, RunOptions
+from harness.pipeline import Pipeline
+from harness.plan import RunOptions
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import pytest
 
 from harness import report, result
 from harness.bench import BenchConfig
-from harness.pipeline import Pipeline, RunOptions, UsageError
+from harness.errors import UsageError
+from harness.pipeline import Pipeline
+from harness.plan import RunOptions
 from harness.target import TargetError, discover_targets, get_target, in_run_order
 
 TOY = '''
@@ -128,7 +130,7 @@ def test_harness_never_mentions_a_target():
 
 
 def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
-    from harness.pipeline import plan
+    from harness.pipeline import pipelines as plan
 
     assert [p.target.name for p in plan(RunOptions(time=False))] == ["quantize_k_cache", "dequantize_k_cache"]
     pipelines = plan(RunOptions(candidates=["candidates/dequant_fused.py:dequant_fused"], time=False))
@@ -142,7 +144,7 @@ def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
 
 
 def test_the_profiled_size_is_the_headline_size_also_with_quick():
-    from harness.pipeline import plan
+    from harness.plan import plan
 
     (pipeline,) = plan(RunOptions(target="quantize_k_cache", quick=True, time=False))
     quick = pipeline.target.sizes("cpu", quick=True)

@@ -47,7 +47,7 @@ def huge_shape(input_k_cache, dv=512, tile_size=128):
 def zero_time(input_k_cache, dv=512, tile_size=128):
     from harness.worker import Worker
 
-    Worker.round = lambda self, n, start: 0.0
+    Worker.round = lambda self, *args: 0.0
     return ORIGINAL(input_k_cache, dv, tile_size)
 
 

@@ -1,0 +1,51 @@
+"""``--jobs``: candidates judged by several judge workers at once give the verdicts one judge gives, and a
+worker that dies mid-run costs a re-judging, not a result."""
+
+import multiprocessing
+import os
+import signal
+import threading
+
+from harness import snapshot
+from harness.cli import main
+from harness.plan import RunOptions, plan_target
+from harness.workers import judge_in_workers
+from tests._eight import EIGHT_ARGV, verdicts_of
+
+
+def test_two_jobs_give_the_verdicts_of_one(tmp_path, one_job):
+    two = tmp_path / "two"
+    assert main([*EIGHT_ARGV, "--out", str(two), "--jobs", "2"]) == 1  # the wrong ones fail
+    by_two = verdicts_of(two)
+    assert list(by_two) == list(one_job)  # the plan's order, whichever worker finished first
+    assert {n: v for n, (v, _) in by_two.items()} == {n: v for n, (v, _) in one_job.items()}
+    assert by_two["fused"] == one_job["fused"] == ("pass", "faster")  # a clear speedup reads the same
+    assert [by_two[n][0] for n in ("slow_loop", "amax_vectorized")] == ["pass", "pass"]
+
+
+def test_a_worker_killed_mid_run_leaves_a_complete_result(tmp_path):
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nfrom candidates.fused import fused\n"
+                    + "".join(f"def {n}(input_k_cache, dv=512, tile_size=128):\n    time.sleep(0.02)\n"
+                              f"    return fused(input_k_cache, dv, tile_size)\n" for n in ("a", "b", "c")))
+    run_plan = plan_target(RunOptions(target="quantize_k_cache", time=False, jobs=2, examples=5,
+                                      candidates=[f"{slow}:{n}" for n in "abc"]))
+    sources = snapshot.take([c.spec for c in run_plan.candidates], [run_plan.target.ref])
+    killed: list[int] = []
+
+    def progress(event, **details):
+        if event == "step" and details.get("name", "").endswith(": verify") and not killed:
+            threading.Timer(1.0, kill_a_worker).start()
+            killed.append(0)
+
+    def kill_a_worker():
+        workers = [p for p in multiprocessing.active_children() if p.is_alive()]
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed.append(workers[0].pid)
+
+    finished = []
+    with snapshot.during(sources):
+        judged = judge_in_workers(run_plan, None, sources, progress, finished.append)
+    assert len(killed) == 2  # a worker was killed while candidates were being verified
+    assert [r.name for r, _ in judged] == ["a", "b", "c"] and sorted(r.name for r in finished) == ["a", "b", "c"]
+    assert [r.verdict for r, _ in judged] == ["pass", "pass", "pass"]  # re-judged by fresh workers, not lost
