@@ -25,7 +25,7 @@ if [ "${PART:-tests}" = runs ]; then
       PYTHONPATH=/tmp/site:$dir python3 -m harness run --device cuda --quick --no-profile --target "${TARGET:-quantize_k_cache}" \
         --out "$OUT/$side$i" > "$OUT/$side$i.log" 2>&1
       code=$?
-      echo "$side run $i: exit $code, $(echo "$(date +%s.%N) - $start" | bc) s" | tee -a "$OUT/before_after.txt"
+      echo "$side run $i: exit $code, $(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" $start $(date +%s.%N)) s" | tee -a "$OUT/before_after.txt"
       cd "$here"
     done
   done

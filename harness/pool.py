@@ -63,8 +63,8 @@ class RunnerPool:
 
     def baseline(self) -> Runner:
         """The baseline's first runner, started on first use (a usage error if the baseline cannot be loaded)."""
-        if self.first is not None and not self.first.alive():
-            self.died(self.first)
+        if self.first is not None and self.first.threads is not None and not self.first.alive():
+            self.died(self.first)  # (one that never loaded says why below: a usage error)
         if self.first is None:
             self.first = self.start(self.baseline_spec)
         if self.first.threads is None:
@@ -85,7 +85,7 @@ class RunnerPool:
         keeps its heap and imports from candidate to candidate, as the first one does."""
         while len(self.extra) <= index:
             self.extra.append(self.start(self.baseline_spec))
-        if not self.extra[index].alive():
+        if self.extra[index].threads is not None and not self.extra[index].alive():
             self.died(self.extra.pop(index))
         if self.extra[index].load_state_changes:
             self.extra[index].close()

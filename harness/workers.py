@@ -48,17 +48,31 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
     task.verifier.hold = task.hold = lanes.work
     task.lane, task.ahead = lanes.timing, False
     atexit.register(task.pool.close)
-    if run_plan.options.time:
-        with lanes.work():
-            task.pool.start_baselines(likely_pairs(run_plan.options.bench))
-    _WORKER["task"] = task
+    _WORKER.update(task=task, lanes=lanes, baselines=False)
 
 
 def _ready() -> bool:
-    return "task" in _WORKER
+    """The worker's baseline runners loaded, as a verification step (not while another worker times); a
+    baseline that cannot be loaded is the run's usage error, raised in the judge."""
+    from harness.pipeline import likely_pairs
+    from harness.sandbox import LoadFailed, RunnerError
+
+    task = _WORKER["task"]
+    if task.plan.options.time and not _WORKER["baselines"]:
+        with _WORKER["lanes"].work():
+            task.pool.start_baselines(likely_pairs(task.plan.options.bench))
+            task.pool.baseline()
+            for runner in task.pool.extra:
+                try:
+                    runner.ready()
+                except (LoadFailed, RunnerError):
+                    pass  # loaded it once already: the pair that needs it says what went wrong
+    _WORKER["baselines"] = True
+    return True
 
 
 def _judge(spec: str) -> tuple[CandidateResult, int | None]:
+    _ready()
     task = _WORKER["task"]
     cand = next(c for c in task.plan.candidates if c.spec == spec)
     return task.judge(cand), task.pool.threads

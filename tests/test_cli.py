@@ -523,3 +523,14 @@ def test_fail_fast_stops_verification_at_the_first_failure_and_keeps_the_reprodu
     assert bad.verification.failures[0].test.startswith("from harness.target import Case")
     assert good.verdict == "pass" and good.timings  # a passing candidate is verified in full and timed
     assert not any("fail-fast" in n for n in good.verification.notes)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_baseline_that_cannot_be_imported_is_a_usage_error_with_any_number_of_jobs(capsys, tmp_path, jobs):
+    base = tmp_path / "base.py"
+    base.write_text('raise RuntimeError("boom at import")\n\ndef base(input_k_cache, dv=512, tile_size=128):\n    pass\n')
+    code, _, err = run_cli(capsys, "run", "--target", "quantize_k_cache", "--baseline", f"{base}:base", "--jobs", jobs,
+                           "--candidate", "candidates/fused.py:fused", "--candidate", "candidates/slow_loop.py:slow_loop",
+                           "--examples", "3", "--sizes", "4096", "--no-profile", "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"harness: error: --baseline {base}:base: cannot import {base}: RuntimeError: boom at import"
