@@ -241,20 +241,24 @@ class CandidateTask:
         return self.bench.compare(*pairs[index], size, self.bench.pair_budget(index))
 
     def profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
-        """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
-        with ``CUDA_LAUNCH_BLOCKING=1`` on CUDA (see ``profile``).  A failed profile is no verdict."""
-        self.progress("step", name=f"{spec}: profile @ {size.name}")
-        fresh = self.plan.options.device == "cuda"
-        try:
-            if fresh:
-                runner = self.pool.start(spec, {"CUDA_LAUNCH_BLOCKING": "1"}).ready()
-            runner.start_job()
-            return dataclasses.replace(runner.profile(size), spec=spec)  # as the user wrote it
-        except (RunnerError, LoadFailed, StateChanged):
-            return None
-        finally:
-            if fresh:
-                runner.close()
+        return profile_in(self.pool, spec, runner, size, self.progress)
+
+
+def profile_in(pool: RunnerPool, spec: str, runner: Runner, size: Case, progress: Progress) -> Profile | None:
+    """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
+    with ``CUDA_LAUNCH_BLOCKING=1`` on CUDA (see ``profile``).  A failed profile is no verdict."""
+    progress("step", name=f"{spec}: profile @ {size.name}")
+    fresh = pool.plan.options.device == "cuda"
+    try:
+        if fresh:
+            runner = pool.start(spec, {"CUDA_LAUNCH_BLOCKING": "1"}).ready()
+        runner.start_job()
+        return dataclasses.replace(runner.profile(size), spec=spec)  # as the user wrote it
+    except (RunnerError, LoadFailed, StateChanged):
+        return None
+    finally:
+        if fresh:
+            runner.close()
 
 
 def verdict_of(v: Verification | None) -> str:

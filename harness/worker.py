@@ -154,7 +154,10 @@ class Worker:
             self._spacer = _shift_heap(start)
         # built while the last round's inputs still hold their memory, so these land elsewhere
         if self._inputs.mixed:
-            calls = [self._inputs.fresh(call_key(start, first + i)) for i in range(n)]
+            # beyond the cache (no move asked for), the last round's memory is rewritten in place: a new
+            # 118 MB allocation each round spread per-round times at 65,536 tokens 6-12% instead of 2-4%
+            old = self._calls if not self._move_inputs and len(self._calls) == n else [None] * n
+            calls = [self._inputs.fresh(call_key(start, first + i), into) for i, into in zip(range(n), old)]
         else:
             calls = [moved(self._inputs.base) if self._move_inputs else self._inputs.base]
         self._calls, self._placed = calls, (start, n, first)
