@@ -63,8 +63,16 @@ class RunnerPool:
 
     def baseline(self) -> Runner:
         """The baseline's first runner, started on first use (a usage error if the baseline cannot be loaded)."""
-        if self.first is not None and self.first.threads is not None and not self.first.alive():
-            self.died(self.first)  # (one that never loaded says why below: a usage error)
+        if self.first is not None and not self.first.alive():
+            if self.first.threads is None:  # it never said it loaded: an import that failed is the user's to fix
+                try:
+                    self.first.ready()
+                except LoadFailed as exc:
+                    self.first = None
+                    raise UsageError(f"--baseline {self.plan.baseline_spec}: {exc}") from None
+                except RunnerError:
+                    pass  # killed before it could say: as any other death
+            self.died(self.first)
         if self.first is None:
             self.first = self.start(self.baseline_spec)
         if self.first.threads is None:

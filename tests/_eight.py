@@ -18,3 +18,10 @@ def verdicts_of(out: Path) -> dict[str, tuple[str, str | None]]:
 
     run = result.load(out / "quantize_k_cache-cpu.json")
     return {c.name: (c.verdict, c.headline.verdict if c.headline else None) for c in run.candidates}
+
+
+def quiet(*outs: Path) -> bool:
+    """No run flagged its machine as noisy (where one was, its timing verdicts are not to be compared)."""
+    from harness import result
+
+    return not any(result.load(out / "quantize_k_cache-cpu.json").noise for out in outs)

@@ -20,9 +20,14 @@ from tests._eight import EIGHT_ARGV, verdicts_of  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def one_job(tmp_path_factory):
+def one_job_out(tmp_path_factory):
     from harness.cli import main
 
     out = tmp_path_factory.mktemp("one-job")
     assert main([*EIGHT_ARGV, "--out", str(out)]) == 1  # the wrong ones fail
-    return verdicts_of(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def one_job(one_job_out):
+    return verdicts_of(one_job_out)

@@ -15,7 +15,7 @@ import pytest
 
 from harness import result
 from harness.cli import main
-from tests._eight import EIGHT_ARGV, verdicts_of
+from tests._eight import EIGHT_ARGV, quiet, verdicts_of
 
 pytest.importorskip("distributed", reason="--cluster needs Dask distributed (pip install -e '.[cluster]')")
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +50,15 @@ def cluster(tmp_path):
             process.wait(timeout=30)
 
 
-def test_a_cluster_gives_the_verdicts_of_one_judge_and_says_where(tmp_path, cluster, one_job):
+def test_a_cluster_gives_the_verdicts_of_one_judge_and_says_where(tmp_path, cluster, one_job, one_job_out):
     address, _ = cluster
     out = tmp_path / "cluster"
     assert main([*EIGHT_ARGV, "--out", str(out), "--cluster", address]) == 1  # the wrong ones fail
     by_cluster = verdicts_of(out)
     assert list(by_cluster) == list(one_job)
     assert {n: v for n, (v, _) in by_cluster.items()} == {n: v for n, (v, _) in one_job.items()}
-    assert by_cluster["fused"] == one_job["fused"] == ("pass", "faster")
+    if quiet(out, one_job_out):  # a clear speedup reads the same, where neither machine was noisy
+        assert by_cluster["fused"] == one_job["fused"] == ("pass", "faster")
     run = result.load(out / "quantize_k_cache-cpu.json")
     assert all(c.judged_on and ": " in c.judged_on for c in run.candidates)  # host: device, for each
     assert "judged on " in (out / "quantize_k_cache-cpu.md").read_text()
