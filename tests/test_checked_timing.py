@@ -6,7 +6,7 @@ attacker's pass over the timing is a candidate here, all judged in one `harness 
 
 import pytest
 
-from harness import result, stats
+from harness import noise, result, stats
 from harness.bench import ImpossibleTiming
 from harness.cli import main
 
@@ -40,18 +40,30 @@ def test_a_function_wrong_only_while_timed_is_caught_by_the_checked_call(judged)
     assert c.error.startswith("was wrong while timed at prod-4096 (round 1, call "), c.error
 
 
+def _loaded(timing) -> bool:
+    """Other processes took CPUs while it was timed (a busy CI machine): the run says its timings are not to
+    be trusted, so only a gross difference is asserted (the memo's fake speedup was 10x)."""
+    return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT
+
+
 def test_a_memo_of_past_answers_earns_no_speedup(judged):
     _, by_name = judged
     c = by_name["memo_by_sample"]
     assert c.verdict == "pass", c.error
     (timing,) = c.timings
-    assert timing.verdict != stats.FASTER and timing.speedup < 1.2, (timing.label, timing.pair_speedups)
+    if _loaded(timing):
+        assert timing.speedup < 2.0, (timing.label, timing.foreign_cpu)
+    else:
+        assert timing.verdict != stats.FASTER and timing.speedup < 1.2, (timing.label, timing.pair_speedups)
 
 
 def test_the_unchanged_oracle_as_a_candidate_is_no_faster_and_no_slower(judged):
     _, by_name = judged
     (timing,) = by_name["oracle_again"].timings
-    assert timing.verdict not in (stats.FASTER, stats.SLOWER), (timing.label, timing.pair_speedups)
+    if _loaded(timing):
+        assert 0.5 < timing.speedup < 2.0, (timing.label, timing.foreign_cpu)
+    else:
+        assert timing.verdict not in (stats.FASTER, stats.SLOWER), (timing.label, timing.pair_speedups)
 
 
 def test_a_time_faster_than_a_copy_of_its_bytes_is_impossible(monkeypatch):
