@@ -277,7 +277,10 @@ def test_a_candidate_that_pins_the_other_runners(isolated, tmp_path, monkeypatch
     # the unchanged oracle beside it is not read 12x faster (the attack's effect here); bounds wide enough for
     # a 2-core machine that other work is loading
     assert honest.verdict == "pass", honest.error
-    assert 0.25 < honest.timings[0].speedup < 4.0, honest.timings[0]
+    timing = honest.timings[0]
+    assert timing.speedup < 4.0, timing
+    if (timing.foreign_cpu or 0) <= noise.FOREIGN_CPU_LIMIT:  # (a process beside the suite can slow either side)
+        assert 0.25 < timing.speedup, timing
 
 
 @needs_two_cpus
