@@ -54,8 +54,7 @@ def _task_for(run_plan: RunPlan, sources: snapshot.Snapshot) -> Any:
         with lanes.timing():  # this device's own copy bandwidth, for the physics check, measured alone
             copy_gbps = measure_copy_bandwidth(device) if run_plan.options.time else None
         task = make_task(run_plan, lambda *a, **k: None, copy_gbps)
-        task.verifier.hold = task.hold = lanes.work
-        task.lane, task.ahead = lanes.timing, False
+        task.share_device(lanes)
         _TASKS[key] = task
     return _TASKS[key]
 

@@ -107,20 +107,17 @@ class Pipeline:
         baseline_profile, worker_threads = None, None
         try:
             self.progress("phase", name="candidates", total=len(self.candidates))
-            if opts.cluster is not None:
-                from harness.cluster import judge_on_cluster
-
-                judged = judge_on_cluster(self.plan, sources, opts.cluster, self._done)
-                self.finished = [outcome for outcome, _ in judged]
-                worker_threads = next((threads for _, threads in judged if threads), None)
-                if self.round_trips is not None:
-                    self._round_trips(task)
-            elif opts.jobs == 1:
+            if here:
                 self._judge_here(task)
             else:
-                from harness.workers import judge_in_workers
+                if opts.cluster is not None:
+                    from harness.cluster import judge_on_cluster
 
-                judged = judge_in_workers(self.plan, copy_gbps, sources, self.progress, self._done)
+                    judged = judge_on_cluster(self.plan, sources, opts.cluster, self._done)
+                else:
+                    from harness.workers import judge_in_workers
+
+                    judged = judge_in_workers(self.plan, copy_gbps, sources, self.progress, self._done)
                 self.finished = [outcome for outcome, _ in judged]  # in the plan's order, as with one job
                 worker_threads = next((threads for _, threads in judged if threads), None)
                 if self.round_trips is not None:

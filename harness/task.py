@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, ContextManager
+from typing import Any, Callable, ContextManager
 
 from harness import noise
 from harness.audit import StateChanged
@@ -55,6 +55,12 @@ class CandidateTask:
     lane: Callable[[], ContextManager] = contextlib.nullcontext  # held while timing and profiling
     hold: Callable[[], ContextManager] = contextlib.nullcontext  # held while a runner loads
     ahead: bool = True  # start the next candidate's runner while this one is judged
+
+    def share_device(self, lanes: Any) -> None:
+        """Judge beside other judges of the same device (``lanes.Lanes``): verification steps and runner
+        loads hold the lane shared, timing holds it alone; no runner is started ahead."""
+        self.verifier.hold = self.hold = lanes.work
+        self.lane, self.ahead = lanes.timing, False
 
     def judge(self, cand: Described, runner: Runner | None = None) -> CandidateResult:
         """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""

@@ -45,8 +45,7 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
             events.put((event, details))
 
     task = make_task(run_plan, progress, copy_gbps)
-    task.verifier.hold = task.hold = lanes.work
-    task.lane, task.ahead = lanes.timing, False
+    task.share_device(lanes)
     atexit.register(task.pool.close)
     _WORKER.update(task=task, lanes=lanes, baselines=False)
 
