@@ -64,6 +64,12 @@ class BenchConfig:
             return 3 if self.confirm_margin > 0 else 1
         return self.processes + (self.processes % 2 == 0)
 
+    def calls_per_round(self, case_bytes: int, per_call_s: float) -> int:
+        """Calls in one round: about ``round_target_s`` of them, but no more fresh inputs than
+        ``buffer_bytes`` holds (the judge decides; a runner estimates it to reserve memory at ``prepare``)."""
+        most = max(1, self.buffer_bytes // max(1, case_bytes))
+        return min(most, max(1, math.ceil(self.round_target_s / max(per_call_s, 1e-9))))
+
     def settings(self, threads: int | None) -> BenchSettings:
         """What the report says about the timing (``threads``: what the runners used)."""
         return BenchSettings(target_rse=self.target_rse, budget_s=self.budget_s, noise_floor=self.noise_floor,
@@ -88,7 +94,7 @@ PRECISION_ROUNDS = 4
 class Timed(Protocol):
     """A function that can be timed: a runner (``sandbox.Runner``) or, in-process, a ``worker.Worker``."""
 
-    def prepare(self, size: Case, move_inputs: bool = False) -> dict: ...
+    def prepare(self, size: Case, move_inputs: bool = False, write_allowance_s: float = 0.0) -> dict: ...
     def round(self, n: int, start: int, first: int = 0) -> float: ...
     def release(self, foreign_cpu: float | None = None) -> None: ...
     def time_case(self, case: Case) -> float: ...
@@ -154,12 +160,12 @@ class Bench:
         pair = (baseline, candidate)
         try:
             beyond = self._streams(self.target.case_bytes(size))
-            prepared = self._prepare(pair, size, together=beyond, move_inputs=self.device == "cpu" and not beyond)
+            within = self.device == "cpu" and not beyond
+            prepared = self._prepare(pair, size, together=beyond, move_inputs=within,
+                                     write_allowance_s=self._write_allowance(size) if within else 0.0)
             if prepared[0]["input_digest"] != prepared[1]["input_digest"]:
                 raise InputsDiffer(f"its runner built other timing inputs for {size.name} than the baseline's runner")
-            # calls per round: about round_target_s, but no more fresh inputs than buffer_bytes holds
-            most = max(1, cfg.buffer_bytes // max(1, self.target.case_bytes(size)))
-            n = [min(most, max(1, math.ceil(cfg.round_target_s / max(p["per_call_s"], 1e-9)))) for p in prepared]
+            n = [cfg.calls_per_round(self.target.case_bytes(size), p["per_call_s"]) for p in prepared]
             rounds: tuple[list[float], list[float]] = ([], [])
             deadline = time.perf_counter() + (cfg.budget_s if budget_s is None else budget_s)
             watch = noise.CpuWatch()
@@ -243,8 +249,16 @@ class Bench:
         cache = cpu_cache_bytes(self.device)
         return cache is not None and bytes_moved > cache
 
+    def _write_allowance(self, size: Case) -> float:
+        """Seconds per call a runner may spend writing a call's input just before it, untimed but inside the
+        round the judge watches (``worker.place``, within the cache): four of the judge's own copies of the
+        size's bytes and a fixed 0.2 ms for the Python around them, for the round-time cross-check
+        (``sandbox.Runner.round``)."""
+        return 2e-4 + 4 * self._copy_seconds(self.target.case_bytes(size))
+
     @staticmethod
-    def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False, move_inputs: bool = False) -> list[dict]:
+    def _prepare(pair: tuple[Timed, Timed], size: Case, together: bool = False, move_inputs: bool = False,
+                 write_allowance_s: float = 0.0) -> list[dict]:
         """Each runner builds its inputs and warms up alone, the other stopped; ``together`` (sizes beyond the
         last-level cache), both first build fresh inputs at the same time, without warming up.  Measured
         on the 2-core CI machine (benchmarks/NOTES.md, "Timing that decides"): beyond the cache, the runner
@@ -260,7 +274,7 @@ class Bench:
         prepared = []  # then each warms up alone (on the inputs it built), for a per-call time of its own
         for timed, other in (pair, pair[::-1]):
             other.suspend()
-            prepared.append(timed.prepare(size, move_inputs=move_inputs))
+            prepared.append(timed.prepare(size, move_inputs=move_inputs, write_allowance_s=write_allowance_s))
         return prepared
 
     def _decided(self, base_rounds: list[float], cand_rounds: list[float]) -> bool:

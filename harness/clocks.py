@@ -33,12 +33,24 @@ class CpuClock:
         pass
 
     def time(self, fn: Fn, calls: list[Call], n: int, start: int = 0, replay: bool = True,
-             keep: list | None = None) -> float:
+             keep: list | None = None, prime: Callable[[int], object] | None = None) -> float:
         """Seconds per call over ``n`` calls rotating through ``calls``; each call's return value is appended
-        to ``keep`` if given (so the judge can check any timed call's output afterwards)."""
+        to ``keep`` if given (so the judge can check any timed call's output afterwards).  ``prime(i)``, if
+        given, runs untimed before call ``i`` (of ``0..n-1``), and each call is timed on its own."""
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
+            if prime is not None:
+                total = 0
+                for i in range(n):
+                    call = calls[(start + i) % len(calls)]
+                    prime(i)
+                    t0 = time.perf_counter_ns()
+                    out = fn(*call.args, **call.kwargs)
+                    total += time.perf_counter_ns() - t0
+                    if keep is not None:
+                        keep.append(out)
+                return total / n / 1e9
             if keep is None:
                 t0 = time.perf_counter_ns()
                 for i in range(start, start + n):

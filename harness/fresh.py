@@ -24,7 +24,7 @@ against the baseline's output for the same key, and the judge can rebuild the in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -92,6 +92,15 @@ class TimingInputs:
         ``into``: an input this made before, rewritten in place (the same memory) rather than allocated."""
         if key == 0 or not self._storages:
             return self.base
+        return self._derive(lambda storage, out: self._mix(storage, key, out), into)
+
+    def blank(self) -> Call:
+        """New storages shaped as ``fresh`` makes them, their content not yet written (``fresh(key, into=)``
+        writes it later); the base itself for a target that opts out."""
+        return self._derive(lambda storage, out: torch.empty_like(storage.base)) if self._storages else self.base
+
+    def _derive(self, make: Callable[[_Storage, torch.Tensor | None], torch.Tensor], into: Call | None = None) -> Call:
+        """The base with each mixable storage replaced by ``make(its _Storage, into's storage or None)``."""
         made: dict[tuple[int, int], torch.Tensor] = {}
         reuse = iter(_storages_of(into) if into is not None else ())
 
@@ -101,7 +110,7 @@ class TimingInputs:
             storage = value.untyped_storage()
             skey = (storage.data_ptr(), storage.nbytes())
             if skey not in made:
-                made[skey] = self._mix(self._storages[skey], key, next(reuse, None))
+                made[skey] = make(self._storages[skey], next(reuse, None))
             return torch.empty(0, dtype=value.dtype, device=value.device).set_(
                 made[skey].untyped_storage(), value.storage_offset(), value.size(), value.stride())
 

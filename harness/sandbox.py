@@ -271,6 +271,7 @@ class Runner:
         self.threads: int | None = None
         self._wall = self._reported = 0.0
         self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
+        self._write_allowance = 0.0  # seconds a call a round may spend writing inputs (``prepare``)
         self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -468,11 +469,15 @@ class Runner:
             self._kill()
             raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
 
-    def prepare(self, size: Any, move_inputs: bool = False) -> dict:
+    def prepare(self, size: Any, move_inputs: bool = False, write_allowance_s: float = 0.0) -> dict:
         """``size``'s timing inputs (built once, then reused) and a warm-up; the per-call time and digest.
-        ``move_inputs``: the runner copies them to fresh memory before each round (``worker.moved``)."""
+        ``move_inputs``: the runner puts them in fresh memory before each round (``worker.place``), and may
+        write each call's input just before the call, for which the round-time cross-check allows
+        ``write_allowance_s`` a call (the judge's estimate, ``Bench._write_allowance``)."""
         self.prepare_begin(size, fresh=False, warm=True, move_inputs=move_inputs)
-        return self.prepare_end()
+        prepared = self.prepare_end()
+        self._write_allowance = write_allowance_s
+        return prepared
 
     def prepare_begin(self, size: Any, fresh: bool = True, warm: bool = False, move_inputs: bool = False) -> None:
         """Ask for ``size``'s timing inputs (``fresh``: built anew; ``warm``: and warmed up) without waiting:
@@ -498,6 +503,7 @@ class Runner:
             raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
         self._wall = self._reported = 0.0
         self._ratios = []
+        self._write_allowance = 0.0
         return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
 
     def round(self, n: int, start: int, first: int = 0) -> float:
@@ -517,7 +523,7 @@ class Runner:
             raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
         # what the round should have taken by its own report: n timed calls, plus the untimed settling call
         # a runner makes before a round of several calls (worker.round)
-        expected = seconds * (n + 1 if n > 1 else 1)
+        expected = seconds * (n + 1 if n > 1 else 1) + n * self._write_allowance
         self._wall, self._reported = self._wall + wall, self._reported + expected
         self._ratios.append((wall, wall / expected))
         return seconds

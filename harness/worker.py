@@ -17,6 +17,7 @@ from harness import audit, clocks
 from harness.audit import StateChanged
 from harness.bench import BenchConfig
 from harness.fresh import SCALED_DTYPES, TimingInputs, call_key
+from harness.noise import last_level_cache_bytes
 from harness.protocol import digest, encode_value, error_name, tensor_crc
 from harness.target import TIMING_FAMILY, Call, Case, Target
 
@@ -39,6 +40,10 @@ class Worker:
         self._spacer: torch.Tensor | None = None
         self._move_inputs = False
         self._placed: tuple[int, int, int] | None = None  # the (round, calls, first call) whose inputs are in place
+        self._prime: Callable[[int], object] | None = None  # writes call i's input before it (within the cache)
+        self._size: Case | None = None  # the prepared size
+        self._cache_bytes = last_level_cache_bytes() or (32 << 20)
+        self._heap_reserved = 0  # bytes of heap this process has faulted in for rounds (``_reserve_heap``)
 
     @property
     def pid(self) -> int:
@@ -103,7 +108,8 @@ class Worker:
     def _key(size: Case) -> str:
         return f"{size.name}/{size.seed}/{sorted(size.params.items())}"
 
-    def prepare(self, size: Case, fresh: bool = False, warm: bool = True, move_inputs: bool = False) -> dict:
+    def prepare(self, size: Case, fresh: bool = False, warm: bool = True, move_inputs: bool = False,
+                write_allowance_s: float = 0.0) -> dict:
         """Build the timing inputs of ``size`` (once, unless ``fresh``: the baseline's runner is asked for the
         same sizes by every candidate) and warm up on the base input (unless not ``warm``: the judge has two
         runners build at the same time, then warms each up alone); the typical per-call time and the base
@@ -118,13 +124,29 @@ class Worker:
             inputs = self.inputs(size)
             self._prepared[key] = (inputs, digest(inputs.base.tensors(), sample=True))
         self._inputs, inputs_digest = self._prepared[key]
+        self._size = size
         if not warm:
             return {"per_call_s": None, "input_digest": inputs_digest}
         if self.device == "cpu":  # warm up above the largest heap shift, so no round's shift reaches fresh pages
             self._spacer = torch.ones(HEAP_SHIFT_MAX, dtype=torch.uint8)
         base = [self._inputs.base]
         per_call = self._audited(lambda: clocks.warm_up(self.fn, base, self.clock, self.config.warmup_max_s))
+        if self.device == "cpu":
+            self._reserve_heap(size, per_call)
         return {"per_call_s": per_call, "input_digest": inputs_digest}
+
+    def _reserve_heap(self, size: Case, per_call_s: float) -> None:
+        """Fault in, once, as much heap as a round can reach beyond the warm-up's: the largest shift, a round's
+        fresh inputs, its outputs and the last round's kept ones.  The C allocator never gives freed heap back
+        (``sandbox.RUNNER_ENVIRONMENT``), so what is touched here stays mapped.  Without it the first rounds
+        after ``prepare`` ran on pages never touched before: at 65,536 tokens the fused dequantizer's first
+        rounds took 50-95 ms a call against 3.5 ms (the kernel zeroing pages), and the slow loop's 130 ms
+        against 85 ms, which took more rounds to settle."""
+        calls = self.config.calls_per_round(self.target.case_bytes(size), per_call_s)
+        need = HEAP_SHIFT_MAX + 3 * calls * self.target.case_bytes(size)
+        if need > self._heap_reserved:
+            torch.ones(need, dtype=torch.uint8)  # written (every page faulted in), then freed to the heap's top
+            self._heap_reserved = need
 
     def round(self, n: int, start: int, first: int = 0) -> float:
         """Seconds per call over ``n`` calls, call ``i`` on the fresh input ``call_key(start, first + i)``;
@@ -138,7 +160,7 @@ class Worker:
         def settled_round() -> float:
             if n > 1:  # short calls: one untimed call first (on the base, never timed) puts threads, caches and
                 self.clock.time(self.fn, [self._inputs.base], 1)  # allocator back in their steady state
-            return self.clock.time(self.fn, self._calls, n, keep=self._kept)
+            return self.clock.time(self.fn, self._calls, n, keep=self._kept, prime=self._prime)
 
         return self._audited(settled_round)
 
@@ -153,7 +175,17 @@ class Worker:
         if self.device == "cpu":
             self._spacer = _shift_heap(start)
         # built while the last round's inputs still hold their memory, so these land elsewhere
-        if self._inputs.mixed:
+        self._prime = None
+        if self._inputs.mixed and self._move_inputs and n * self.target.case_bytes(self._size) > self._cache_bytes // 4:
+            # within the cache, but not n inputs at once: new memory now, each input's content written just
+            # before its call (``prime``), so a call finds its input in the cache as it did when timing reused
+            # one input (written up front, n distinct inputs outran the cache, and the fused kernels read
+            # 10-25% slower at 4,096 tokens)
+            calls = [self._inputs.blank() for _ in range(n)]
+            keys = [call_key(start, first + i) for i in range(n)]
+            inputs = self._inputs
+            self._prime = lambda i: inputs.fresh(keys[i], into=calls[i])
+        elif self._inputs.mixed:
             # beyond the cache (no move asked for), the last round's memory is rewritten in place: a new
             # 118 MB allocation each round spread per-round times at 65,536 tokens 6-12% instead of 2-4%
             old = self._calls if not self._move_inputs and len(self._calls) == n else [None] * n

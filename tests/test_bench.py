@@ -30,10 +30,13 @@ class ScriptedClock:
     def reset(self):
         pass
 
-    def time(self, fn, calls, n, start=0, replay=True, keep=None):
+    def time(self, fn, calls, n, start=0, replay=True, keep=None, prime=None):
         self.log.append((fn.__name__, n))
-        if keep is not None:  # what a real clock keeps: each timed call's output
-            keep.extend(fn(*calls[i % len(calls)].args) for i in range(start, start + n))
+        for i in range(n):  # what a real clock does: each input written (if asked) before its call, outputs kept
+            if prime is not None:
+                prime(i)
+            if keep is not None:
+                keep.append(fn(*calls[(start + i) % len(calls)].args))
         first = self.calls.get(fn, 0) == 0
         self.calls[fn] = self.calls.get(fn, 0) + n
         return self.seconds[fn.__name__] * (self.penalty if first else 1.0) * next(self.jitter)
@@ -387,3 +390,28 @@ def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
     assert runner_cpus("cpu") is None
     if hasattr(os, "sched_getaffinity"):
         assert runner_cpus("cuda") == sorted(os.sched_getaffinity(0))[:1]
+
+
+def test_within_the_cache_each_input_is_written_just_before_its_call():
+    """Where a round's inputs together outgrow a quarter of the cache, each call's fresh input is written just
+    before the call (untimed), so the call finds it in the cache as when timing reused one input; its
+    content is still that call's own (``call_key``), as the judge rebuilds it to check an output."""
+    from harness.fresh import TimingInputs, call_key
+
+    seen = []
+
+    def records(x, dv=512, tile_size=128):
+        seen.append(x.clone())
+        return x
+
+    worker = Worker(records, TARGET, "cpu", BenchConfig())
+    worker._cache_bytes = TARGET.case_bytes(SIZE)  # as if the cache held a little more than one call's bytes
+    worker.prepare(SIZE, move_inputs=True)
+    assert worker._prime is None
+    seen.clear()
+    worker.round(3, 5)
+    assert worker._prime is not None and len(seen) == 4  # the settling call on the base, then three timed
+    rebuilt = TimingInputs.build(TARGET, SIZE, "cpu")
+    for i, got in enumerate(seen[1:]):
+        assert torch.equal(got, rebuilt.fresh(call_key(5, i)).args[0])
+    assert len({t.data_ptr() for t in worker._calls[0].tensors()} | {t.data_ptr() for t in worker._calls[1].tensors()}) == 2
