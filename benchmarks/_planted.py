@@ -5,7 +5,7 @@ import os
 import time
 from functools import lru_cache
 
-from harness.target import get_target
+from harness.core.target import get_target
 
 
 @lru_cache(maxsize=1)

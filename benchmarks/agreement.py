@@ -24,11 +24,11 @@ import dataclasses
 
 import harness  # noqa: F401
 from candidates.amax_vectorized import amax_vectorized
-from harness.bench import Bench, BenchConfig
-from harness.candidates import absolute
-from harness.sandbox import spawn
-from harness.target import get_target
-from harness.worker import Worker
+from harness.judge.bench import Bench, BenchConfig
+from harness.core.candidates import absolute
+from harness.judge.sandbox import spawn
+from harness.core.target import get_target
+from harness.runner.worker import Worker
 
 
 def main() -> int:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import sys
 
 import harness  # noqa: F401
-from harness import result
-from harness.fmt import fmt_time
+from harness.core import schema
+from harness.core.fmt import fmt_time
 
 
 def main(paths: list[str]) -> int:
     for path in paths:
-        run = result.load(path)
+        run = schema.load(path)
         print(f"{path}: {run.target} on {run.environment.device_name or run.environment.device}, "
               f"noise: {'; '.join(run.noise) or 'none flagged'}")
         sizes = dict.fromkeys(t.size for c in run.candidates for t in c.timings)

@@ -27,13 +27,13 @@ import torch
 import harness  # noqa: F401  (quiet numpy warning)
 import dataclasses
 
-from harness.bench import Bench, BenchConfig
-from harness.candidates import absolute, discover
-from harness.clocks import measure_copy_bandwidth
-from harness.sandbox import spawn
-from harness.fmt import fmt_time
-from harness.target import discover_targets, get_target
-from harness.verify import Verifier
+from harness.judge.bench import Bench, BenchConfig
+from harness.core.candidates import absolute, discover
+from harness.runner.clocks import measure_copy_bandwidth
+from harness.judge.sandbox import spawn
+from harness.core.fmt import fmt_time
+from harness.core.target import discover_targets, get_target
+from harness.judge.verify import Verifier
 
 
 def tune(target, tokens: int) -> None:

@@ -19,7 +19,7 @@ import harness  # noqa: F401
 from candidates import _fused_triton as ft
 from candidates._kernels import prepare, saturates
 from candidates.fused import fused
-from harness.target import get_target
+from harness.core.target import get_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bare_launch import bare_launcher, host_us, jit_launcher  # noqa: E402

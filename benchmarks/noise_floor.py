@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 import harness  # noqa: F401
-from harness import noise, stats
-from harness.bench import Bench, BenchConfig
-from harness.result import SizeTiming
-from harness.sandbox import start
-from harness.target import get_target
+from harness.judge import noise
+from harness.core import stats
+from harness.judge.bench import Bench, BenchConfig
+from harness.core.result import SizeTiming
+from harness.judge.sandbox import start
+from harness.core.target import get_target
 
 PLANTED = Path(__file__).resolve().with_name("_planted.py")
 PAIRS = (("A vs A", "identical", lambda v: v not in (stats.FASTER, stats.SLOWER)),

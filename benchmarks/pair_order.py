@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 import harness  # noqa: F401
-from harness import result
-from harness.cli import main as harness_main
+from harness.core import schema
+from harness.cli.commands import main as harness_main
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
             path = Path(tmp) / "bench.json"
             harness_main(["bench", "--device", args.device, "--target", args.target, "--candidate", args.candidate,
                           "--processes", str(args.processes), "--sizes", *args.sizes, "--json", str(path)])
-            run = result.load(path)
+            run = schema.load(path)
         for t in run.candidates[0].timings:
             print(f"repeat {repeat + 1} {t.size:24s} pairs " + " ".join(f"{s:.3f}" for s in t.pair_speedups)
                   + "  " + ", ".join(t.pair_verdicts), flush=True)

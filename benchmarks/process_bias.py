@@ -20,16 +20,16 @@ import sys
 from pathlib import Path
 
 import harness  # noqa: F401
-from harness.bench import Bench, BenchConfig
-from harness.target import get_target
+from harness.judge.bench import Bench, BenchConfig
+from harness.core.target import get_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from noise_floor import PLANTED, fresh_pair  # noqa: E402  (one way to time a fresh pair of runners)
 
 import dataclasses  # noqa: E402
 
-from harness import noise  # noqa: E402
-from harness.sandbox import start  # noqa: E402
+from harness.judge import noise  # noqa: E402
+from harness.judge.sandbox import start  # noqa: E402
 
 
 def _cpu(runner) -> str:

@@ -27,8 +27,8 @@ import time
 import pytest
 import torch
 
-from harness.candidates import discover, load
-from harness.target import Case, discover_targets, get_target
+from harness.core.candidates import discover, load
+from harness.core.target import Case, discover_targets, get_target
 
 TARGET = get_target("quantize_k_cache")
 SPECS = [c.spec for c in discover(TARGET.name, list(discover_targets()))] + os.environ.get("HARNESS_CANDIDATE", "").split()

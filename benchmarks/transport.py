@@ -16,11 +16,11 @@ import statistics
 import time
 
 import harness  # noqa: F401
-from harness.bench import BenchConfig
-from harness.protocol import decode_outcome
-from harness.sandbox import spawn
-from harness.target import get_target
-from harness.worker import Worker
+from harness.core.config import BenchConfig
+from harness.core.protocol import decode_outcome
+from harness.judge.sandbox import spawn
+from harness.core.target import get_target
+from harness.runner.worker import Worker
 
 
 def timed(fn, repeats: int) -> float:

@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 
 @candidate(target="quantize_k_cache")

@@ -5,7 +5,7 @@ import torch
 
 from candidates._dequant import reference, rows_of
 from candidates.dequant_vectorized import dequant_vectorized
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 
 def _kernel(x: torch.Tensor):

@@ -1,6 +1,6 @@
 """Dequantizer candidate 1: the original slow tile loop, unchanged (it is the oracle itself)."""
 
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 from oracles.kcache_dequant_reference import dequantize_k_cache_slow
 
 dequant_slow_loop = candidate(

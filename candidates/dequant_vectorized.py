@@ -3,7 +3,7 @@
 import torch
 
 from candidates._dequant import as_int16, nan_bits, oracle_nan_bits, reference, unpack
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 
 @candidate(target="dequantize_k_cache")

@@ -4,7 +4,7 @@ C kernel on the CPU, a vectorised torch fallback elsewhere)."""
 import torch
 
 from candidates._kernels import prepare
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 FP8 = torch.float8_e4m3fn
 _cached = None  # _fused_triton.cached once a CUDA input has imported Triton: a configuration's cached launch

@@ -1,6 +1,6 @@
 """Candidate 1: the original slow tile loop, unchanged (it is the oracle itself)."""
 
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 from oracles.kcache_reference import quantize_k_cache_slow
 
 slow_loop = candidate(

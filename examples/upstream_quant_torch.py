@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 FP8 = torch.float8_e4m3fn
 D, DV, TILE = 576, 512, 128

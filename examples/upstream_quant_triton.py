@@ -46,7 +46,7 @@ import torch
 import triton
 import triton.language as tl
 
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 
 FP8_MAX = 448.0  # largest finite e4m3fn value
 D, DV, TILE = 576, 512, 128

@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 import torch
 
-from harness.domain import Domain
-from harness.target import Case
+from harness.core.domain import Domain
+from harness.core.target import Case
 from oracles import _kcache_cases as quant_cases
 from oracles.kcache_dequant_reference import FP8, packed_width
 from oracles.kcache_reference import quantize_k_cache_slow

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import torch
 
-from harness.domain import Domain
-from harness.target import Case
+from harness.core.domain import Domain
+from harness.core.target import Case
 from oracles.kcache_reference import FP8, FP8_MAX
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}

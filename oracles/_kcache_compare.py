@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.target import Comparison, Difference
+from harness.core.target import Comparison, Difference
 from oracles.kcache_reference import FP8, KCacheLayout
 
 MAX_SHOWN = 5

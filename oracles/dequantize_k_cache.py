@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from harness.domain import Domain
-from harness.target import Call, Case, Comparison, Difference, Target
+from harness.core.domain import Domain
+from harness.core.target import Call, Case, Comparison, Difference, Target
 from oracles import _dequant_cases as cases
 from oracles.kcache_dequant_reference import dequantize_k_cache_slow
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from harness.domain import Domain
-from harness.target import Call, Case, Comparison, Target
+from harness.core.domain import Domain
+from harness.core.target import Call, Case, Comparison, Target
 from oracles import _kcache_cases as cases
 from oracles._kcache_compare import Tolerances, compare
 from oracles.kcache_reference import FP8, KCacheLayout, quantize_k_cache_slow

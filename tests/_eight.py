@@ -14,14 +14,14 @@ EIGHT_ARGV = ["run", "--target", "quantize_k_cache", "--sizes", "4096", "--budge
 
 def verdicts_of(out: Path) -> dict[str, tuple[str, str | None]]:
     """Each candidate's verdict, and its headline timing's, in the result's order."""
-    from harness import result
+    from harness.core import schema
 
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     return {c.name: (c.verdict, c.headline.verdict if c.headline else None) for c in run.candidates}
 
 
 def quiet(*outs: Path) -> bool:
     """No run flagged its machine as noisy (where one was, its timing verdicts are not to be compared)."""
-    from harness import result
+    from harness.core import schema
 
-    return not any(result.load(out / "quantize_k_cache-cpu.json").noise for out in outs)
+    return not any(schema.load(out / "quantize_k_cache-cpu.json").noise for out in outs)

@@ -4,10 +4,10 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 from pathlib import Path  # noqa: E402
 
-from harness import project  # noqa: E402
+from harness.core import project  # noqa: E402
 
 # This repository is a harness project: its oracles/ and candidates/ come from its root, wherever pytest
-# was started from (they are not installed; see harness/project.py).
+# was started from (they are not installed; see harness/core/project.py).
 project.activate(project.find(Path(__file__).parent))
 
 import pytest  # noqa: E402
@@ -21,7 +21,7 @@ from tests._eight import EIGHT_ARGV, verdicts_of  # noqa: E402
 
 @pytest.fixture(scope="session")
 def one_job_out(tmp_path_factory):
-    from harness.cli import main
+    from harness.cli.commands import main
 
     out = tmp_path_factory.mktemp("one-job")
     assert main([*EIGHT_ARGV, "--out", str(out)]) == 1  # the wrong ones fail

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from candidates.fused import fused
-from harness.candidates import candidate
+from harness.core.candidates import candidate
 from tests.wrong_candidates import float32_scale
 
 PRODUCTION = {"dtype": ("bfloat16",), "d": (576,), "dv": (512,), "tile_size": (128,)}

@@ -10,11 +10,11 @@ import warnings
 import pytest
 import torch
 
-from harness import clocks
-from harness.bench import Bench, BenchConfig, InputsDiffer
-from harness.clocks import CpuClock
-from harness.target import get_target
-from harness.worker import Worker
+from harness.runner import clocks
+from harness.judge.bench import Bench, BenchConfig, InputsDiffer
+from harness.runner.clocks import CpuClock
+from harness.core.target import get_target
+from harness.runner.worker import Worker
 
 TARGET = get_target("quantize_k_cache")
 SIZE = TARGET.parse_size("1x4x576")
@@ -181,8 +181,8 @@ def test_a_baseline_round_that_starts_at_the_checked_call_holds_its_output_witho
 
 
 def test_fresh_inputs_keep_layout_and_aliasing_and_are_reproducible():
-    from harness.fresh import TimingInputs
-    from harness.target import Call
+    from harness.runner.fresh import TimingInputs
+    from harness.core.target import Call
 
     storage = torch.arange(64, dtype=torch.float32)
     a, b = storage[:32].view(4, 8), storage[16:48].view(4, 8).t()  # overlapping views of one storage
@@ -246,8 +246,8 @@ def test_the_pytest_benchmark_suite_groups_by_size_and_takes_the_plugins_rounds(
 
 
 def test_moved_inputs_keep_bytes_strides_offsets_and_aliasing_at_another_address():
-    from harness.target import Call
-    from harness.worker import moved
+    from harness.core.target import Call
+    from harness.runner.worker import moved
 
     storage = torch.arange(64, dtype=torch.float32)
     sliced, transposed = storage[8:40].view(4, 8), storage[:32].view(4, 8).t()  # two views of one storage
@@ -341,9 +341,9 @@ def test_a_single_pair_stands_alone_only_when_its_speedup_is_far_beyond_the_floo
     assert bench.stands_alone(faster) and bench.stands_alone(slower)
     assert not bench.stands_alone(same)  # a 10% slower function in a pair off by 10% reads like this
     assert not bench.stands_alone(_inconclusive())
-    from harness import noise
+    from harness.core import machine
 
-    monkeypatch.setattr(noise, "last_level_cache_bytes", lambda: 32 << 20)
+    monkeypatch.setattr(machine, "last_level_cache_bytes", lambda: 32 << 20)
     streaming = dataclasses.replace(same, bytes_moved=64 << 20)  # beyond the cache: pairs seen at most 5% off
     assert same.verdict == "no significant difference" and bench.stands_alone(streaming)
     within = make({"base": 1.02e-3, "cand": 1e-3}).compare()  # a 10%-slower function in a pair 8% off
@@ -385,7 +385,7 @@ def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():
 def test_cuda_runners_share_one_cpu_and_cpu_runners_are_not_pinned():
     import os
 
-    from harness.sandbox import runner_cpus
+    from harness.judge.process import runner_cpus
 
     assert runner_cpus("cpu") is None
     if hasattr(os, "sched_getaffinity"):
@@ -396,7 +396,7 @@ def test_within_the_cache_each_input_is_written_just_before_its_call():
     """Where a round's inputs together outgrow a quarter of the cache, each call's fresh input is written just
     before the call (untimed), so the call finds it in the cache as when timing reused one input; its
     content is still that call's own (``call_key``), as the judge rebuilds it to check an output."""
-    from harness.fresh import TimingInputs, call_key
+    from harness.runner.fresh import TimingInputs, call_key
 
     seen = []
 

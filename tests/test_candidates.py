@@ -6,8 +6,9 @@ import textwrap
 import pytest
 import torch
 
-from harness.candidates import SpecError, describe, discover, load
-from harness.target import discover_targets, get_target
+from harness.core.candidates import SpecError, describe, discover
+from harness.runner.load import load
+from harness.core.target import discover_targets, get_target
 
 TARGET = get_target("quantize_k_cache")
 FOUND = {c.name: c for c in discover(TARGET.name, list(discover_targets()))}
@@ -159,7 +160,7 @@ def test_syntax_and_import_errors_are_one_line(tmp_path):
 
 
 def test_a_spec_that_cannot_take_the_targets_arguments_is_one_usage_line_before_any_case(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.commands import main
 
     (tmp_path / "c.py").write_text("def no_dv(input_k_cache, tile_size=128):\n    return input_k_cache\n"
                                    "def needs_more(x, dv, tile_size, scale):\n    return x\n"

@@ -6,9 +6,13 @@ attacker's pass over the timing is a candidate here, all judged in one `harness 
 
 import pytest
 
-from harness import noise, result, stats
-from harness.bench import ImpossibleTiming
-from harness.cli import main
+from harness.judge import noise
+
+from harness.core import stats
+
+from harness.core import schema
+from harness.judge.bench import ImpossibleTiming
+from harness.cli.commands import main
 
 CHEATS = "tests/hostile/timing_cheats.py"
 
@@ -21,7 +25,7 @@ def judged(tmp_path_factory):
     for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again"):
         argv += ["--candidate", f"{CHEATS}:{name}"]
     code = main(argv)
-    return code, {c.name: c for c in result.load(out / "quantize_k_cache-cpu.json").candidates}
+    return code, {c.name: c for c in schema.load(out / "quantize_k_cache-cpu.json").candidates}
 
 
 def test_a_function_wrong_only_on_production_rows_fails_verification_there(judged):

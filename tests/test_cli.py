@@ -7,8 +7,12 @@ import textwrap
 import pytest
 import torch
 
-from harness import report, result, stats
-from harness.cli import main
+from harness.render import report
+
+from harness.core import stats
+
+from harness.core import schema
+from harness.cli.commands import main
 
 FAST = ["--budget", "0.2", "--examples", "5"]
 PASSED = (0, 3)  # 3: everything passed, and the timings were flagged as noisy (the suite may run under load)
@@ -63,7 +67,7 @@ def test_verify_exits_1_and_prints_the_minimal_case(capsys, outside, tmp_path):
     cand = json.loads((tmp_path / "v.json").read_text())["candidates"][0]
     assert cand["verdict"] == "fail" and cand["first_failure"]
     test = cand["verification"]["failures"][-1]["test"]
-    assert test.startswith("from harness.target import Case\nfrom harness.verify import check_case\n")
+    assert test.startswith("from harness.core.target import Case\nfrom harness.judge.verify import check_case\n")
 
 
 def test_show_reproducer_prints_a_whole_pytest_file_that_runs_and_fails(capsys, outside, tmp_path):
@@ -175,7 +179,7 @@ def test_bench_json_keeps_every_round(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "bench", "--target", "quantize_k_cache", "--candidate", "candidates/amax_vectorized.py:amax_vectorized",
                          "--sizes", "1x16x576", "--budget", "0.2", "--json", str(tmp_path / "b.json"))
     assert code in PASSED
-    run = result.load(tmp_path / "b.json")
+    run = schema.load(tmp_path / "b.json")
     (cand,) = run.candidates
     assert cand.verdict == "untested" and cand.timings[0].baseline_rounds_s
 
@@ -184,15 +188,15 @@ def test_processes_times_each_size_in_that_many_runner_pairs(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "bench", "--target", "quantize_k_cache", "--candidate", "candidates/amax_vectorized.py:amax_vectorized",
                          "--sizes", "1x16x576", "--budget", "0.2", "--processes", "2", "--json", str(tmp_path / "b.json"))
     assert code in PASSED
-    run = result.load(tmp_path / "b.json")
+    run = schema.load(tmp_path / "b.json")
     (timing,) = run.candidates[0].timings
     assert len(timing.pair_speedups) in (2, 3) and run.bench.processes == 2  # a third if the two disagreed
     voted = [s for s, v in zip(timing.pair_speedups, timing.pair_verdicts)
              if stats.verdict_class(v) == stats.verdict_class(timing.verdict)] or timing.pair_speedups
     assert timing.speedup_ci[0] <= min(voted) and max(voted) <= timing.speedup_ci[1]
     assert "timed in 2 pairs of runner processes" in report.markdown(run)
-    from harness.cli import _options
-    from harness.arguments import parser
+    from harness.cli.commands import _options
+    from harness.cli.arguments import parser
 
     for device, processes in (("cpu", 1), ("cuda", 3)):
         args = parser().parse_args(["bench", "--device", device])
@@ -210,19 +214,19 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
     code, out, _ = run_cli(capsys, "bench", "--target", "quantize_k_cache", "--baseline", f"{waits}:base",
                            "--candidate", f"{waits}:cand", "--sizes", "1x4x576", "--budget", "3",
                            "--json", str(tmp_path / "b.json"))
-    run = result.load(tmp_path / "b.json")
+    run = schema.load(tmp_path / "b.json")
     (timing,) = run.candidates[0].timings
     text = report.markdown(run)
     assert "timed in a second pair of runner processes" in text  # the footer states the rule
     pairs = len(timing.pair_speedups)
     assert pairs == len(timing.pair_verdicts) and pairs in (0, 2, 3)
     if pairs:  # and the statistics table how each pair voted
-        from harness.fmt import fmt_pairs
+        from harness.core.fmt import fmt_pairs
 
         assert fmt_pairs(timing).split(":")[0] + ":" in text
     if pairs == 0:  # a verdict from one pair is never one close to the floor
-        from harness.bench import Bench
-        from harness.target import get_target
+        from harness.judge.bench import Bench
+        from harness.core.target import get_target
 
         assert Bench(get_target("quantize_k_cache")).stands_alone(timing), timing.speedup_ci
     if not run.noise:  # a quiet machine measures the 0.91x it is: close to the floor, so confirmed
@@ -236,7 +240,7 @@ def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(c
 
 def _count_starts(monkeypatch) -> list[str]:
     """The spec of every runner a run's pool starts, in order."""
-    from harness.pool import RunnerPool
+    from harness.judge.pool import RunnerPool
 
     started: list[str] = []
     real_start = RunnerPool.start
@@ -253,10 +257,10 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
     """Two candidates identical to the baseline (busy waits of 2 ms): "no significant difference" from one
     pair is not enough at a size the cache holds, so each is timed in a second pair, whose baseline runner
     is the same process for both (started once, with the first); all runners are closed at the end."""
-    from harness import sandbox
-    from harness.bench import BenchConfig
-    from harness.pipeline import Pipeline
-    from harness.plan import RunOptions
+    from harness.judge import sandbox
+    from harness.core.config import BenchConfig
+    from harness.judge.pipeline import Pipeline
+    from harness.judge.plan import RunOptions
 
     waits = tmp_path / "waits.py"
     waits.write_text("import time\n"
@@ -278,9 +282,9 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
 def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh_ones(monkeypatch, tmp_path):
     """The baseline's second process (its runner for pairs 2) exits when first called: the candidate being
     timed gets "error" naming the baseline; the next candidate is timed against fresh baseline runners."""
-    from harness.bench import BenchConfig
-    from harness.pipeline import Pipeline
-    from harness.plan import RunOptions
+    from harness.core.config import BenchConfig
+    from harness.judge.pipeline import Pipeline
+    from harness.judge.plan import RunOptions
 
     wait = "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
     counter = tmp_path / "imports"
@@ -307,7 +311,7 @@ def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, t
     """Its second process (an extra timing pair) finds a marker the first one left, and turns wrong."""
     cheat = tmp_path / "second_process_cheats.py"
     marker = tmp_path / "marker"
-    cheat.write_text("import os\nfrom harness.target import get_target\n"
+    cheat.write_text("import os\nfrom harness.core.target import get_target\n"
                      f"SECOND = os.path.exists({str(marker)!r})\nopen({str(marker)!r}, 'a').close()\n"
                      "def quantize(input_k_cache, dv=512, tile_size=128):\n"
                      "    out = get_target('quantize_k_cache').oracle(input_k_cache, dv, tile_size)\n"
@@ -316,7 +320,7 @@ def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, t
     code, _, _ = run_cli(capsys, "run", "--target", "quantize_k_cache", "--candidate", f"{cheat}:quantize",
                          "--sizes", "1x16x576", "--budget", "0.2", "--examples", "3", "--no-profile",
                          "--processes", "2", "--out", str(out))
-    (cand,) = result.load(out / "quantize_k_cache-cpu.json").candidates
+    (cand,) = schema.load(out / "quantize_k_cache-cpu.json").candidates
     assert code == 1 and cand.verdict == "fail" and "in a second runner, for timing, it failed" in cand.error, cand.error
 
 
@@ -336,7 +340,7 @@ def test_run_covers_every_target_with_round_trips_and_an_index(capsys, tmp_path)
     assert names == ["dequantize_k_cache-cpu.json", "dequantize_k_cache-cpu.md", "index-cpu.md",
                      "quantize_k_cache-cpu.json", "quantize_k_cache-cpu.md"]
     for target in ("quantize_k_cache", "dequantize_k_cache"):
-        run = result.load(tmp_path / f"{target}-cpu.json")
+        run = schema.load(tmp_path / f"{target}-cpu.json")
         assert all(c.verdict == "pass" for c in run.candidates) and len(run.candidates) == 3
         assert len(run.round_trips) == 9 and all(r.passed for r in run.round_trips)  # every pair of passing ones
         assert "## ✅ Round trip: `quantize_k_cache` then `dequantize_k_cache`" in (tmp_path / f"{target}-cpu.md").read_text()
@@ -352,9 +356,9 @@ def test_run_covers_every_target_with_round_trips_and_an_index(capsys, tmp_path)
 
 
 def test_a_round_trip_that_breaks_the_bound_is_reported():
-    from harness.roundtrip import RoundTrips
-    from harness.target import discover_targets
-    from harness.verify import InProcess
+    from harness.judge.roundtrip import RoundTrips
+    from harness.core.target import discover_targets
+    from harness.judge.verify import InProcess
     from oracles.kcache_dequant_reference import dequantize_k_cache_slow
     from oracles.kcache_reference import quantize_k_cache_slow
 
@@ -387,11 +391,11 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
         for hog in hogs:
             hog.kill()
             hog.wait()
-    run = result.load(tmp_path / "b.json")
+    run = schema.load(tmp_path / "b.json")
     assert proc.returncode == 3 and "noisy machine" in proc.stderr, (run.candidates[0].error, run.noise, run.checkout_changes, proc.stderr[-2000:])
     assert run.noise and run.noise[0].startswith("other processes used ")
     assert run.candidates[0].foreign_cpu > 0.25
-    from harness import report
+    from harness.render import report
 
     assert "⚠️ **The machine was noisy during this run" in report.markdown(run)
 
@@ -400,7 +404,7 @@ def test_bare_harness_lists_the_commands_and_version_prints_the_version(capsys):
     code, out, err = run_cli(capsys)
     assert code == 2 and "list" in err and "run " in err and "export-tests" in err and out == ""
     with pytest.raises(SystemExit) as info:
-        from harness.cli import parser
+        from harness.cli.commands import parser
 
         parser().parse_args(["--version"])
     assert info.value.code == 0
@@ -515,12 +519,12 @@ def test_fail_fast_stops_verification_at_the_first_failure_and_keeps_the_reprodu
                          "--candidate", f"{outside}:good", "--fail-fast", "--examples", "5", "--quick", "--budget",
                          "0.5", "--sizes", "4096", "--no-profile", "--out", str(tmp_path))
     assert code == 1
-    by_name = {c.name: c for c in result.load(tmp_path / "quantize_k_cache-cpu.json").candidates}
+    by_name = {c.name: c for c in schema.load(tmp_path / "quantize_k_cache-cpu.json").candidates}
     bad, good = by_name["bad"], by_name["good"]
     assert bad.verdict == "fail" and bad.timings == ()
     assert bad.verification.cases == bad.verification.failed == 1  # nothing checked after the first failure
     assert any("stopped at its first failure (--fail-fast): 1 of" in n for n in bad.verification.notes)
-    assert bad.verification.failures[0].test.startswith("from harness.target import Case")
+    assert bad.verification.failures[0].test.startswith("from harness.core.target import Case")
     assert good.verdict == "pass" and good.timings  # a passing candidate is verified in full and timed
     assert not any("fail-fast" in n for n in good.verification.notes)
 

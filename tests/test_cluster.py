@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import result
-from harness.cli import main
+
+from harness.core import schema
+from harness.cli.commands import main
 from tests._eight import EIGHT_ARGV, quiet, verdicts_of
 
 pytest.importorskip("distributed", reason="--cluster needs Dask distributed (pip install -e '.[cluster]')")
@@ -59,7 +60,7 @@ def test_a_cluster_gives_the_verdicts_of_one_judge_and_says_where(tmp_path, clus
     assert {n: v for n, (v, _) in by_cluster.items()} == {n: v for n, (v, _) in one_job.items()}
     if quiet(out, one_job_out):  # a clear speedup reads the same, where neither machine was noisy
         assert by_cluster["fused"] == one_job["fused"] == ("pass", "faster")
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     assert all(c.judged_on and ": " in c.judged_on for c in run.candidates)  # host: device, for each
     assert "judged on " in (out / "quantize_k_cache-cpu.md").read_text()
 
@@ -78,5 +79,5 @@ def test_a_worker_killed_mid_run_leaves_a_complete_result(tmp_path, cluster):
     finally:
         killer.cancel()
     assert workers[0].poll() is not None  # it was killed during the run
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     assert code == 1 and [c.verdict for c in run.candidates] == ["pass", "pass", "pass", "fail"]

@@ -4,11 +4,11 @@ here, as `harness run --device cuda` does."""
 
 import dataclasses
 
-from harness.bench import Bench, BenchConfig
-from harness.candidates import absolute, discover
-from harness.sandbox import spawn
-from harness.target import Case, discover_targets, get_target
-from harness.verify import Verifier
+from harness.judge.bench import Bench, BenchConfig
+from harness.core.candidates import absolute, discover
+from harness.judge.sandbox import spawn
+from harness.core.target import Case, discover_targets, get_target
+from harness.judge.verify import Verifier
 from tests.conftest import cuda
 
 TARGET = get_target("quantize_k_cache")

@@ -19,7 +19,7 @@ from candidates._dequant import nan_bits, oracle_nan_bits, rows_of, unpack
 from candidates.dequant_fused import dequant_fused
 from candidates.dequant_slow_loop import dequant_slow_loop
 from candidates.dequant_vectorized import dequant_vectorized
-from harness.candidates import discover
+from harness.core.candidates import discover
 from oracles.kcache_dequant_reference import dequantize_k_cache_slow
 from tests._dequant_cases import PRODUCTION, error_cases, production_rows, random_rows, to_device, value_cases
 from tests.conftest import cuda
@@ -45,8 +45,8 @@ def test_discovers_the_three_dequantizer_candidates_and_only_for_their_target():
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
 def test_the_harness_verifier_passes_each_candidate(name):
     """The target's own named cases and property examples, through the harness (policy exact)."""
-    from harness.target import TargetError, get_target
-    from harness.verify import Verifier
+    from harness.core.target import TargetError, get_target
+    from harness.judge.verify import Verifier
 
     try:
         target = get_target(TARGET)

@@ -4,8 +4,8 @@ deliberately wrong outputs, and the round-trip property with the quantizer."""
 import pytest
 import torch
 
-from harness.target import Case
-from harness.verify import InProcess, Verifier
+from harness.core.target import Case
+from harness.judge.verify import InProcess, Verifier
 from oracles import _dequant_cases as cases
 from oracles.dequantize_k_cache import TARGET
 from oracles.kcache_dequant_reference import FP8, dequantize_k_cache_slow, packed_width

@@ -1,4 +1,4 @@
-"""Declared domains (harness/domain.py): parsing, matching, restricted hypothesis strategies, the suggested
+"""Declared domains (harness/core/domain.py): parsing, matching, restricted hypothesis strategies, the suggested
 --where, and how verification and the pipeline use them (refusals apart from wrong answers, coverage)."""
 
 import json
@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.cli import main
-from harness.domain import Clause, Domain, DomainError, suggest
-from harness.target import get_target
-from harness.verify import MAX_FAILURES_KEPT, InProcess, Verifier
+from harness.cli.commands import main
+from harness.core.domain import Clause, Domain, DomainError, suggest
+from harness.core.target import get_target
+from harness.judge.verify import MAX_FAILURES_KEPT, InProcess, Verifier
 from tests import specialized_candidates as special
 
 TARGET = get_target("quantize_k_cache")
@@ -151,9 +151,11 @@ def test_without_where_the_verdict_line_names_refusals_and_mismatches(capsys, tm
     flat = " ".join(out.split())
     assert "wrong on" in flat and "refused" in flat and "scales:" in flat
     assert any(f["kind"] == "mismatch" for f in cand["verification"]["failures"])
-    from harness import report, result
+    from harness.render import report
 
-    markdown = report.markdown(result.load(tmp_path / "r.json"))
+
+    from harness.core import schema
+    markdown = report.markdown(schema.load(tmp_path / "r.json"))
     assert "wrong on" in markdown and "refused" in markdown and "on everything the oracle accepts" in markdown
     assert "scales:" in markdown.split("Coverage")[1]  # a mismatch is listed, not only refusals
 

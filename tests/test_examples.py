@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from harness.cli.commands import main
 
 TWIN = "examples/upstream_quant_torch.py:quantize"
 

@@ -8,8 +8,8 @@ import torch
 
 from candidates import _fused_cpu
 from candidates.fused import fused
-from harness.target import get_target
-from harness.verify import Verifier
+from harness.core.target import get_target
+from harness.judge.verify import Verifier
 from oracles.kcache_reference import quantize_k_cache_slow
 
 pytestmark = pytest.mark.skipif(_fused_cpu.load() is None, reason="no C compiler: the kernel cannot be built")

@@ -1,4 +1,4 @@
-"""Runners that cannot reach each other (``harness/isolation.py``): each in namespaces of its own where the
+"""Runners that cannot reach each other (``harness/runner/isolation.py``): each in namespaces of its own where the
 machine allows it, else the old way; either way not dumpable, its threads' scheduling checked by the judge
 around every timed round, and no process it starts outliving the judge.  Every attack runs twice: in
 namespaces (skipped where this machine refuses them) and with the probe told they are unavailable."""
@@ -9,12 +9,17 @@ import uuid
 
 import pytest
 
-from harness import isolation, noise, result, sandbox
-from harness.audit import StateChanged
-from harness.bench import BenchConfig
-from harness.cli import main
-from harness.sandbox import RunnerError, spawn
-from harness.target import get_target
+from harness.runner import isolation
+
+from harness.judge import noise, sandbox
+
+
+from harness.core import schema
+from harness.runner.audit import StateChanged
+from harness.core.config import BenchConfig
+from harness.cli.commands import main
+from harness.judge.sandbox import RunnerError, spawn
+from harness.core.target import get_target
 
 NEIGHBOURS = "tests/hostile/neighbours.py"
 TARGET = get_target("quantize_k_cache")
@@ -257,7 +262,7 @@ def _run(out, *candidates):
     for spec in candidates:
         argv += ["--candidate", spec]
     code = main(argv)
-    return code, {c.name: c for c in result.load(out / "quantize_k_cache-cpu.json").candidates}
+    return code, {c.name: c for c in schema.load(out / "quantize_k_cache-cpu.json").candidates}
 
 
 @needs_two_cpus

@@ -8,8 +8,11 @@ import os
 
 import pytest
 
-from harness import report, result
-from harness.cli import main
+from harness.render import report
+
+
+from harness.core import schema
+from harness.cli.commands import main
 
 CHEATS = "tests/hostile/cheats.py"
 
@@ -28,7 +31,7 @@ def judged(tmp_path_factory):
         code = main(argv)
     finally:
         del os.environ["HOSTILE_MARKER"]
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     return code, {c.name: c for c in run.candidates}, marker, run
 
 
@@ -70,7 +73,7 @@ def test_forged_timings_are_caught_by_the_judges_clock(tmp_path):
     out = tmp_path / "forged"
     assert main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "131072", "--budget", "1.5", "--examples", "1", "--no-profile",
                  "--candidate", f"{CHEATS}:forges_its_timings"]) == 1
-    (c,) = result.load(out / "quantize_k_cache-cpu.json").candidates
+    (c,) = schema.load(out / "quantize_k_cache-cpu.json").candidates
     assert c.verdict == "error" and c.timings == ()
     assert c.error.startswith("its reported times account for ") and "that the judge saw take" in c.error
 

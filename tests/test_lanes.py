@@ -4,7 +4,7 @@ for the steps in flight, then has the device alone, and a stream of steps cannot
 import threading
 import time
 
-from harness.lanes import Lanes
+from harness.judge.lanes import Lanes
 
 
 def test_timing_waits_for_steps_in_flight_and_blocks_new_ones(tmp_path):

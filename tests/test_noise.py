@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import noise
-from harness.noise import BaselineTiming, CpuWatch, Watched, baseline_disagreements, loaded_timing
+from harness.judge import noise
+from harness.judge.noise import BaselineTiming, CpuWatch, Watched, baseline_disagreements, loaded_timing
 
 
 def test_baseline_medians_that_agree_or_drift_a_little_are_not_flagged():

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import report, result
-from harness.target import get_target
-from harness.bench import BenchConfig
-from harness.cli import main
-from harness.export import export_tests
-from harness.pipeline import Pipeline
-from harness.plan import RunOptions
+from harness.render import report
+
+
+from harness.core import schema
+from harness.core.target import get_target
+from harness.core.config import BenchConfig
+from harness.cli.commands import main
+from harness.render.export import export_tests
+from harness.judge.pipeline import Pipeline
+from harness.judge.plan import RunOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def saved(tmp_path_factory):
     run = Pipeline(RunOptions(target="quantize_k_cache", sizes=["1x32x576"], examples=5, bench=BenchConfig(budget_s=0.2, min_rounds=3))).run()
     path = tmp_path_factory.mktemp("run") / "result.json"
-    result.write_atomic(path, result.dumps(run))
+    schema.write_atomic(path, schema.dumps(run))
     return run, path
 
 
@@ -115,7 +118,7 @@ def test_posting_needs_the_pr_head_to_be_the_commit_that_was_run(saved, tmp_path
 
 
 def test_a_hanging_gh_is_a_one_line_error(saved, tmp_path, monkeypatch, capsys):
-    from harness import prbot
+    from harness.render import prbot
 
     _, path = saved
     fake_gh(tmp_path, existing=[], hang=True)

@@ -6,9 +6,10 @@ import time
 import pytest
 
 from candidates.fused import fused
-from harness.target import Target
-from harness.profile import WALL, by_kind, explain, kind_of, profile, statement_sources
-from harness.target import get_target
+from harness.core.target import Target
+from harness.render.explain import by_kind, explain
+from harness.runner.profile import WALL, kind_of, profile, statement_sources
+from harness.core.target import get_target
 
 TARGET = get_target("quantize_k_cache")
 SIZE = TARGET.parse_size("256")

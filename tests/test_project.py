@@ -1,4 +1,4 @@
-"""Project discovery (harness/project.py): the root is found like pytest's rootdir, its oracles/ and
+"""Project discovery (harness/core/project.py): the root is found like pytest's rootdir, its oracles/ and
 candidates/ are loaded by path (never installed), and [tool.harness] holds defaults that flags override."""
 
 import json
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import project
-from harness.errors import UsageError
+from harness.core import project
+from harness.core.errors import UsageError
 from tests.test_target import TOY
 
 CANDIDATE = '''

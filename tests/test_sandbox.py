@@ -7,11 +7,12 @@ import stat
 import pytest
 import torch
 
-from harness import result
-from harness.bench import BenchConfig
-from harness.cli import main
-from harness.sandbox import LoadFailed, RunnerError, kill_strays, spawn
-from harness.target import get_target
+
+from harness.core import schema
+from harness.core.config import BenchConfig
+from harness.cli.commands import main
+from harness.judge.sandbox import LoadFailed, RunnerError, kill_strays, spawn
+from harness.core.target import get_target
 
 HOSTILE = "tests/hostile_candidates.py"
 TIMEOUT = 20  # seconds; only `hangs` waits for it, every other runner answers in a fraction of that
@@ -41,7 +42,7 @@ def hostile_run(tmp_path_factory):
 def test_every_misbehaviour_is_an_error_with_its_reason(hostile_run):
     code, out = hostile_run
     assert code == 1
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     by_name = {c.name: c for c in run.candidates}
     for name, reason in REASONS.items():
         assert by_name[name].verdict == "error", name
@@ -56,7 +57,7 @@ def test_a_good_candidate_beside_a_crashing_import_is_verified_and_timed(tmp_pat
     code = main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x16x576", "--budget", "0.2", "--examples", "5", "--no-profile",
                  "--candidate", f"{crasher}:quantize", "--candidate", "candidates/fused.py:fused"])
     assert code == 1
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     crashed, fused = run.candidates
     assert crashed.verdict == "error" and crashed.error == "importing it killed by signal SIGSEGV"
     assert fused.verdict == "pass" and fused.timings and fused.timings[0].speedup > 0
@@ -88,11 +89,11 @@ def test_a_runner_calls_and_reports_data():
 def test_sizes_beyond_the_cache_build_together_then_warm_up_alone_once(tmp_path):
     """Building together (``Bench._prepare``, together) never calls the function; each runner's one warm-up
     comes after, alone.  A function that counts its calls in a file shows it."""
-    from harness.bench import Bench
+    from harness.judge.bench import Bench
 
     counting = tmp_path / "counting.py"
     calls = tmp_path / "calls.txt"
-    counting.write_text("from harness.target import get_target\n"
+    counting.write_text("from harness.core.target import get_target\n"
                         "def quantize(input_k_cache, dv=512, tile_size=128):\n"
                         f"    open({str(calls)!r}, 'a').write('call\\n')\n"
                         "    return get_target('quantize_k_cache').oracle(input_k_cache, dv, tile_size)\n")
@@ -127,7 +128,7 @@ def test_a_runner_that_hangs_at_import_times_out(tmp_path):
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
 def test_processes_a_runner_detached_are_killed_with_it(tmp_path, monkeypatch, namespaces):
-    from harness import isolation
+    from harness.runner import isolation
 
     if namespaces and not isolation.available():
         pytest.skip(f"no namespaces here: {isolation.describe()}")
@@ -170,7 +171,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        result.write_atomic(path, "half of a new report")
+        schema.write_atomic(path, "half of a new report")
     assert path.read_text() == "the earlier report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]  # no temporary file left behind
 
@@ -178,7 +179,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 def test_written_files_get_the_usual_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        path = result.write_atomic(tmp_path / "r.md", "text")
+        path = schema.write_atomic(tmp_path / "r.md", "text")
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -203,7 +204,7 @@ def test_debug_shows_the_traceback():
 
 
 def test_the_timing_cross_check_judges_the_median_round_not_the_delayed_ones():
-    from harness.sandbox import underreported
+    from harness.judge.sandbox import underreported
 
     short_with_two_delayed = [(0.005, 1.05)] * 20 + [(0.030, 6.0), (0.040, 8.0)]  # a quiet run of short rounds
     assert not underreported(short_with_two_delayed)
@@ -224,7 +225,7 @@ def test_prepare_faults_in_the_memory_its_rounds_use():
     """After ``prepare`` a runner's rounds (shifted heap, fresh inputs, kept outputs) run on pages already
     faulted in: its resident memory, read by the judge from /proc, does not grow while it is timed.  Before,
     the first rounds at 65,536 tokens paid the kernel's page zeroing (50-95 ms a call against 3.5 ms)."""
-    from harness.worker import HEAP_SHIFT_MAX
+    from harness.runner.worker import HEAP_SHIFT_MAX
 
     runner = _runner()
     try:

@@ -1,4 +1,4 @@
-"""The run's copy of the sources (harness/snapshot.py): every runner executes the code as it was when the run
+"""The run's copy of the sources (harness/runner/snapshot.py): every runner executes the code as it was when the run
 started — the harness's, the targets', the candidates' — whatever happens to the checkout meanwhile, and
 ``inspect`` reads that same code.  No test here edits this repository: each edits a throwaway copy."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import snapshot
-from harness.bench import BenchConfig
-from harness.sandbox import spawn
-from harness.target import Case, discover_targets
+from harness.runner import snapshot
+from harness.core.config import BenchConfig
+from harness.judge.sandbox import spawn
+from harness.core.target import Case, discover_targets
 from tests.test_target import TOY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def test_a_snapshot_holds_the_harness_the_project_and_spec_files(toy):
     target, where, package = toy
     spec = f"{where}/cands.py:lazy"
     taken = snapshot.take([spec, "oracle:double"], [target.ref])
-    for module in ("harness", "harness.runner", "harness.snapshot", "oracles.kcache_reference", "candidates.fused",
+    for module in ("harness", "harness.runner.serve", "harness.runner.snapshot", "oracles.kcache_reference", "candidates.fused",
                    package, f"{package}.double", f"{package}.helper"):
         assert module in taken.modules, module
     assert taken.modules["harness"].endswith("harness/__init__.py")
@@ -205,7 +205,7 @@ PROFILED = """
 
 def test_a_runners_line_profile_shows_the_snapshots_lines(tmp_path):
     """The line table's text is the code that ran: the snapshot's (linecache's in the runner), not the disk's."""
-    from harness.target import get_target
+    from harness.core.target import get_target
 
     target = get_target("quantize_k_cache")
     path = _write(tmp_path / "profiled.py", PROFILED.format(mark="as it was"))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from harness import stats
+from harness.core import stats
 
 
 def test_quantiles_match_linear_interpolation():

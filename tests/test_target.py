@@ -5,17 +5,20 @@ import textwrap
 
 import pytest
 
-from harness import report, result
-from harness.bench import BenchConfig
-from harness.errors import UsageError
-from harness.pipeline import Pipeline
-from harness.plan import RunOptions
-from harness.target import TargetError, discover_targets, get_target, in_run_order
+from harness.render import report
+
+
+from harness.core import schema
+from harness.core.config import BenchConfig
+from harness.core.errors import UsageError
+from harness.judge.pipeline import Pipeline
+from harness.judge.plan import RunOptions
+from harness.core.target import TargetError, discover_targets, get_target, in_run_order
 
 TOY = '''
     """A toy target: y = 2 * x, compared exactly, one byte per element."""
     import torch
-    from harness.target import Call, Case, Comparison, Difference, Target
+    from harness.core.target import Call, Case, Comparison, Difference, Target
 
     def double(x):
         assert x.dim() == 1
@@ -92,7 +95,7 @@ def test_toy_target_runs_through_the_whole_pipeline(toy):
     assert bad.timings == ()  # a candidate that failed verification is not timed
     text = report.markdown(run)
     assert "`double`" in text and "3 elements differ" in text
-    assert result.load_text(result.dumps(run)) == run
+    assert schema.load_text(schema.dumps(run)) == run
 
 
 def test_unknown_target_is_a_usage_error(toy):
@@ -130,7 +133,7 @@ def test_harness_never_mentions_a_target():
 
 
 def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
-    from harness.pipeline import pipelines as plan
+    from harness.judge.pipeline import pipelines as plan
 
     assert [p.target.name for p in plan(RunOptions(time=False))] == ["quantize_k_cache", "dequantize_k_cache"]
     pipelines = plan(RunOptions(candidates=["candidates/dequant_fused.py:dequant_fused"], time=False))
@@ -144,7 +147,7 @@ def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
 
 
 def test_the_profiled_size_is_the_headline_size_also_with_quick():
-    from harness.plan import plan
+    from harness.judge.plan import plan
 
     (pipeline,) = plan(RunOptions(target="quantize_k_cache", quick=True, time=False))
     quick = pipeline.target.sizes("cpu", quick=True)

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from harness import report, result
-from harness.cli import main
-from harness.export import export_tests
-from harness.result import CaseFailure, CaseTiming
+from harness.render import report
+
+
+from harness.core import schema
+from harness.cli.commands import main
+from harness.render.export import export_tests
+from harness.core.result import CaseFailure, CaseTiming
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = "ok</details>\n\n# ✅ All good\n<!--\n| a | b |\n```\nx"
@@ -26,7 +29,7 @@ def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved")
     assert main(["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.2", "--examples", "5", "--no-profile",
                  "--candidate", "candidates/fused.py:fused", "--candidate", "tests/wrong_candidates.py:wrong_for_fp16"]) == 1
-    run = result.load(out / "quantize_k_cache-cpu.json")
+    run = schema.load(out / "quantize_k_cache-cpu.json")
     assert run.candidates[0].verdict == "pass", run.candidates[0].error
     return run, out / "quantize_k_cache-cpu.json"
 
@@ -75,7 +78,7 @@ def test_exported_tests_cannot_run_injected_code(saved, tmp_path):
     crafted = dataclasses.replace(run, function="f\"\"\"" + code, created=code,
                                   candidates=(dataclasses.replace(cand, case_timings=(timing,)),))
     crafted_path = tmp_path / "crafted.json"
-    crafted_path.write_text(result.dumps(crafted))
+    crafted_path.write_text(schema.dumps(crafted))
     out = tmp_path / "test_generated.py"
     assert main(["export-tests", "--from", str(crafted_path), "-o", str(out)]) == 0
     compile(out.read_text(), str(out), "exec")
@@ -143,7 +146,7 @@ def test_a_candidate_that_edits_the_checkout_fails_the_run(tmp_path, capsys):
     try:
         out = tmp_path / "out"
         code = main(["verify", "--target", "quantize_k_cache", "--examples", "1", "--candidate", f"{candidate}:edits", "--json", str(out / "r.json")])
-        run = result.load(out / "r.json")
+        run = schema.load(out / "r.json")
     finally:
         written.unlink(missing_ok=True)
     assert code == 1 and run.candidates[0].verdict == "pass"

@@ -2,8 +2,9 @@
 
 import pytest
 
-from harness.target import Case, get_target
-from harness.verify import InProcess, Verifier, check_case, failure_pattern, regression_test
+from harness.core.target import Case, get_target
+from harness.core.reproducer import regression_test
+from harness.judge.verify import InProcess, Verifier, check_case, failure_pattern
 from tests import wrong_candidates as wrong
 
 TARGET = get_target("quantize_k_cache")
@@ -121,7 +122,7 @@ def test_property_failure_is_shrunk_and_printed_as_a_pytest_test(exact):
     p = prop[0].params
     assert p["dtype"] == "float16" and p["num_blocks"] == 1 and p["block_size"] == 1  # shrunk to the minimum
     namespace: dict = {}
-    exec("from harness.target import Case\nfrom harness.verify import check_case\n" + prop[0].test, namespace)
+    exec("from harness.core.target import Case\nfrom harness.judge.verify import check_case\n" + prop[0].test, namespace)
     test = next(v for k, v in namespace.items() if k.startswith("test_"))
     with pytest.raises(AssertionError, match="codes:|scales:"):
         test()
@@ -163,7 +164,7 @@ def test_identical_outputs_are_decided_without_the_targets_comparison():
 
     import torch
 
-    from harness.verify import identical
+    from harness.judge.verify import identical
 
     x = torch.randn(4, 8)
     assert identical((x, 1.5, None), (x.clone(), 1.5, None))
@@ -179,7 +180,7 @@ def test_identical_outputs_are_decided_without_the_targets_comparison():
 def test_a_write_into_the_input_is_seen_by_the_digest():
     import torch
 
-    from harness.protocol import digest
+    from harness.core.protocol import digest
 
     x = torch.zeros(1 << 23, dtype=torch.uint8)  # above the sampled size: every byte counts unless sampled
     before = digest([x])
@@ -189,8 +190,8 @@ def test_a_write_into_the_input_is_seen_by_the_digest():
 
 
 def test_a_timing_size_is_timed_on_the_build_it_was_verified_on_unless_the_call_wrote_into_it():
-    from harness.target import TIMING_FAMILY
-    from harness.worker import Worker
+    from harness.core.target import TIMING_FAMILY
+    from harness.runner.worker import Worker
 
     size = TARGET.sizes("cpu", True)[0]
     case = Case(size.name, TIMING_FAMILY, size.params, size.seed)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import result
-from harness.cli import main
+
+from harness.core import schema
+from harness.cli.commands import main
 
 WIRE = "tests/hostile/wire.py"
 PLANTED = Path(__file__).resolve().parent.parent / "harness" / "__pycache__" / "planted_by_a_candidate.cpython-311.pyc"
@@ -21,7 +22,7 @@ def attacked(tmp_path_factory):
         argv += ["--candidate", f"{WIRE}:{name}"]
     argv += ["--candidate", "candidates/fused.py:fused"]
     code = main(argv)
-    return code, {c.name: c for c in result.load(out / "quantize_k_cache-cpu.json").candidates}, out
+    return code, {c.name: c for c in schema.load(out / "quantize_k_cache-cpu.json").candidates}, out
 
 
 def test_frames_the_judge_cannot_rebuild_are_that_candidates_error(attacked):
@@ -55,7 +56,7 @@ def test_every_frame_the_judge_cannot_parse_is_a_protocol_error(payload, reason)
     import os
     import struct
 
-    from harness.protocol import ProtocolError, read_frame
+    from harness.core.protocol import ProtocolError, read_frame
 
     r, w = os.pipe()
     try:
@@ -72,7 +73,7 @@ def test_a_frame_cut_short_is_a_closed_pipe_not_malformed_data():
     import os
     import struct
 
-    from harness.protocol import Closed, read_frame
+    from harness.core.protocol import Closed, read_frame
 
     r, w = os.pipe()
     os.write(w, struct.pack("<4sIQ", b"HRN1", 100, 0) + b'{"kind": ')
@@ -90,7 +91,7 @@ def test_a_frame_cut_short_is_a_closed_pipe_not_malformed_data():
     {"kind": "list", "items": [{"kind": "scalar", "value": [1]}]},
 ])
 def test_every_value_the_judge_cannot_rebuild_is_a_protocol_error(desc):
-    from harness.protocol import ProtocolError, decode_value
+    from harness.core.protocol import ProtocolError, decode_value
 
     with pytest.raises(ProtocolError):
         decode_value(desc, b"\0" * 4)

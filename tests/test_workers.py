@@ -6,10 +6,10 @@ import os
 import signal
 import threading
 
-from harness import snapshot
-from harness.cli import main
-from harness.plan import RunOptions, plan_target
-from harness.workers import judge_in_workers
+from harness.runner import snapshot
+from harness.cli.commands import main
+from harness.judge.plan import RunOptions, plan_target
+from harness.judge.workers import judge_in_workers
 from tests._eight import EIGHT_ARGV, quiet, verdicts_of
 
 

@@ -9,7 +9,7 @@ import torch
 
 import oracles._kcache_compare as comparison
 import oracles.kcache_reference as reference
-from harness.target import Comparison
+from harness.core.target import Comparison
 from oracles.quantize_k_cache import TARGET
 from tests.wrong_candidates import float32_scale
 
@@ -74,7 +74,7 @@ unusual_but_correct = _Quantizer()
 
 def forges_its_timings(input_k_cache, dv=512, tile_size=128):
     """The oracle's arithmetic; makes its runner report every timing round at a tenth of what it measured."""
-    from harness.worker import Worker
+    from harness.runner.worker import Worker
 
     if not getattr(Worker.round, "forged", False):
         honest = Worker.round

@@ -45,7 +45,7 @@ def huge_shape(input_k_cache, dv=512, tile_size=128):
 
 
 def zero_time(input_k_cache, dv=512, tile_size=128):
-    from harness.worker import Worker
+    from harness.runner.worker import Worker
 
     Worker.round = lambda self, *args: 0.0
     return ORIGINAL(input_k_cache, dv, tile_size)
@@ -64,7 +64,7 @@ def slows_the_baseline(input_k_cache, dv=512, tile_size=128):
                     "                cmd = open('/proc/%%s/cmdline' %% p, 'rb').read()\n"
                     "            except OSError:\n"
                     "                continue\n"
-                    "            if b'harness.runner' in cmd:\n"
+                    "            if b'harness.runner.serve' in cmd:\n"
                     "                os.kill(int(p), signal.SIGSTOP); time.sleep(0.004); os.kill(int(p), signal.SIGCONT)\n"
                     "    time.sleep(0.001)\n" % me)
             slows_the_baseline.helper = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)

@@ -1,0 +1,377 @@
+"""The one JSON schema: frozen dataclasses for everything a run produces (``schema`` reads and writes them).
+
+Every renderer is a pure function of a ``RunResult``; ``load`` rebuilds one from its JSON exactly (floats
+round-trip through ``repr``), so a report re-rendered from the JSON is byte-for-byte the original.  A
+result file is untrusted input (a PR bot renders what a workflow uploaded): loading checks every field's
+type against the dataclasses (an enumerated field, a ``Literal``, must hold one of its values) and every
+string for what no renderer should meet (a control character other than newline and tab, a lone surrogate),
+and refuses anything else with a one-line ``SchemaError`` naming the field.  The other way round, a
+``RunResult`` never holds such characters: building one replaces them with ``?`` (``clean``), so that what a
+candidate's messages carry cannot make the harness write a file it would refuse.  Writes are atomic
+(temporary file, then rename) with the mode a new file would get (0644 under the usual umask), so an
+interrupted run never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from harness.core.text import SchemaError, clean, shown
+
+SCHEMA_VERSION = 1
+MAX_PAIRS = 64  # runner pairs one size can be timed in (--processes is at most 16): more is not a harness result
+
+# The enumerated fields: what the harness writes, and so all a result file may hold.
+CandidateVerdict = Literal["pass", "fail", "error", "untested"]
+FailureKind = Literal["mismatch", "refusal", "error", "state"]
+SpeedVerdict = Literal["faster", "slower", "no significant difference", "within the noise floor", "inconclusive"]
+KernelClock = Literal["device", "cpu"]
+EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # AssertionError, torch.OutOfMemoryError
+
+
+@dataclass(frozen=True)
+class FamilyCount:
+    family: str
+    checked: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    case: str
+    family: str
+    params: dict
+    seed: int
+    input: str  # one-line description of the input
+    reason: str  # one-line diagnosis (segment counts, exception, ...)
+    kind: FailureKind  # "mismatch" (a wrong answer), "refusal" (raised where the oracle returned), "error" (returned
+    # something that is no output) or "state" (changed its process, or built other inputs)
+    differences: tuple[str, ...]  # the first located differences, decoded
+    test: str  # a ready-to-paste pytest test reproducing it (renderers make it anew from the fields above)
+
+
+@dataclass(frozen=True)
+class Verification:
+    policy: str
+    device: str
+    seed: int
+    cases: int
+    failed: int
+    families: tuple[FamilyCount, ...]
+    failures: tuple[CaseFailure, ...]
+    pattern: str | None  # e.g. "only where dtype in {bfloat16, float16}"
+    notes: tuple[str, ...] = ()  # facts worth knowing that are not failures (e.g. about the oracle itself)
+    domain: str = ""  # the --where text of the cases it was judged on ("": everything the oracle accepts)
+    excluded: int = 0  # named cases (and their twins) left out as outside the domain
+    excluded_text: str = ""  # what those were, by clause, e.g. "dtype float16, float32; d 128, 192"
+    refused: int = 0  # cases it raised on where the oracle returned (counted among ``failed``)
+    refusal_errors: dict = field(default_factory=dict)  # error type -> refusals
+    suggested_where: str | None = None  # a --where keeping every case it accepted and none it refused
+    refused_text: str = ""  # what the refused cases had that the accepted ones did not, by param
+    accepted: int | None = None  # cases where the oracle returned and so did it, right or wrong (None: not counted)
+
+    @property
+    def passed(self) -> bool:
+        # no case checked, or only cases the oracle rejects (error parity), is no pass: nothing was compared
+        return self.failed == 0 and self.cases > 0 and self.accepted != 0
+
+    @property
+    def broken(self) -> bool:
+        """It raised on every case the oracle returns on: no output to judge at all."""
+        return self.refused > 0 and self.accepted == 0 and any(f.kind == "refusal" for f in self.failures)
+
+    @property
+    def wrong(self) -> int:
+        """Failures other than refusals: wrong answers, non-outputs, changed process state."""
+        return self.failed - self.refused
+
+    @property
+    def property_cases(self) -> int:
+        return sum(f.checked for f in self.families if f.family == "property")
+
+    @property
+    def coverage(self) -> str:
+        """Which cases the verdict covers, in one line: the domain, how many cases ran in it, what it left out."""
+        named = self.cases - self.property_cases
+        text = (f"on its domain {self.domain}: " if self.domain else "on everything the oracle accepts: ")
+        text += f"{named} named and {self.property_cases} property cases"
+        if self.excluded:
+            text += f"; {self.excluded} named cases outside it not run ({self.excluded_text})"
+        return text
+
+    def notable(self, wrong: int = 5, refused: int = 2) -> list[CaseFailure]:
+        """The failures worth showing first: wrong answers (the shrunk property case among them), then a few
+        refusals — so refusals never hide a wrong answer."""
+        return ([f for f in self.failures if f.kind != "refusal"][:wrong]
+                + [f for f in self.failures if f.kind == "refusal"][:refused])
+
+    def minimal(self) -> CaseFailure | None:
+        """The case to reproduce: the shrunk property case where hypothesis found one, else the first wrong
+        answer, else the first failure."""
+        if not self.failures:
+            return None
+        shrunk = [f for f in self.failures if f.family == "property" and f.kind != "refusal"]
+        return shrunk[-1] if shrunk else self.notable(1, 1)[0]
+
+    def reason(self) -> str | None:
+        """The verdict's reason in one line, refusals apart from wrong answers, e.g. "wrong on 3 of the 40
+        cases it did not refuse (scales: ...); refused 71 (AssertionError) where dtype float32 — what it
+        accepted fits --where "dtype=bfloat16"" (None when it passed)."""
+        if self.passed:
+            return None
+        if self.failed == 0:
+            return (f"nothing compared: of its {self.cases} cases none is one the oracle returns on (only error parity "
+                    f"was checked{'; its domain ' + self.domain if self.domain else ''})")
+        priority = {"state": 0, "error": 1}  # what broke the process or the output first, then wrong answers
+        wrong = sorted((f for f in self.failures if f.kind != "refusal"), key=lambda f: priority.get(f.kind, 2))
+        if wrong and wrong[0].kind in priority:
+            return wrong[0].reason  # it changed its process or returned no output: that is the verdict
+        if self.broken:
+            return next(f.reason for f in self.failures if f.kind == "refusal")
+        parts = []
+        if self.wrong:
+            first = (wrong[0].reason if wrong else "")
+            parts.append(f"wrong on {self.wrong} of the {self.cases - self.refused} cases it did not refuse"
+                         + (f" ({first})" if first else ""))
+        if self.refused:
+            errors = ", ".join(f"{name} ×{n}" if len(self.refusal_errors) > 1 else name
+                               for name, n in sorted(self.refusal_errors.items(), key=lambda kv: -kv[1]))
+            refusal = f"refused {self.refused} case{'s' * (self.refused != 1)} ({errors})"
+            example = next((f for f in self.failures if f.kind == "refusal"), None)
+            if self.refused_text:
+                refusal += f" where {self.refused_text}"
+            elif example is not None:
+                refusal += f", e.g. {example.input}"
+            if self.suggested_where:
+                refusal += f" — what it accepted fits --where \"{self.suggested_where}\""
+            parts.append(refusal)
+        return "; ".join(parts)
+
+    @property
+    def first_failure(self) -> str | None:
+        if not self.failures:
+            return None
+        f = self.failures[0]
+        return f"{f.family} case {f.case} [{f.input}]: {f.reason}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Statistics of per-call times (seconds) over the timed rounds of one function at one size."""
+
+    rounds: int
+    min_s: float
+    median_s: float
+    mean_s: float
+    iqr_s: float
+    stderr_s: float  # standard error of the median
+    rse: float  # stderr_s / median_s
+
+
+@dataclass(frozen=True)
+class SizeTiming:
+    size: str
+    input: str
+    bytes_moved: int
+    calls_per_round: int
+    converged: bool  # the verdict was decided (and the medians' RSE target met) within the budget
+    baseline: Summary
+    candidate: Summary
+    speedup: float  # median over paired rounds of baseline time / candidate time
+    speedup_ci: tuple[float, float]  # 95% bootstrap interval of that median
+    verdict: SpeedVerdict  # stats.decide
+    gbps: float  # bytes_moved / candidate median
+    pct_copy_bandwidth: float | None
+    baseline_rounds_s: tuple[float, ...]
+    candidate_rounds_s: tuple[float, ...]
+    label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
+    foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
+    steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
+    # timed in several runner pairs (Bench.combine): each pair's own speedup and verdict, in the order timed;
+    # the fields above then pool the rounds of the pairs whose verdict won the vote, and the interval spans
+    # their intervals (every pair's, when no verdict won)
+    pair_speedups: tuple[float, ...] = ()
+    pair_verdicts: tuple[SpeedVerdict, ...] = ()  # empty in a file from before pairs voted
+
+    def __post_init__(self) -> None:
+        if self.pair_verdicts and len(self.pair_verdicts) != len(self.pair_speedups):
+            raise SchemaError(f"SizeTiming {self.size!r}: {len(self.pair_speedups)} pair speedups but "
+                              f"{len(self.pair_verdicts)} pair verdicts")
+        if len(self.pair_speedups) > MAX_PAIRS:
+            raise SchemaError(f"SizeTiming {self.size!r}: {len(self.pair_speedups)} pairs of runners (at most {MAX_PAIRS})")
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 1.00 (faster, slower, or a difference smaller than the noise floor)."""
+        return self.speedup_ci[0] > 1.0 or self.speedup_ci[1] < 1.0
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.verdict
+
+
+@dataclass(frozen=True)
+class LineStat:
+    line: int
+    hits: int
+    total_s: float  # per call
+    per_hit_s: float
+    percent: float
+    source: str
+    kind: str = "other"  # the kind of work of the statement this line belongs to (profile.KINDS)
+
+
+@dataclass(frozen=True)
+class KernelStat:
+    name: str
+    calls: int
+    total_s: float
+    mean_s: float
+    percent: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    spec: str
+    function: str
+    file: str
+    size: str
+    device: str
+    timing: str  # which clock the line times are (WALL or DEVICE)
+    calls: int
+    total_s: float  # per call, summed over the function's lines
+    lines: tuple[LineStat, ...]
+    kernel_clock: KernelClock  # what the kernel table's times are
+    kernels: tuple[KernelStat, ...]
+
+    def hottest(self) -> LineStat | None:
+        return max(self.lines, key=lambda s: s.total_s, default=None)
+
+
+@dataclass(frozen=True)
+class CaseTiming:
+    """One regression case timed as a single call (best of a few), for the report's annotated tests."""
+
+    case: str
+    baseline_s: float  # an error-parity case times the call up to its raise
+    candidate_s: float
+    test: str  # its pytest test as written (renderers make it anew from the case's fields)
+    family: str = ""
+    params: dict = field(default_factory=dict)
+    seed: int = 0
+    raises: str | None = None  # the oracle's error type where the case is an error-parity case (no speedup)
+
+    def __post_init__(self) -> None:
+        if self.raises is not None and not (len(self.raises) <= 200 and EXCEPTION_NAME.fullmatch(self.raises)):
+            raise SchemaError(f"raises: expected an exception's name, like AssertionError, got {shown(self.raises)}")
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    name: str
+    spec: str
+    doc: str
+    verdict: CandidateVerdict
+    error: str | None = None
+    verification: Verification | None = None
+    timings: tuple[SizeTiming, ...] = ()
+    case_timings: tuple[CaseTiming, ...] = ()
+    profile: Profile | None = None
+    notes: tuple[str, ...] = ()  # facts about how it behaved that are not verdicts (processes left running)
+    foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
+    steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
+    judged_on: str | None = None  # "host: device" where a cluster worker judged it (``--cluster``)
+
+    @property
+    def headline(self) -> SizeTiming | None:
+        """The timing at the largest size (the one the report's headline quotes)."""
+        return max(self.timings, key=lambda t: t.bytes_moved) if self.timings else None
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    target_rse: float
+    budget_s: float
+    noise_floor: float
+    min_rounds: int
+    warmup_max_s: float
+    threads: int | None
+    l2_flush: bool
+    cuda_graphs: bool = False
+    processes: int = 1  # runner pairs each candidate was timed in at least (a verdict needs most of them to agree)
+    confirm_margin: float = 0.0  # with one pair, only a faster/slower this far beyond the floor stood alone
+
+
+@dataclass(frozen=True)
+class Environment:
+    device: str
+    device_name: str
+    python: str
+    torch: str
+    triton: str | None
+    platform: str
+    threads: int
+    git_commit: str | None
+    harness_version: str
+    command: str
+    copy_gbps: float | None = None
+    git_dirty: bool | None = None  # the checkout had uncommitted changes when the run started
+    load_start: float | None = None  # 1-minute load average when the run started and ended
+    load_end: float | None = None
+    governor: str | None = None  # the CPU frequency governor, where readable
+    isolation: str | None = None  # how runners were kept apart (``isolation.describe``), e.g. own PID namespaces
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """One pair of passing candidates, a forward target's and its inverse's, checked on the round-trip
+    property over the inverse target's round-trip cases."""
+
+    forward: str  # the forward candidate's spec
+    inverse: str  # the inverse candidate's spec
+    forward_target: str
+    inverse_target: str
+    cases: int
+    failed: int
+    first_failure: str | None = None  # "case name: reason" of the first case that broke the property
+
+    @property
+    def passed(self) -> bool:
+        return self.cases > 0 and self.failed == 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    target: str
+    function: str
+    source: str
+    baseline: str
+    policy: str
+    created: str
+    environment: Environment
+    candidates: tuple[CandidateResult, ...]
+    bench: BenchSettings | None = None
+    baseline_profile: Profile | None = None
+    checkout_changes: tuple[str, ...] = ()  # files of the project that changed during the run
+    policy_text: str = ""  # what the policy accepts, in the target's words
+    round_trips: tuple[RoundTrip, ...] = ()  # pairs with the target this one inverts or that inverts it
+    round_trip_text: str = ""  # the round-trip property, in the inverse target's words
+    noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
+    chart: str | None = None  # an SVG beside the local report, linked from it (``charts``; never in a PR comment)
+
+    @property
+    def when(self) -> str:
+        """When it ran, to the minute: "2026-11-25 23:48"."""
+        return self.created[:16].replace("T", " ")
+    schema: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            cleaned = clean(value)
+            if cleaned is not value:
+                object.__setattr__(self, f.name, cleaned)

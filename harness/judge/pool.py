@@ -1,0 +1,136 @@
+"""The runner processes of one target's run on one device, and who owns them.  Runs in the judge (or in a
+judge worker, ``--jobs``: each worker has a pool of its own).
+
+The baseline's runners live for the whole run — the first pair's, and one per extra pair a size may need
+(``Bench.another_pair``) — so each candidate is timed against the same warm processes; the next candidate's
+runner is started ahead, to import while the one before is judged.  A baseline runner found dead is never
+restarted quietly: the candidate judged meanwhile gets ``error`` naming it, and its replacement starts
+from the run's snapshot (``snapshot``), not from the checkout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from harness.core.candidates import absolute
+from harness.core.errors import UsageError
+from harness.judge.plan import RunPlan
+from harness.judge.sandbox import LoadFailed, Runner, RunnerError, death, start
+
+Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
+
+
+class RunnerPool:
+    def __init__(self, plan: RunPlan, progress: Progress | None = None) -> None:
+        self.plan = plan
+        self.progress = progress or (lambda *a, **k: None)
+        self.first: Runner | None = None  # the baseline's runner of the first pair
+        self.extra: list[Runner] = []  # the baseline's runners of pairs 2, 3...
+        self._ahead: dict[str, Runner] = {}  # candidate spec -> its runner, started ahead
+
+    @property
+    def baseline_spec(self) -> str:
+        return absolute(self.plan.baseline_spec)
+
+    def start(self, spec: str, env: dict[str, str] | None = None) -> Runner:
+        """A runner for ``spec``, loading while the judge goes on (``Runner.ready`` waits for it)."""
+        opts = self.plan.options
+        return start(absolute(spec), self.plan.target.ref, opts.device, dataclasses.asdict(opts.bench), opts.timeout, env)
+
+    # -- candidates -----------------------------------------------------------------------------
+    def start_ahead(self, spec: str | None) -> None:
+        """Start ``spec``'s runner now, to import while the candidate before it is judged."""
+        if spec is not None and spec not in self._ahead:
+            self._ahead[spec] = self.start(spec)
+
+    def take(self, spec: str) -> Runner:
+        """``spec``'s runner: the one started ahead, else a new one."""
+        return self._ahead.pop(spec, None) or self.start(spec)
+
+    def idle(self) -> list[Runner]:
+        """Runners no pair is using: those started ahead (still importing, perhaps) and the baseline's extra
+        ones; stopped while anything is timed (a pair's runners are resumed when it is timed)."""
+        return [*self._ahead.values(), *self.extra]
+
+    # -- the baseline ---------------------------------------------------------------------------
+    def start_baselines(self, pairs: int) -> None:
+        """Start the baseline's runners the first candidate will likely need, to load during its verification."""
+        if self.first is None:
+            self.first = self.start(self.baseline_spec)
+        while len(self.extra) < pairs - 1:
+            self.extra.append(self.start(self.baseline_spec))
+
+    def baseline(self) -> Runner:
+        """The baseline's first runner, started on first use (a usage error if the baseline cannot be loaded)."""
+        if self.first is not None and not self.first.alive():
+            if self.first.threads is None:  # it never said it loaded: an import that failed is the user's to fix
+                try:
+                    self.first.ready()
+                except LoadFailed as exc:
+                    self.first = None
+                    raise UsageError(f"--baseline {self.plan.baseline_spec}: {exc}") from None
+                except RunnerError:
+                    pass  # killed before it could say: as any other death
+            self.died(self.first)
+        if self.first is None:
+            self.first = self.start(self.baseline_spec)
+        if self.first.threads is None:
+            self.progress("step", name=f"baseline {self.plan.baseline_spec}: load it in its runner")
+            try:
+                self.first.ready()
+            except (LoadFailed, RunnerError) as exc:
+                self.first = None
+                raise UsageError(f"--baseline {self.plan.baseline_spec}: {exc}") from None
+            if self.first.load_state_changes:
+                raise UsageError(f"--baseline {self.plan.baseline_spec}: changed process state when imported: "
+                                 + "; ".join(self.first.load_state_changes))
+        self.first.start_job()
+        return self.first
+
+    def extra_baseline(self, index: int) -> Runner:
+        """The baseline's runner for extra pair ``index`` (0 for the second pair), started on first need; it
+        keeps its heap and imports from candidate to candidate, as the first one does."""
+        while len(self.extra) <= index:
+            self.extra.append(self.start(self.baseline_spec))
+        if self.extra[index].threads is not None and not self.extra[index].alive():
+            self.died(self.extra.pop(index))
+        if self.extra[index].load_state_changes:
+            self.extra[index].close()
+            self.extra[index] = self.start(self.baseline_spec)
+        self.extra[index].start_job()
+        return self.extra[index]
+
+    def died(self, runner: Runner) -> None:
+        """A baseline runner found dead between requests: it was idle, so something else killed it, and the
+        candidate being judged is the one that ran meanwhile.  Never restarted quietly: ``RunnerError`` for
+        that candidate, naming it (its replacements start from the run's snapshot on first need)."""
+        runner.close()
+        code = runner.process.returncode
+        self.retire(self.baseline_spec)
+        raise RunnerError(f"died while idle ({death(code)}) while this candidate was judged; the judge "
+                          "restarts it for the next candidate", self.baseline_spec)
+
+    def retire(self, spec: str) -> None:
+        """After a failure in the baseline's runners (``spec`` is the baseline's), or one that names no runner:
+        close them, so the next candidate is timed against fresh ones rather than a baseline process left
+        in a changed state (they start again on first need)."""
+        if spec and spec != self.baseline_spec:
+            return
+        for runner in self.extra:
+            runner.close()
+        self.extra = []
+        if spec and self.first is not None:
+            self.first.close()
+            self.first = None
+
+    @property
+    def threads(self) -> int | None:
+        """The torch threads the baseline's runner used (what the report says the timing ran with)."""
+        return self.first.threads if self.first is not None else None
+
+    def close(self) -> None:
+        for runner in (self.first, *self._ahead.values(), *self.extra):
+            if runner is not None:
+                runner.close()
+        self.first, self.extra, self._ahead = None, [], {}

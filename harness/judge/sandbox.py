@@ -1,0 +1,301 @@
+"""Runners as the judge sees them: start one, talk to it, stop it, and leave nothing of it behind.
+Runs in the judge.
+
+Each function under test runs in a freshly spawned ``harness.runner.serve`` process in a scratch directory, in
+a process session of its own, and holds the only copy of that function: the judge never imports
+candidate code, so nothing a candidate does to its own process (rebinding the oracle or the comparison,
+flipping flush-to-zero, changing the thread count) can reach the oracle's outputs, the comparison, the
+statistics or the verdict.  What comes back is data, checked as it is read (``protocol``).
+
+- A request that gets no answer before the job's deadline kills the runner: "timed out after N s"; a
+  runner that dies answers "exited with code N" / "killed by signal SIGSEGV"; bytes that are no frame
+  answer "sent malformed data on the runner pipe".
+- ``suspend``/``resume`` stop a runner's whole process group while another runner is timed, so a
+  background thread or process of one function cannot run during the other's rounds.
+- Each runner starts in PID, user and mount namespaces of its own where this machine allows it
+  (``isolation``: probed once, ``isolation.describe()`` says which): it sees and can reach no other
+  process, and everything it starts dies with it.  Either way it is not dumpable (no ptrace, no reading
+  its memory by the same user).
+- The judge is a child subreaper (Linux), so processes a runner detaches are re-parented to the judge (or,
+  in a namespace, to the runner); when a runner stops, every process of its session and every such orphan
+  is killed and reaped, until none has been seen for a moment, and the count is reported.  A runner also
+  dies with the judge (``PR_SET_PDEATHSIG``).
+- Scheduling is checked from outside every round: before it, every live runner's threads get back the
+  CPU affinity, nice value and policy the judge gave them (counted in ``scheduling_restored``); after it, a
+  runner that changed its own is failed (``StateChanged``), and one that changed another's (the others are
+  stopped while it is timed) gets ``RunnerError``.
+- Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
+  the judge saw, nor (on the CPU) account for less than a fifth of the time the judge saw a median round
+  of 25 ms or more take: gross forgery of long rounds is caught, not a few percent; and
+  on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
+  otherwise slow the other runner down while this one is stopped).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
+from harness.judge.noise import FOREIGN_CPU_LIMIT
+from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
+                                   _pin)
+from harness.judge.strays import _LIVE, become_subreaper, death, has_strays, kill_strays
+from harness.runner import isolation
+from harness.runner.audit import StateChanged
+
+__all__ = ["LoadFailed", "Runner", "RunnerError", "death", "has_strays", "kill_strays", "spawn", "start"]
+
+# judge's time / reported time of a median round: ~1.05 on a quiet machine, up to ~2.2 with this 2-core
+# machine fully loaded (the pipe's wake-ups wait for the scheduler); only gross forgery is caught
+MAX_WALL_RATIO = 5.0
+# A size is checked only when its median round, as the judge saw it, lasted this long: a few ms of scheduler
+# delay around a short round (5 ms of a tiny function) would look like forgery on a loaded machine.  The
+# median of all rounds, not the rounds that happened to be long: those are the delayed ones at a size of
+# short rounds, and two of them once failed the baseline of a quiet run.
+MIN_CHECKED_ROUND_S = 0.025
+# ... and on a loaded machine (``release``), where a wake-up can wait tens of ms whatever the round's length
+LOADED_MIN_ROUND_S = 0.1
+
+
+class Runner(RunnerProcess):
+    """The judge's handle on the runner of one function: calls to verify it, and timing requests checked
+    against the judge's own clock and the scheduling the judge gave it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wall = self._reported = 0.0
+        self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
+        self._write_allowance = 0.0  # seconds a call a round may spend writing inputs (``prepare``)
+        self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
+
+    def call(self, case: Any, device: str | None = None) -> Outcome:
+        reply, blob = self.request({"kind": "call", "case": _case(case), "device": device or self.device}, "called")
+        return self._outcome(reply, blob)
+
+    def call_on(self, call: Any, device: str | None = None) -> Outcome:
+        """Call on inputs the judge supplies (tensors and plain keyword values), not built from a case."""
+        blobs: list[bytes] = []
+        header = {"kind": "call_on", "args": encode_value(tuple(call.args), blobs), "kwargs": dict(call.kwargs),
+                  "device": device or self.device}
+        reply, blob = self.request(header, "called", blob=b"".join(blobs))
+        return self._outcome(reply, blob)
+
+    def _outcome(self, reply: dict, blob: bytes) -> Outcome:
+        try:
+            return decode_outcome(reply, blob)
+        except ProtocolError as exc:
+            self._kill()
+            raise RunnerError(f"sent malformed data on the runner pipe ({exc})", self.spec) from None
+
+    def prepare(self, size: Any, move_inputs: bool = False, write_allowance_s: float = 0.0) -> dict:
+        """``size``'s timing inputs (built once, then reused) and a warm-up; the per-call time and digest.
+        ``move_inputs``: the runner puts them in fresh memory before each round (``worker.place``), and may
+        write each call's input just before the call, for which the round-time cross-check allows
+        ``write_allowance_s`` a call (the judge's estimate, ``Bench._write_allowance``)."""
+        self.prepare_begin(size, fresh=False, warm=True, move_inputs=move_inputs)
+        prepared = self.prepare_end()
+        self._write_allowance = write_allowance_s
+        return prepared
+
+    def prepare_begin(self, size: Any, fresh: bool = True, warm: bool = False, move_inputs: bool = False) -> None:
+        """Ask for ``size``'s timing inputs (``fresh``: built anew; ``warm``: and warmed up) without waiting:
+        two runners then build at the same time, so neither's memory is allocated after the other's (see
+        ``bench``)."""
+        self.resume()
+        self._warming = warm
+        try:
+            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": fresh, "warm": warm,
+                                   "move_inputs": move_inputs})
+        except OSError:  # the runner is gone: prepare_end reads why
+            pass
+
+    def prepare_end(self) -> dict:
+        """The reply to ``prepare_begin``: the inputs' digest, and the per-call time if it warmed up."""
+        try:
+            reply, _ = self._reply("prepare", ("prepared",))
+        except (RunnerError, StateChanged) as exc:
+            exc.spec = self.spec
+            raise
+        per_call = self._seconds(reply.get("per_call_s")) if self._warming else None
+        if not isinstance(reply.get("input_digest"), str):
+            raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
+        self._wall = self._reported = 0.0
+        self._ratios = []
+        self._write_allowance = 0.0
+        return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
+
+    def round(self, n: int, start: int, first: int = 0) -> float:
+        # its memory placement and fresh inputs first, outside the wall time checked below
+        self.request({"kind": "place", "start": start, "n": n, "first": first}, "ok")
+        stuck = self._settle_scheduling()
+        began = time.perf_counter()
+        reply, _ = self.request({"kind": "round", "n": n, "start": start, "first": first}, "timed")
+        wall = time.perf_counter() - began
+        self._check_scheduling(stuck)
+        if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed
+            count = self.reap_strays()
+            raise RunnerError(f"started {count} process{'es' if count != 1 else ''} while it was timed (killed)",
+                              self.spec)
+        seconds = self._seconds(reply.get("seconds"))
+        if seconds * n > wall + 1e-4:
+            raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
+        # what the round should have taken by its own report: n timed calls, plus the untimed settling call
+        # a runner makes before a round of several calls (worker.round)
+        expected = seconds * (n + 1 if n > 1 else 1) + n * self._write_allowance
+        self._wall, self._reported = self._wall + wall, self._reported + expected
+        self._ratios.append((wall, wall / expected))
+        return seconds
+
+    def _settle_scheduling(self) -> dict[int, frozenset]:
+        """Before a timed round: every live runner's threads get back the scheduling the judge gave them
+        (counted in each one's ``scheduling_restored``), whoever changed it while they were not timed; what
+        could not be put back, by runner.  This runner's cannot be timed so."""
+        stuck: dict[int, frozenset] = {}
+        for pid, runner in list(_RUNNERS.items()):
+            if runner.scheduling is not None:
+                found = isolation.audit(pid, runner.scheduling, restore=True)
+                runner.scheduling_restored += found.restored
+                if found.stuck:
+                    stuck[pid] = found.stuck
+        if self._pid in stuck and self.scheduling is not None:
+            raise RunnerError("its scheduling was changed outside a timed round and the judge cannot put it back "
+                              f"({isolation.words(stuck[self._pid], self.scheduling)})", self.spec)
+        return stuck
+
+    def _check_scheduling(self, stuck: dict[int, frozenset]) -> None:
+        """After a timed round: a change to any live runner's scheduling since ``_settle_scheduling`` was made
+        during the round, while every other runner was stopped: by this one.  ``RunnerError`` if it changed
+        another's, ``StateChanged`` if its own.  (If another runner was not stopped, nothing is concluded:
+        the next round puts it back.)"""
+        if any(r is not self and not r.suspended and r.alive() for r in _RUNNERS.values()):
+            return
+        for pid, runner in sorted(_RUNNERS.items(), key=lambda item: item[1] is self):  # this one's own last
+            if runner.scheduling is None:
+                continue
+            changed = isolation.audit(pid, runner.scheduling).changed - stuck.get(pid, frozenset())
+            if not changed:
+                continue
+            change = isolation.words(changed, runner.scheduling)
+            if runner is not self:
+                raise RunnerError(f"changed another runner's scheduling ({change})", self.spec)
+            exc = StateChanged([change])
+            exc.spec = self.spec  # type: ignore[attr-defined]
+            raise exc
+
+    def release(self, foreign_cpu: float | None = None) -> None:
+        """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
+        where the median round lasted at least ``MIN_CHECKED_ROUND_S`` by the judge's clock, the median round
+        took at most ``MAX_WALL_RATIO`` times what the runner reported (medians, so that a round delayed by
+        the scheduler does not count).  Gross forgery of long rounds is caught, a few percent is not: a
+        runner is the candidate's own process.  While other processes took more than
+        ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge) each wake-up can
+        wait tens of ms behind them (a fully loaded 2-core machine once made honest 5 ms rounds take 25 ms),
+        a delay that does not grow with the round: then only rounds of at least ``LOADED_MIN_ROUND_S`` are
+        judged."""
+        self.request({"kind": "release"}, "ok")
+        # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
+        # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
+        loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
+        minimum = LOADED_MIN_ROUND_S if loaded else MIN_CHECKED_ROUND_S
+        if self.device == "cpu" and underreported(self._ratios, minimum):
+            raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
+                              f"take {self._wall:.3g} s", self.spec)
+
+    def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
+        """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
+        return self._output({"kind": "timed_output", "index": index}, digest)
+
+    def output_for(self, start: int, index: int, digest: bool = False) -> Outcome | str:
+        """Its output for call ``index`` of round ``start`` (kept from that round, or computed untimed)."""
+        return self._output({"kind": "output_for", "start": start, "index": index}, digest)
+
+    def _output(self, header: dict, digest: bool) -> Outcome | str:
+        if digest:
+            reply, _ = self.request({**header, "digest": True}, "digest")
+            if not isinstance(reply.get("digest"), str) or len(reply["digest"]) > 1 << 16:
+                self._kill()
+                raise RunnerError("sent malformed data on the runner pipe (an output digest)", self.spec)
+            return reply["digest"]
+        reply, blob = self.request(header, "called")
+        return self._outcome(reply, blob)
+
+    def time_case(self, case: Any) -> float:
+        reply, _ = self.request({"kind": "time_case", "case": _case(case)}, "timed")
+        return self._seconds(reply.get("seconds"))
+
+    def profile(self, size: Any) -> Any:
+        from harness.core.result import Profile
+        from harness.core.schema import from_dict
+        from harness.core.text import SchemaError
+
+        reply, _ = self.request({"kind": "profile", "size": _case(size)}, "profiled")
+        try:
+            return from_dict(Profile, reply.get("profile"))
+        except SchemaError as exc:
+            raise RunnerError(f"sent malformed data on the runner pipe (profile: {exc})", self.spec) from None
+
+    def _seconds(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1e6):
+            raise RunnerError(f"sent malformed data on the runner pipe (a time of {value!r})", self.spec)
+        return float(value)
+
+
+def _case(case: Any) -> dict:
+    return {"name": case.name, "family": case.family, "params": dict(case.params), "seed": case.seed}
+
+
+def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHECKED_ROUND_S) -> bool:
+    """Whether a size's rounds, as (judge's wall time, wall / reported time) each, show reported times that
+    cannot account for what the judge saw: its median round long enough to judge (``minimum_s``) and more
+    than ``MAX_WALL_RATIO`` times what the runner reported."""
+    if len(rounds) < 2 or statistics.median(wall for wall, _ in rounds) < minimum_s:
+        return False
+    return statistics.median(ratio for _, ratio in rounds) > MAX_WALL_RATIO
+
+
+def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
+          env: dict[str, str] | None = None) -> Runner:
+    """Start a runner for ``spec`` and hand it its spec; it loads it while the judge goes on (the judge
+    calls ``ready`` before the first request, and may ``suspend`` it meanwhile)."""
+    become_subreaper()
+    to_runner_r, to_runner_w = os.pipe()
+    from_runner_r, from_runner_w = os.pipe()
+    scratch = tempfile.mkdtemp(prefix="harness-runner-")
+    package_root = str(Path(__file__).resolve().parents[2])  # the folder holding harness/
+    environment = {**RUNNER_ENVIRONMENT, **os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [environment.get("PYTHONPATH")])])
+    log = open(os.path.join(scratch, "output.log"), "wb")
+    try:
+        argv = [sys.executable, "-c", __import__("harness.runner.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
+                str(to_runner_r), str(from_runner_w)]
+        wrapped = isolation.wrap(argv)  # in namespaces of its own where this machine allows it
+        process = subprocess.Popen(wrapped,
+                                   pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    finally:
+        os.close(to_runner_r)
+        os.close(from_runner_w)
+        log.close()
+    pid = isolation.runner_pid(process, wrapped != argv)  # before it reads anything: pinned before torch loads
+    _LIVE.update((process.pid, pid))
+    _pin((process.pid, pid), device)
+    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout, pid)
+    _RUNNERS[pid] = runner
+    from harness.runner import snapshot  # what the runner executes: the run's copy of the sources, sent before hello
+
+    snapshot.send(to_runner_w, snapshot.for_runner(spec, target_ref))
+    write_frame(to_runner_w, {"kind": "hello", "spec": spec, "target": target_ref, "device": device,
+                              "config": config, "path": _import_path()})
+    return runner
+
+
+def spawn(spec: str, target_ref: str, device: str, config: dict, timeout: float,
+          env: dict[str, str] | None = None) -> Runner:
+    """Start a runner for ``spec`` and wait until it has loaded it (see ``Runner.ready``)."""
+    return start(spec, target_ref, device, config, timeout, env).ready()

@@ -1,0 +1,278 @@
+"""Judging one candidate: verify it against the oracle, time it against the baseline on the same device,
+profile it — a self-contained task that takes the plan and returns the candidate's ``CandidateResult``.
+Runs in the judge, or in a judge worker (``--jobs``); either way it never imports candidate code: the
+candidate runs in runners (``sandbox``) from the pool (``pool``).
+
+A candidate that hangs, crashes, misbehaves on the pipe or changes process state only earns its own
+verdict.  Timing is done only while this task holds its device's timing lane (``lanes``): on the CPU
+nothing else of the run works meanwhile, and on a GPU no other candidate is timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager
+
+from harness.judge import noise
+from harness.runner.audit import StateChanged
+from harness.judge.bench import Bench, InputsDiffer, TimingFailed
+from harness.core.candidates import Described
+from harness.judge.plan import RunPlan
+from harness.judge.pool import RunnerPool
+from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Verification
+from harness.judge.roundtrip import RoundTrips
+from harness.judge.sandbox import LoadFailed, Runner, RunnerError
+from harness.core.target import Case
+from harness.core.reproducer import regression_test
+from harness.judge.verify import Verifier
+
+Progress = Callable[..., None]
+SPOT_CHECKED_CASES = 8  # named cases checked again in each extra timing runner (``_spot_check``)
+
+
+class ChangedInExtraRunner(RunnerError):
+    """A candidate that behaved otherwise in an extra timing runner than where it was verified: a "fail"."""
+
+
+def _suspend_all_but(pairs: list[tuple[Runner, Runner]], index: int) -> None:
+    """Stop every runner except pair ``index``'s (only the pair being timed may run)."""
+    for i, pair in enumerate(pairs):
+        for r in pair if i != index else ():
+            r.suspend()
+
+
+@dataclass
+class CandidateTask:
+    """What judging a candidate needs; one per judge (process), reused for every candidate it judges."""
+
+    plan: RunPlan
+    pool: RunnerPool
+    verifier: Verifier
+    bench: Bench
+    progress: Progress
+    round_trips: RoundTrips | None = None
+    lane: Callable[[], ContextManager] = contextlib.nullcontext  # held while timing and profiling
+    hold: Callable[[], ContextManager] = contextlib.nullcontext  # held while a runner loads
+    ahead: bool = True  # start the next candidate's runner while this one is judged
+
+    def share_device(self, lanes: Any) -> None:
+        """Judge beside other judges of the same device (``lanes.Lanes``): verification steps and runner
+        loads hold the lane shared, timing holds it alone; no runner is started ahead."""
+        self.verifier.hold = self.hold = lanes.work
+        self.lane, self.ahead = lanes.timing, False
+
+    def judge(self, cand: Described, runner: Runner | None = None) -> CandidateResult:
+        """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""
+        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error")
+        self.progress("step", name=f"{cand.name}: load it in its runner")
+        try:
+            with self.hold():
+                runner = runner or self.pool.take(cand.spec)
+                runner.ready()
+        except (LoadFailed, RunnerError) as exc:
+            return dataclasses.replace(result, error=str(exc))
+        finally:
+            if self.ahead:
+                self.pool.start_ahead(self._upcoming(cand))
+        try:
+            result = self._judge(runner, cand, result)
+        finally:
+            left = runner.close()
+        if left:
+            note = f"left {left} process{'es' if left > 1 else ''} running after its calls (killed by the judge)"
+            result = dataclasses.replace(result, notes=(*result.notes, note))
+        return result
+
+    def _upcoming(self, cand: Described) -> str | None:
+        """The candidate after ``cand`` in the plan, whose runner is started while ``cand`` is judged."""
+        specs = [c.spec for c in self.plan.candidates]
+        i = specs.index(cand.spec) if cand.spec in specs else len(specs)
+        return specs[i + 1] if i + 1 < len(specs) else None
+
+    def _judge(self, runner: Runner, cand: Described, result: CandidateResult) -> CandidateResult:
+        opts, domain = self.plan.options, self.plan.domains[cand.spec]
+        try:
+            if runner.load_state_changes:
+                return dataclasses.replace(result, verdict="fail", error="changed process state when imported: "
+                                           + "; ".join(runner.load_state_changes))
+            runner.start_job()
+            verification = None
+            if opts.verify:
+                self.progress("step", name=f"{cand.name}: verify")
+                verification = self.verifier.verify(
+                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), domain,
+                    sizes=self.plan.sizes if opts.time else (), fail_fast=opts.fail_fast)
+                result = dataclasses.replace(result, verdict=verdict_of(verification),
+                                             error=None if verification is None else verification.reason(),
+                                             verification=verification)
+                if verification.passed and self.round_trips is not None:
+                    self.progress("step", name=f"{cand.name}: round trips")
+                    self.round_trips.collect(self.plan.target, runner, cand.spec, domain)
+                    self.round_trips.check(self.plan.target, runner, cand.spec, domain)
+            else:
+                result = dataclasses.replace(result, verdict="untested")
+            if opts.time and (verification is None or verification.passed):
+                with self.lane():
+                    result = self._timed(runner, cand, result)
+            return result
+        except (RunnerError, TimingFailed, StateChanged, InputsDiffer) as exc:
+            self.pool.retire(getattr(exc, "spec", ""))
+            return failed(result, exc, self.pool.baseline_spec, self.plan.baseline_spec)
+
+    def _timed(self, runner: Runner, cand: Described, result: CandidateResult) -> CandidateResult:
+        """``result`` with the candidate's timings (and profile), measured in its runner and in more pairs."""
+        runner.reap_strays()  # nothing it started may run while it or the baseline is timed
+        extra: list[Runner] = []
+        notes: list[str] = []
+        try:
+            pairs = [(self.pool.baseline(), runner), *self._more_pairs(cand, extra)]
+            watch = noise.CpuWatch()
+            watch.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra + self.pool.extra])
+            timings, case_timings, notes = self._time(pairs, cand, extra)
+            foreign, steal = watch.share(), watch.steal()  # while the extra runners' CPU time is readable
+        finally:
+            left = sum(r.close() for r in extra)
+        if left:
+            notes.append(f"left {left} process{'es' if left > 1 else ''} running in its extra timing "
+                         "runners (killed by the judge)")
+        result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
+                                     foreign_cpu=foreign, steal_cpu=steal, notes=(*result.notes, *notes))
+        sizes = self.plan.candidate_sizes(cand)
+        if self.plan.options.profile and sizes:  # at its headline size: the largest it was timed at
+            largest = max(sizes, key=self.plan.target.case_bytes)
+            result = dataclasses.replace(result, profile=self.profile(cand.spec, runner, largest))
+        return result
+
+    # -- timing ---------------------------------------------------------------------------------
+    def _more_pairs(self, cand: Described, started: list[Runner], count: int | None = None) -> list[tuple[Runner, Runner]]:
+        """``count`` (default ``processes - 1``) more pairs of runners, for timing only (``Bench.combine``):
+        the first pair is the verified candidate's runner and the baseline's; pair k + 1 holds a fresh runner
+        of the candidate and the baseline's k-th extra runner.  Each candidate runner is added to
+        ``started`` as soon as it exists: the caller closes them, whatever happens."""
+        pairs: list[tuple[Runner, Runner]] = []
+        for _ in range(self.plan.options.bench.processes - 1 if count is None else count):
+            started.append(self.pool.start(cand.spec))
+            pair = (self.pool.extra_baseline(len(started) - 1), started[-1])
+            for r in pair:
+                try:
+                    r.ready()
+                except LoadFailed as exc:  # it loaded in the first runner: a flaky import is the candidate's
+                    raise RunnerError(f"importing it again for timing failed: {exc}", r.spec) from None
+                if r.load_state_changes:
+                    raise ChangedInExtraRunner("changed process state when imported again for timing", r.spec)
+            if self.plan.options.verify:
+                self._spot_check(pair[1], cand)
+            for r in pair:
+                r.reap_strays()
+            pairs.append(pair)
+        return pairs
+
+    def _spot_check(self, runner: Runner, cand: Described, cases: int = SPOT_CHECKED_CASES) -> None:
+        """The first named cases of its domain, again, in a candidate's extra timing runner: a function that
+        is right in the process it was verified in must be right in the ones it is timed in too."""
+        domain = self.plan.domains[cand.spec]
+        for case in [c for c in self.plan.target.named_cases() if domain.admits(c.params)][:cases]:
+            verdict = self.verifier.check(case, runner)
+            if not verdict.passed:  # it was timed only because every case passed when verified
+                raise ChangedInExtraRunner(f"in a second runner, for timing, it failed {case.name}, which it passed "
+                                           f"when verified: {verdict.reason}", runner.spec)
+
+    def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described,
+              started: list[Runner]) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
+        """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
+        once more (best of a few interleaved calls, in the first pair) for the report's annotated tests; the
+        ladder is the measurement that carries the verdict.  Only inside the candidate's domain: each size
+        left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``) is timed
+        in one more pair, started on first need (into ``started``) and kept for the later sizes, and the
+        pairs vote (``Bench.combine``): one pair of processes alone can be off by several percent."""
+        for idle in self.pool.idle():  # still loading, or the baseline's runner of a pair not timed yet: stopped
+            idle.suspend()  # while anything is timed (a pair's runners are resumed when it is timed)
+        baseline, runner = pairs[0]
+        domain = self.plan.domains[cand.spec]
+        timings, notes = [], []
+        confirming: list[tuple[Runner, Runner]] = []
+        for size in self.plan.sizes:
+            if not domain.admits(size.params):
+                notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
+                continue
+            self.progress("step", name=f"{cand.name}: time @ {size.name}")
+            measured = [self._compare(pairs + confirming, i, size) for i in range(len(pairs))]
+            while self.bench.another_pair(measured):
+                self.progress("step", name=f"{cand.name}: time @ {size.name} in pair {len(measured) + 1} of runners")
+                if len(measured) == len(pairs) + len(confirming):
+                    confirming += self._more_pairs(cand, started, count=1)
+                measured.append(self._compare(pairs + confirming, len(measured), size))
+            timings.append(self.bench.combine(measured))
+        self.progress("step", name=f"{cand.name}: time each regression case")
+        _suspend_all_but(pairs + confirming, 0)  # only the first pair times the cases
+        for r in pairs[0]:
+            r.start_job()
+        cases = []
+        target = self.plan.target
+        for case in target.named_cases():
+            if case.family not in target.annotated_families or not domain.admits(case.params):
+                continue
+            base_s, cand_s = self.bench.best_of(baseline, runner, case)
+            raised = self.verifier.oracle(case)[0]  # the oracle's outcome on the case (memoised)
+            cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
+                                    raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
+                                    test=regression_test(target, case, cand.spec, self.plan.options.policy),
+                                    family=case.family, params=dict(case.params), seed=case.seed))
+        return tuple(timings), tuple(cases), notes
+
+    def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
+        """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each
+        pair is a job with a deadline of its own (``--timeout``), however many pairs and sizes there are."""
+        _suspend_all_but(pairs, index)
+        for r in pairs[index]:
+            r.start_job()
+        return self.bench.compare(*pairs[index], size, self.bench.pair_budget(index))
+
+    def profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
+        return profile_in(self.pool, spec, runner, size, self.progress)
+
+
+def profile_in(pool: RunnerPool, spec: str, runner: Runner, size: Case, progress: Progress) -> Profile | None:
+    """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
+    with ``CUDA_LAUNCH_BLOCKING=1`` on CUDA (see ``profile``).  A failed profile is no verdict."""
+    progress("step", name=f"{spec}: profile @ {size.name}")
+    fresh = pool.plan.options.device == "cuda"
+    try:
+        if fresh:
+            runner = pool.start(spec, {"CUDA_LAUNCH_BLOCKING": "1"}).ready()
+        runner.start_job()
+        return dataclasses.replace(runner.profile(size), spec=spec)  # as the user wrote it
+    except (RunnerError, LoadFailed, StateChanged):
+        return None
+    finally:
+        if fresh:
+            runner.close()
+
+
+def failed(result: CandidateResult, exc: Exception, baseline: str, baseline_name: str) -> CandidateResult:
+    """The candidate's verdict when its run failed: whose fault, and in which words (a failure of the
+    runner of ``baseline`` is the run's error, named as the baseline's (``baseline_name``: as the user wrote
+    it), not the candidate's fail)."""
+
+    def whose(reason: str, spec: str) -> str:
+        return f"the baseline {baseline_name} {reason}" if spec == baseline else reason
+
+    if isinstance(exc, (RunnerError, TimingFailed)):
+        reason = whose(str(exc), exc.spec)
+        fails = isinstance(exc, (ChangedInExtraRunner, TimingFailed))  # it is not the function it was verified to be
+        verdict = "fail" if fails and exc.spec != baseline else "error"
+        return dataclasses.replace(result, verdict=verdict, error=reason, timings=(), case_timings=())
+    if isinstance(exc, StateChanged):
+        reason = whose(f"changed process state: {exc}", getattr(exc, "spec", ""))
+        return dataclasses.replace(result, verdict="fail", error=reason, timings=(), case_timings=())
+    return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
+
+
+def verdict_of(v: Verification | None) -> str:
+    if v is None:
+        return "untested"
+    if v.passed:
+        return "pass"
+    return "error" if v.broken or any(f.kind == "error" for f in v.failures) else "fail"

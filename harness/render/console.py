@@ -1,0 +1,246 @@
+"""Terminal rendering with rich: live progress while a run works (to stderr), and the summary tables and
+failure diagnoses at the end.  The tables are pure functions of a ``RunResult``.
+
+Every string a result holds is untrusted (a result file can say anything that passes its schema): it reaches
+rich only as ``Text`` (``text``/``line``), never parsed as markup, with its control characters shown as ``?``
+(``plain``), and styles are looked up by the harness, never taken from the result.  ``escape`` is for the
+few places that must build markup (progress descriptions, the CLI's messages)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape as rich_escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, plain
+from harness.render.report import best_candidate, case_test, find_target, verdict_text
+from harness.render.runs import run_label
+from harness.render.history import headline_names
+from harness.core.result import Profile, RunResult
+from harness.core.target import Case
+
+def plain_lines(text: str) -> str:
+    """Untrusted multi-line text: each line made ``plain``."""
+    return "\n".join(plain(line) for line in str(text).splitlines())
+
+
+def escape(text: object) -> str:
+    """Untrusted text for rich markup: printable, and no markup of its own."""
+    return rich_escape(plain(text))
+
+
+def text(value: object, style: str = "") -> Text:
+    """Untrusted text as a rich ``Text``: printable, never read as markup."""
+    return Text(plain(value), style=style)
+
+
+def line(*parts: object) -> Text:
+    """One line of output from parts: a string (untrusted, shown as it is) or a ``(string, style)`` pair."""
+    out = Text()
+    for part in parts:
+        if isinstance(part, tuple):
+            out.append(plain(part[0]), style=part[1])
+        else:
+            out.append(plain(part))
+    return out
+
+
+VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "bold red", "untested": "yellow"}
+SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red", "inconclusive": "yellow"}
+
+
+class LiveProgress:
+    """A ``progress(event, **details)`` callback that drives a rich progress display."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+        self.phase: Any = None
+        self.step: Any = None
+
+    def __enter__(self) -> "LiveProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, **info: Any) -> None:
+        if event == "phase":
+            self.phase = self.progress.add_task(f"[bold]{info['name']}", total=info["total"])
+        elif event == "step":
+            if self.step is not None:
+                self.progress.remove_task(self.step)
+            self.step = self.progress.add_task(f"  {escape(info['name'])}", total=None)
+        elif event == "advance" and self.step is not None:
+            self.progress.update(self.step, completed=info["done"], total=info["total"])
+        elif event == "done":
+            if self.step is not None:
+                self.progress.remove_task(self.step)
+                self.step = None
+            self.progress.advance(self.phase)
+
+
+def summary_table(result: RunResult) -> Table:
+    best = best_candidate(result)
+    table = Table(title=text(f"{result.function} — policy {result.policy}, baseline {result.baseline}"))
+    for column in ("candidate", "verdict", "cases", "median", "speedup [95% CI]", "significance", "GB/s"):
+        table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right",
+                         no_wrap=column not in ("candidate", "verdict"))
+    for c in result.candidates:
+        v, t = c.verification, c.headline
+        cases = f"{v.cases - v.failed}/{v.cases}" if v else "—"
+        name = line((c.name, "bold"), " ★") if best is c else text(c.name)
+        verdict = text(verdict_text(c), VERDICT_STYLE.get(c.verdict, ""))
+        if t is None:
+            table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != "pass" else "—", "—")
+            continue
+        table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s), text(fmt_interval(t)),
+                      text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}")
+    return table
+
+
+def sizes_table(result: RunResult) -> Table | None:
+    timed = [c for c in result.candidates if c.timings]
+    if not timed:
+        return None
+    pct = result.environment.copy_gbps
+    table = Table(title=f"by size (copy bandwidth {pct:.1f} GB/s)" if pct else "by size")
+    for column in ("candidate", "size", "baseline", "median", "speedup [95% CI]", "verdict", "rounds", "GB/s", "%BW"):
+        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right",
+                         no_wrap=column not in ("candidate", "size"))
+    for c in timed:
+        for t in c.timings:
+            pairs = fmt_pair_count(t)
+            rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)") + (f", {pairs}" if pairs else "")
+            table.add_row(text(c.name), text(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
+                          text(fmt_interval(t)), text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), text(rounds),
+                          f"{t.gbps:.2f}", f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
+    return table
+
+
+def failures(result: RunResult) -> Group | None:
+    parts: list[Any] = []
+    for c in result.candidates:
+        v = c.verification
+        if v is None or v.passed:
+            continue
+        parts.append(line((c.name, "bold red"), f" ({c.spec}): {v.failed} of {v.cases} cases failed"
+                          + (f", {v.pattern}" if v.pattern else "") + f" — {v.reason()}"))
+        for f in v.notable():
+            parts.append(line(f"  • {f.family} ", (f.case, "bold"), f" ({f.input}): {f.reason}"))
+            parts += [text(f"      {d}") for d in f.differences[:3]]
+        minimal = v.minimal()
+        if minimal is None:  # not passed without a failing case: nothing was compared (see the reason)
+            continue
+        parts.append(line("  minimal failing case: ", (minimal.case, "bold"), " (its pytest test is in the report and the "
+                          "JSON; --show-reproducer prints it here)"))
+    return Group(*parts) if parts else None
+
+
+def reproducers(result: RunResult, console: Console) -> None:
+    """Each failing candidate's minimal failing case as a whole pytest file: imports included, never wrapped
+    or cut by the terminal's width (soft wrap: what is copied is what runs).  Written anew from the case
+    (``report.case_test``), never the result's own text; none where the target is not in this project."""
+    target = None
+    for c in result.candidates:
+        minimal = c.verification.minimal() if c.verification is not None else None
+        if minimal is None:
+            continue
+        target = target or find_target(result.target)
+        test = case_test(target, Case(minimal.case, minimal.family, minimal.params, minimal.seed), c.spec,
+                         result.policy, imports=True)
+        if test is None:
+            console.print(f"# {plain(c.name)}: minimal failing case {plain(minimal.case)}: no test (target "
+                          f"{plain(result.target)} is not in this project)", markup=False, highlight=False)
+            continue
+        console.print(f"# {plain(c.name)}: minimal failing case, ready to paste into a pytest file",
+                      markup=False, highlight=False)
+        console.print(plain_lines(test), soft_wrap=True, markup=False, highlight=False)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal's own width; 140 columns where output goes to a pipe or a log (rich would assume 80)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 140)
+
+
+def render(result: RunResult, console: Console, show_reproducer: bool = False) -> None:
+    for note in result.noise:
+        console.print(line(("noisy machine, timings may be off:", "bold yellow"), f" {note}"))
+    for part in (sizes_table(result), failures(result), summary_table(result)):
+        if part is not None:
+            console.print(part)
+    for c in result.candidates:
+        if c.verification is not None and (c.verification.domain or c.verification.excluded):
+            console.print(text(f"{c.name} judged {c.verification.coverage}", "dim"))
+    notes = dict.fromkeys(n for c in result.candidates if c.verification for n in c.verification.notes)
+    notes.update(dict.fromkeys(f"{c.name}: {n}" for c in result.candidates for n in c.notes))
+    for note in notes:
+        console.print(text(note, "dim"))
+    for change in result.checkout_changes:
+        console.print(line(("the checkout changed during the run:", "bold red"), f" {change}"))
+    if show_reproducer:
+        reproducers(result, console)
+    for trip in result.round_trips:
+        if trip.inverse_target == result.target:  # shown once, with the inverse target's result
+            mark = ("round trip ok", "green") if trip.passed else ("round trip FAILED", "bold red")
+            console.print(line(mark, f" {trip.forward} → {trip.inverse}: {trip.cases - trip.failed}/{trip.cases} cases"
+                               + (f" — {trip.first_failure}" if trip.first_failure else "")))
+
+
+def profile_view(p: Profile) -> Group:
+    """A profile for the terminal: the line table in source order with hot lines highlighted, then the
+    kernel/op table sorted by cost."""
+    head = line((p.spec, "bold"), f" ({p.function}) at size {p.size} on {p.device}: "
+                f"{fmt_time(p.total_s)} per call over {p.calls} calls — {p.timing}")
+    lines = Table(title="lines (hits and time per call)", title_justify="left")
+    for column in ("line", "hits", "time", "per hit", "%"):
+        lines.add_column(column, justify="right", no_wrap=True)
+    lines.add_column("kind", no_wrap=True)
+    lines.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
+    for stat in p.lines:
+        style = "bold red" if stat.percent >= 20 else "yellow" if stat.percent >= 5 else "dim" if stat.percent < 0.5 else ""
+        lines.add_row(str(stat.line), f"{stat.hits / max(p.calls, 1):g}", fmt_time(stat.total_s), fmt_time(stat.per_hit_s),
+                      f"{stat.percent:.1f}", text(stat.kind), text(stat.source), style=style)
+    kernels = Table(title=text(f"ops and kernels ({p.kernel_clock} time, one call, by cost)"), title_justify="left")
+    kernels.add_column("name", overflow="ellipsis", no_wrap=True)
+    for column in ("calls", "total", "mean", "%"):
+        kernels.add_column(column, justify="right", no_wrap=True)
+    for k in p.kernels:
+        kernels.add_row(text(k.name), str(k.calls), fmt_time(k.total_s), fmt_time(k.mean_s), f"{k.percent:.1f}",
+                        style="bold red" if k.percent >= 20 else "")
+    return Group(head, lines, kernels)
+
+
+def comparison_table(previous: RunResult, current: RunResult, changes: list) -> Table:
+    """``harness compare`` for the terminal (the same data as ``runs.comparison``)."""
+    table = Table(title=text(f"old: {run_label(previous)}") + Text("\n") + text(f"new: {run_label(current)}"),
+                  title_justify="left")
+    for column in ("candidate", "size", "old", "new", "speedup [95% CI]", "verdict"):
+        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right", no_wrap=True)
+    for c in changes:
+        table.add_row(text(c.candidate), text(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
+                      text(fmt_interval(c)), text(c.label, SIGNIFICANCE_STYLE.get(c.verdict, "dim")))
+    return table
+
+
+def history_table(saved: list) -> Table:
+    """``harness history`` for the terminal: per saved run, each candidate's headline speedup."""
+    names = headline_names([s.run for s in saved])
+    first = saved[0].run
+    table = Table(title=text(f"{first.function} on {first.environment.device}: headline speedup per run"),
+                  title_justify="left")
+    for column in ("commit", "run", *names):
+        table.add_column(text(column), justify="left" if column in ("commit", "run") else "right", no_wrap=True)
+    for s in saved:
+        by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
+        table.add_row(text(s.label), text(s.run.when),
+                      *(text(f"{fmt_interval(by_name[n])} @ {by_name[n].size}") if n in by_name else "—" for n in names))
+    return table
+
