@@ -27,7 +27,8 @@ import time
 import pytest
 import torch
 
-from harness.core.candidates import discover, load
+from harness.core.candidates import discover
+from harness.runner.load import load
 from harness.core.target import Case, discover_targets, get_target
 
 TARGET = get_target("quantize_k_cache")

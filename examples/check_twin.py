@@ -31,7 +31,7 @@ if DEVICE == "cpu":
 import torch  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))  # the repository root: harness, oracles
-from harness.core.candidates import load  # noqa: E402
+from harness.runner.load import load  # noqa: E402
 from oracles.kcache_reference import FP8, KCacheLayout, quantize_k_cache_slow  # noqa: E402
 
 Quantizer = Callable[..., torch.Tensor]
