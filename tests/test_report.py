@@ -1,6 +1,8 @@
 """The markdown report of a real (small) run: its sections, parsed as GitHub-flavoured markdown, and its
 byte-for-byte reproduction from the JSON."""
 
+import json
+
 import pytest
 from markdown_it import MarkdownIt
 
@@ -158,15 +160,22 @@ def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
     import dataclasses
 
     cand = next(c for c in run.candidates if c.timings)
+    with pytest.raises(ValueError, match="not a valid SpeedVerdict"):  # a verdict the harness never decides:
+        dataclasses.replace(cand.timings[0], pair_speedups=(1.2, 1.0, 1.3),  # not even in memory
+                            pair_verdicts=("faster", "</details><!-- hidden", "faster"), verdict="faster")
     timing = dataclasses.replace(cand.timings[0], pair_speedups=(1.2, 1.0, 1.3),
-                                 pair_verdicts=("faster", "</details><!-- hidden", "faster"), verdict="faster")
+                                 pair_verdicts=("faster", "no significant difference", "faster"), verdict="faster")
+    data = json.loads(schema.dumps(dataclasses.replace(run, candidates=tuple(
+        dataclasses.replace(c, timings=(timing, *c.timings[1:])) if c is cand else c for c in run.candidates))))
+    at = next(i for i, c in enumerate(run.candidates) if c is cand)
+    data["candidates"][at]["timings"][0]["pair_verdicts"][1] = "</details><!-- hidden"
+    with pytest.raises(ValueError, match=r"timings\[0\]\.pair_verdicts\[1\]: expected one of 'faster', "):
+        schema.load_text(json.dumps(data))  # nor from a file
     voted = dataclasses.replace(run, candidates=tuple(
         dataclasses.replace(c, timings=(timing, *c.timings[1:])) if c is cand else c for c in run.candidates))
     text = report.markdown(voted)
     assert "2 of 3 pairs of runners: 1.20x faster, 1.00x" in text and "(outvoted), 1.30x faster" in text
-    assert text.count("<details>") == text.count("</details>") and "<!-- hidden" not in text
-    with pytest.raises(ValueError, match=r"timings\[0\]\.pair_verdicts\[1\]: expected one of 'faster', "):
-        schema.load_text(schema.dumps(voted))  # a verdict the harness never writes: refused on load
+    assert text.count("<details>") == text.count("</details>")
     honest = dataclasses.replace(timing, pair_verdicts=("faster", "no significant difference", "faster"))
     voted = dataclasses.replace(run, candidates=tuple(
         dataclasses.replace(c, timings=(honest, *c.timings[1:])) if c is cand else c for c in run.candidates))

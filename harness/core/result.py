@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 from harness.core.text import SchemaError, clean, shown
@@ -24,10 +25,31 @@ from harness.core.text import SchemaError, clean, shown
 SCHEMA_VERSION = 1
 MAX_PAIRS = 64  # runner pairs one size can be timed in (--processes is at most 16): more is not a harness result
 
-# The enumerated fields: what the harness writes, and so all a result file may hold.
-CandidateVerdict = Literal["pass", "fail", "error", "untested"]
+
+
+class Verdict(StrEnum):
+    """A candidate's verdict: ``pass`` (verified; timed if asked), ``fail`` (not the oracle's function:
+    wrong, refused, changed process state, or wrong while timed), ``error`` (it or its runner broke, or the
+    baseline did), ``untested`` (timed only)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    UNTESTED = "untested"
+
+
+class SpeedVerdict(StrEnum):
+    """What one size's timing decided (``stats.decide``)."""
+
+    FASTER = "faster"
+    SLOWER = "slower"
+    SAME = "no significant difference"  # the interval straddles 1.00
+    WITHIN = "within the noise floor"  # significant, but smaller than the floor
+    INCONCLUSIVE = "inconclusive"  # the interval crosses a floor boundary
+
+
+# The enumerated fields (with the enums above): what the harness writes, and so all a result file may hold.
 FailureKind = Literal["mismatch", "refusal", "error", "state"]
-SpeedVerdict = Literal["faster", "slower", "no significant difference", "within the noise floor", "inconclusive"]
 KernelClock = Literal["device", "cpu"]
 EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # AssertionError, torch.OutOfMemoryError
 
@@ -197,6 +219,8 @@ class SizeTiming:
     pair_verdicts: tuple[SpeedVerdict, ...] = ()  # empty in a file from before pairs voted
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", SpeedVerdict(self.verdict))
+        object.__setattr__(self, "pair_verdicts", tuple(map(SpeedVerdict, self.pair_verdicts)))
         if self.pair_verdicts and len(self.pair_verdicts) != len(self.pair_speedups):
             raise SchemaError(f"SizeTiming {self.size!r}: {len(self.pair_speedups)} pair speedups but "
                               f"{len(self.pair_verdicts)} pair verdicts")
@@ -274,7 +298,7 @@ class CandidateResult:
     name: str
     spec: str
     doc: str
-    verdict: CandidateVerdict
+    verdict: Verdict
     error: str | None = None
     verification: Verification | None = None
     timings: tuple[SizeTiming, ...] = ()
@@ -284,6 +308,9 @@ class CandidateResult:
     foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
     judged_on: str | None = None  # "host: device" where a cluster worker judged it (``--cluster``)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
 
     @property
     def headline(self) -> SizeTiming | None:

@@ -6,6 +6,7 @@ input), and ``write_atomic`` writes any text file whole or not at all."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -72,6 +73,11 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
         raise error or SchemaError(f"{where}: unexpected null")
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        allowed = [m.value for m in tp]
+        if not isinstance(value, str) or value not in allowed:
+            raise SchemaError(f"{where}: expected one of {', '.join(map(repr, allowed))}, got {shown(value)}")
+        return tp(value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise SchemaError(f"{where}: expected a list, got {type(value).__name__}")

@@ -18,10 +18,10 @@ import math
 import random
 from typing import Sequence
 
-from harness.core.result import Summary
+from harness.core.result import SpeedVerdict, Summary
 
-FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
-WITHIN, INCONCLUSIVE = "within the noise floor", "inconclusive"
+FASTER, SLOWER, SAME = SpeedVerdict.FASTER, SpeedVerdict.SLOWER, SpeedVerdict.SAME
+WITHIN, INCONCLUSIVE = SpeedVerdict.WITHIN, SpeedVerdict.INCONCLUSIVE
 DECISIVE = (FASTER, SLOWER, SAME, WITHIN)
 INSIDE = "inside the noise floor"  # the class of SAME and WITHIN, as pairs of runners vote (``verdict_class``)
 

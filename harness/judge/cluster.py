@@ -26,7 +26,7 @@ from typing import Any, Callable
 from harness.runner import snapshot
 from harness.core.errors import UsageError
 from harness.judge.plan import RunPlan
-from harness.core.result import CandidateResult
+from harness.core.result import CandidateResult, Verdict
 
 _TASKS: dict[str, Any] = {}  # in a worker process: the judge's tools per plan
 _ONE_AT_A_TIME = threading.Lock()  # a worker process judges one candidate at a time, whatever its threads
@@ -95,7 +95,7 @@ def judge_on_cluster(run_plan: RunPlan, sources: snapshot.Snapshot, address: str
             try:
                 done[cand.spec] = future.result()
             except (KilledWorker, FutureCancelledError) as exc:
-                lost = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error",
+                lost = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR,
                                        error=f"its cluster worker was lost ({type(exc).__name__})")
                 done[cand.spec] = (lost, None)
             on_done(done[cand.spec][0])

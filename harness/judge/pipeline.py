@@ -29,7 +29,7 @@ from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
 from harness.judge.pool import RunnerPool
-from harness.core.result import CandidateResult, Profile, RunResult
+from harness.core.result import CandidateResult, Profile, RunResult, Verdict
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, RunnerError, spawn
 from harness.core.target import Case, Target
@@ -164,7 +164,7 @@ class Pipeline:
 
     def _done(self, outcome: CandidateResult) -> None:
         self.finished.append(outcome)
-        self.progress("done", name=outcome.name, ok=outcome.verdict == "pass")
+        self.progress("done", name=outcome.name, ok=outcome.verdict == Verdict.PASS)
 
     def _round_trips(self, task: CandidateTask) -> None:
         """With ``--jobs``, round trips are taken here once the workers are done: each passing candidate is

@@ -21,7 +21,7 @@ from harness.judge.bench import Bench, InputsDiffer, TimingFailed
 from harness.core.candidates import Described
 from harness.judge.plan import RunPlan
 from harness.judge.pool import RunnerPool
-from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Verification
+from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Verdict, Verification
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError
 from harness.core.target import Case
@@ -65,7 +65,7 @@ class CandidateTask:
 
     def judge(self, cand: Described, runner: Runner | None = None) -> CandidateResult:
         """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""
-        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error")
+        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR)
         self.progress("step", name=f"{cand.name}: load it in its runner")
         try:
             with self.hold():
@@ -95,7 +95,7 @@ class CandidateTask:
         opts, domain = self.plan.options, self.plan.domains[cand.spec]
         try:
             if runner.load_state_changes:
-                return dataclasses.replace(result, verdict="fail", error="changed process state when imported: "
+                return dataclasses.replace(result, verdict=Verdict.FAIL, error="changed process state when imported: "
                                            + "; ".join(runner.load_state_changes))
             runner.start_job()
             verification = None
@@ -112,7 +112,7 @@ class CandidateTask:
                     self.round_trips.collect(self.plan.target, runner, cand.spec, domain)
                     self.round_trips.check(self.plan.target, runner, cand.spec, domain)
             else:
-                result = dataclasses.replace(result, verdict="untested")
+                result = dataclasses.replace(result, verdict=Verdict.UNTESTED)
             if opts.time and (verification is None or verification.passed):
                 with self.lane():
                     result = self._timed(runner, cand, result)
@@ -262,17 +262,17 @@ def failed(result: CandidateResult, exc: Exception, baseline: str, baseline_name
     if isinstance(exc, (RunnerError, TimingFailed)):
         reason = whose(str(exc), exc.spec)
         fails = isinstance(exc, (ChangedInExtraRunner, TimingFailed))  # it is not the function it was verified to be
-        verdict = "fail" if fails and exc.spec != baseline else "error"
+        verdict = Verdict.FAIL if fails and exc.spec != baseline else Verdict.ERROR
         return dataclasses.replace(result, verdict=verdict, error=reason, timings=(), case_timings=())
     if isinstance(exc, StateChanged):
         reason = whose(f"changed process state: {exc}", getattr(exc, "spec", ""))
-        return dataclasses.replace(result, verdict="fail", error=reason, timings=(), case_timings=())
-    return dataclasses.replace(result, verdict="error", error=str(exc), timings=(), case_timings=())
+        return dataclasses.replace(result, verdict=Verdict.FAIL, error=reason, timings=(), case_timings=())
+    return dataclasses.replace(result, verdict=Verdict.ERROR, error=str(exc), timings=(), case_timings=())
 
 
-def verdict_of(v: Verification | None) -> str:
+def verdict_of(v: Verification | None) -> Verdict:
     if v is None:
-        return "untested"
+        return Verdict.UNTESTED
     if v.passed:
-        return "pass"
-    return "error" if v.broken or any(f.kind == "error" for f in v.failures) else "fail"
+        return Verdict.PASS
+    return Verdict.ERROR if v.broken or any(f.kind == "error" for f in v.failures) else Verdict.FAIL

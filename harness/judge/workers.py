@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from harness.runner import snapshot
 from harness.judge.plan import RunPlan
-from harness.core.result import CandidateResult
+from harness.core.result import CandidateResult, Verdict
 
 _WORKER: dict[str, Any] = {}  # in a worker: its task
 
@@ -91,7 +91,7 @@ def judge_in_workers(run_plan: RunPlan, copy_gbps: float | None, sources: snapsh
             break
     for cand in run_plan.candidates:
         if cand.spec not in done:
-            done[cand.spec] = (CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict="error",
+            done[cand.spec] = (CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR,
                                                error="its judge worker was lost (the process died), twice"), None)
             on_done(done[cand.spec][0])
     return [done[c.spec] for c in run_plan.candidates]

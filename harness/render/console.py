@@ -21,7 +21,7 @@ from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, plain
 from harness.render.report import best_candidate, case_test, find_target, verdict_text
 from harness.render.runs import run_label
 from harness.render.history import headline_names
-from harness.core.result import Profile, RunResult
+from harness.core.result import Profile, RunResult, Verdict
 from harness.core.target import Case
 
 def plain_lines(text: str) -> str:
@@ -98,7 +98,7 @@ def summary_table(result: RunResult) -> Table:
         name = line((c.name, "bold"), " ★") if best is c else text(c.name)
         verdict = text(verdict_text(c), VERDICT_STYLE.get(c.verdict, ""))
         if t is None:
-            table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != "pass" else "—", "—")
+            table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != Verdict.PASS else "—", "—")
             continue
         table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s), text(fmt_interval(t)),
                       text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}")

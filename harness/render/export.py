@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harness.render import report
 from harness.core.fmt import py_comment
-from harness.core.result import RunResult
+from harness.core.result import RunResult, Verdict
 from harness.core.target import Case, get_target
 from harness.core.domain import Domain
 from harness.core.reproducer import REPEAT_SEED_OFFSET, regression_test
@@ -20,7 +20,7 @@ def export_tests(result: RunResult, candidate: str | None = None, every_case: bo
     """The file's text; ``every_case``: every named case the run checked (and its twin with other data, inside
     the chosen candidate's domain where it had one), not only the annotated regression family."""
     best = report.best_candidate(result)
-    default = candidate or (best.spec if best else next((c.spec for c in result.candidates if c.verdict == "pass"),
+    default = candidate or (best.spec if best else next((c.spec for c in result.candidates if c.verdict == Verdict.PASS),
                                                         result.candidates[0].spec))
     target = get_target(result.target)
     # the cases the candidate the file checks was judged on: inside its domain, where it had one

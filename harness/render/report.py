@@ -23,7 +23,7 @@ from harness.core import stats
 from harness.core.config import PRECISION_ROUNDS
 from harness.core.fmt import (change_note, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text, py_comment)
-from harness.core.result import CandidateResult, Profile, RunResult
+from harness.core.result import CandidateResult, Profile, RunResult, Verdict
 from harness.core.target import Case, Target, TargetError, get_target
 
 LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the report: nothing else is linked
@@ -34,7 +34,7 @@ GITHUB_COMMENT_LIMIT = 65536
 
 def best_candidate(result: RunResult) -> CandidateResult | None:
     """The passing candidate with the largest significant speedup at the headline size."""
-    faster = [c for c in result.candidates if c.verdict == "pass" and c.headline and c.headline.verdict == stats.FASTER]
+    faster = [c for c in result.candidates if c.verdict == Verdict.PASS and c.headline and c.headline.verdict == stats.FASTER]
     return max(faster, key=lambda c: c.headline.speedup, default=None)
 
 
@@ -75,9 +75,9 @@ def case_test(target: Target | None, case: Case, spec: str, policy: str, imports
 
 def verdict_text(c: CandidateResult) -> str:
     """The verdict with its one-line reason, e.g. "error: timed out after 300 s"."""
-    if c.verdict == "pass" and c.verification is not None and c.verification.domain:
+    if c.verdict == Verdict.PASS and c.verification is not None and c.verification.domain:
         return "pass on its domain"
-    return f"{c.verdict}: {c.error}" if c.error and c.verdict != "pass" else c.verdict
+    return f"{c.verdict}: {c.error}" if c.error and c.verdict != Verdict.PASS else c.verdict
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def _headline(result: RunResult) -> str:
                     f"{md_code(result.checkout_changes[0])}): a function under test edited the project. "
                     f"Nothing below can be trusted.\n\n")
     if best is None:
-        timed = [c for c in result.candidates if c.headline and c.verdict == "pass"]
+        timed = [c for c in result.candidates if c.headline and c.verdict == Verdict.PASS]
         undecided = [c for c in timed if c.headline.verdict == stats.INCONCLUSIVE]
         if undecided:
             c = undecided[0]
@@ -132,7 +132,7 @@ def _headline(result: RunResult) -> str:
 
 
 def _explanation(result: RunResult) -> str:
-    best = best_candidate(result) or next((c for c in result.candidates if c.verdict == "pass"), None)
+    best = best_candidate(result) or next((c for c in result.candidates if c.verdict == Verdict.PASS), None)
     if best is None:
         return ""
     body = [f"**{md_code(best.name)}** — {md_text(best.doc) if best.doc else '(no docstring)'}", ""]
@@ -370,7 +370,7 @@ def markdown(result: RunResult) -> str:
 
 def _summary_line(result: RunResult) -> list[str]:
     """One row of the index: target, verdicts, best speedup at the headline size, round trips."""
-    passed = sum(c.verdict == "pass" for c in result.candidates)
+    passed = sum(c.verdict == Verdict.PASS for c in result.candidates)
     best = best_candidate(result)
     speed = (f"{md_code(best.name)} {fmt_interval(best.headline)} at {md_code(best.headline.size)}" if best
              else "no significant speedup")
@@ -383,7 +383,7 @@ def _summary_line(result: RunResult) -> list[str]:
 
 def index(results: list[RunResult] | tuple[RunResult, ...]) -> str:
     """The run's front page: one line per target, linking each target's report (written beside it)."""
-    ok = all(c.verdict == "pass" for r in results for c in r.candidates) and all(
+    ok = all(c.verdict == Verdict.PASS for r in results for c in r.candidates) and all(
         t.passed for r in results for t in r.round_trips)
     device = results[0].environment.device if results else "?"
     return (f"# {'✅' if ok else '❌'} harness run on {md_code(device)}: {len(results)} target(s)\n\n"
