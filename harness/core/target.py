@@ -12,6 +12,8 @@ print them and ``export-tests`` can rebuild them without re-running anything.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import importlib
 import pkgutil
 from pathlib import Path
@@ -80,8 +82,11 @@ class Comparison:
         return Comparison(ok=True, summary="identical")
 
 
-class Target:
-    """Base class of a target.  Subclasses in ``oracles/`` override what their function needs."""
+class Target(ABC):
+    """Base class of a target.  Subclasses in ``oracles/`` must say what the function is (``oracle``), how a
+    case becomes its inputs (``build``) and when two outputs are the same (``compare``); everything else has a
+    default they override where their function needs it.  ``tests/test_target_conformance.py`` checks
+    every discovered target against what the harness assumes of one."""
 
     name: str = ""  # short identifier, e.g. the original function's name without its underscore
     ref: str = ""  # "module:ATTRIBUTE" where it was found, so that runners load the same target
@@ -119,13 +124,14 @@ class Target:
         return tuple((names.get(kind, kind), pattern) for kind, pattern in self.line_kinds)
 
     # -- the oracle -------------------------------------------------------------------------------
+    @abstractmethod
     def oracle(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """The original function (as ``staticmethod(f)``, so a profile shows the function's own lines)."""
 
     # -- cases ------------------------------------------------------------------------------------
+    @abstractmethod
     def build(self, case: Case, device: str) -> Call:
         """Materialise a case's inputs on ``device``; deterministic in (params, seed)."""
-        raise NotImplementedError
 
     def named_cases(self) -> list[Case]:
         """Explicit regression cases (seed document, edge and error cases)."""
@@ -145,8 +151,10 @@ class Target:
         """Return why ``got`` is not even an output of the right type/shape/dtype, or None."""
         return None
 
+    @abstractmethod
     def compare(self, call: Call, expected: Any, got: Any, policy: str) -> Comparison:
-        raise NotImplementedError
+        """Whether ``got`` passes for the oracle's ``expected`` on ``call`` under ``policy`` (one of
+        ``policies``), and if not, the differences in the target's own words."""
 
     # -- timing -----------------------------------------------------------------------------------
     def bytes_moved(self, call: Call) -> int:
