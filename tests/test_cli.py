@@ -195,12 +195,12 @@ def test_processes_times_each_size_in_that_many_runner_pairs(capsys, tmp_path):
              if stats.verdict_class(v) == stats.verdict_class(timing.verdict)] or timing.pair_speedups
     assert timing.speedup_ci[0] <= min(voted) and max(voted) <= timing.speedup_ci[1]
     assert "timed in 2 pairs of runner processes" in report.markdown(run)
-    from harness.cli.commands import _options
+    from harness.cli.options import run_options
     from harness.cli.arguments import parser
 
     for device, processes in (("cpu", 1), ("cuda", 3)):
         args = parser().parse_args(["bench", "--device", device])
-        assert _options(args, verify=False, time=True).bench.processes == processes
+        assert run_options(args, verify=False, time=True).bench.processes == processes
 
 
 def test_a_verdict_close_to_the_floor_is_confirmed_in_a_second_pair_of_runners(capsys, tmp_path):

@@ -99,5 +99,10 @@ def test_another_project_is_found_from_below_its_root_and_uses_its_table(toy_pro
 def test_this_repository_installs_only_the_tool():
     import tomllib
 
-    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    assert config["tool"]["setuptools"]["packages"] == ["harness"] and "harness" in config["tool"]
+    root = Path(__file__).parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    packages = config["tool"]["setuptools"]["packages"]
+    assert all(p == "harness" or p.startswith("harness.") for p in packages) and "harness" in config["tool"]
+    # ... and all of it: every package folder under harness/ is listed (a plain install would leave one out)
+    folders = {".".join(f.parent.relative_to(root).parts) for f in (root / "harness").rglob("__init__.py")}
+    assert folders == set(packages)

@@ -20,76 +20,25 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from rich.console import Console
 
-from harness.render import console as tty
-from harness.judge import gate
-from harness.render import report, runs
-from harness.core import result
-from harness.core import schema
-from harness.core.config import DEFAULTS, BenchConfig
+from harness.cli.arguments import parser
+from harness.cli.options import PROJECT_COMMANDS, in_project, run_options
+from harness.core import result, schema
 from harness.core.candidates import SpecError, describe, discover
-from harness.core.errors import UsageError
+from harness.core.errors import EXIT_FAILED, EXIT_NOISY, EXIT_OK, EXIT_USAGE, UsageError
 from harness.core.target import TargetError, discover_targets, get_target, in_run_order
-
-from harness.cli.arguments import percent, parser
-from harness.core.errors import EXIT_FAILED, EXIT_NOISY, EXIT_OK, EXIT_USAGE
+from harness.judge import gate
+from harness.render import console as tty
+from harness.render import report, runs
 
 if TYPE_CHECKING:
     from harness.judge.pipeline import Pipeline
-    from harness.judge.plan import RunOptions
-
-
-# What a flag left unset takes when the project's [tool.harness] does not say either.
-BUILT_IN = {"policy": DEFAULTS.policy, "timeout": DEFAULTS.timeout_s, "examples": DEFAULTS.examples,
-            "noise_floor": DEFAULTS.noise_floor}
-MAX_PROCESSES = 16  # runner pairs per candidate: each holds every size's inputs while the candidate is timed
-PROJECT_COMMANDS = ("list", "run", "verify", "bench", "profile", "export-tests")
-
-
-def _in_project(args: argparse.Namespace) -> None:
-    """Find the project (``project``), make its ``oracles``/``candidates`` importable, and fill each flag the
-    user left unset from its ``[tool.harness]``, else from ``BUILT_IN``."""
-    from harness.core import project
-
-    found = project.find()
-    project.activate(found)
-    for key in project.KEYS:
-        if not hasattr(args, key) or getattr(args, key) not in (None, []):
-            continue
-        value = found.config.get(key, BUILT_IN.get(key))
-        if key == "noise_floor" and isinstance(value, str):
-            value = percent()(value)
-        setattr(args, key, value)
-
-
-def _options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptions":
-    from harness.judge.plan import RunOptions  # torch is imported only by commands that need it
-
-    quick = getattr(args, "quick", False)
-    budget = getattr(args, "budget", None) or (DEFAULTS.quick_budget_s if quick else DEFAULTS.budget_s)
-    examples = getattr(args, "examples", DEFAULTS.examples)
-    if (getattr(args, "processes", None) or 1) > MAX_PROCESSES:
-        raise UsageError(f"--processes {args.processes}: at most {MAX_PROCESSES} runner pairs per candidate")
-    return RunOptions(
-        target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
-        policy=getattr(args, "policy", DEFAULTS.policy), seed=getattr(args, "seed", 0),
-        examples=min(examples, DEFAULTS.quick_examples) if quick else examples,
-        quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
-        fail_fast=getattr(args, "fail_fast", False), jobs=getattr(args, "jobs", None) or 1,
-        cluster=getattr(args, "cluster", None),
-        profile=time and verify and not getattr(args, "no_profile", True), timeout=args.timeout,
-        bench=BenchConfig(target_rse=getattr(args, "rse", DEFAULTS.target_rse), budget_s=budget,
-                          noise_floor=getattr(args, "noise_floor", DEFAULTS.noise_floor),
-                          threads=getattr(args, "threads", None), cuda_graphs=getattr(args, "cuda_graphs", False),
-                          processes=getattr(args, "processes", None)
-                          or (DEFAULTS.cuda_processes if args.device.startswith("cuda") else 1)),
-    )
 
 
 def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> list[result.RunResult]:
     """Every target the options cover, in order, each in its own pipeline; round trips attached at the end."""
     from harness.judge.pipeline import pipelines, with_round_trips
 
-    planned = pipelines(_options(args, verify, time))
+    planned = pipelines(run_options(args, verify, time))
     runs = []
     for pipeline in planned:
         try:
@@ -423,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = tty.make_console(), tty.make_console(stderr=True)
     try:
         if args.command in PROJECT_COMMANDS:
-            _in_project(args)
+            in_project(args)
         if args.command == "list":
             return cmd_list(args, out)
         if args.command == "report":
