@@ -13,7 +13,13 @@ project.activate(project.find(Path(__file__).parent))
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+_NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+
+
+def cuda(test):
+    """A CUDA-only test: marked ``cuda`` (so ``pytest -m cuda`` on the GPU machine selects it) and skipped,
+    with the reason, where there is no CUDA device."""
+    return pytest.mark.cuda(_NO_CUDA(test))
 
 
 from tests._eight import EIGHT_ARGV, verdicts_of  # noqa: E402

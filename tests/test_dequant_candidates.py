@@ -209,7 +209,6 @@ def test_triton_kernel_under_the_interpreter():
 
 
 @cuda
-@pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
 @pytest.mark.parametrize("case", VALUE_CASES + ERROR_CASES, ids=lambda c: c.name)
 def test_candidate_matches_oracle_on_cuda(name, case):
@@ -217,7 +216,6 @@ def test_candidate_matches_oracle_on_cuda(name, case):
 
 
 @cuda
-@pytest.mark.cuda
 def test_fused_uses_the_triton_kernel_on_cuda():
     pytest.importorskip("triton", reason="Triton is not installed")
     from candidates import dequant_fused as module

@@ -62,10 +62,6 @@ class RunnerProcess:
         self.strays_killed = 0
         self.load_state_changes: tuple[str, ...] = ()
         self.threads: int | None = None
-        self._wall = self._reported = 0.0
-        self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
-        self._write_allowance = 0.0  # seconds a call a round may spend writing inputs (``prepare``)
-        self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
     # -- lifetime -------------------------------------------------------------------------------
     def start_job(self, timeout: float | None = None) -> None:

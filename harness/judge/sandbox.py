@@ -61,6 +61,9 @@ MAX_WALL_RATIO = 5.0
 MIN_CHECKED_ROUND_S = 0.025
 # ... and on a loaded machine (``release``), where a wake-up can wait tens of ms whatever the round's length
 LOADED_MIN_ROUND_S = 0.1
+# The input writing a runner reports (within the cache, before each call) counts up to this many times the
+# judge's estimate (``Bench._write_allowance``); a candidate's runner could claim more to hide slow calls
+WRITE_ALLOWANCE_QUIET, WRITE_ALLOWANCE_LOADED = 3.0, 10.0
 
 
 class Runner(RunnerProcess):
@@ -69,8 +72,8 @@ class Runner(RunnerProcess):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._wall = self._reported = 0.0
-        self._ratios: list[tuple[float, float]] = []  # (judge's wall time, wall / reported) per round
+        # per round: (judge's wall time, timed seconds reported, input-writing seconds reported, their allowance)
+        self._rounds: list[tuple[float, float, float, float]] = []
         self._write_allowance = 0.0  # seconds a call a round may spend writing inputs (``prepare``)
         self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
@@ -125,8 +128,7 @@ class Runner(RunnerProcess):
         per_call = self._seconds(reply.get("per_call_s")) if self._warming else None
         if not isinstance(reply.get("input_digest"), str):
             raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
-        self._wall = self._reported = 0.0
-        self._ratios = []
+        self._rounds = []
         self._write_allowance = 0.0
         return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
 
@@ -145,11 +147,13 @@ class Runner(RunnerProcess):
         seconds = self._seconds(reply.get("seconds"))
         if seconds * n > wall + 1e-4:
             raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
+        written = reply.get("written_s", 0.0)
+        if isinstance(written, bool) or not isinstance(written, (int, float)) or not 0 <= written < 1e6:
+            raise RunnerError(f"sent malformed data on the runner pipe (a write time of {written!r})", self.spec)
         # what the round should have taken by its own report: n timed calls, plus the untimed settling call
-        # a runner makes before a round of several calls (worker.round)
-        expected = seconds * (n + 1 if n > 1 else 1) + n * self._write_allowance
-        self._wall, self._reported = self._wall + wall, self._reported + expected
-        self._ratios.append((wall, wall / expected))
+        # a runner makes before a round of several calls (worker.round); and the inputs it wrote before each
+        # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
+        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance))
         return seconds
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
@@ -203,9 +207,11 @@ class Runner(RunnerProcess):
         # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
         minimum = LOADED_MIN_ROUND_S if loaded else MIN_CHECKED_ROUND_S
-        if self.device == "cpu" and underreported(self._ratios, minimum):
-            raise RunnerError(f"its reported times account for {self._reported:.3g} s of rounds that the judge saw "
-                              f"take {self._wall:.3g} s", self.spec)
+        most = WRITE_ALLOWANCE_LOADED if loaded else WRITE_ALLOWANCE_QUIET  # a loaded machine writes slower too
+        accounted = [(wall, timed + min(written, most * allowed)) for wall, timed, written, allowed in self._rounds]
+        if self.device == "cpu" and underreported([(wall, wall / max(a, 1e-9)) for wall, a in accounted], minimum):
+            raise RunnerError(f"its reported times account for {sum(a for _, a in accounted):.3g} s of rounds that "
+                              f"the judge saw take {sum(w for w, _ in accounted):.3g} s", self.spec)
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
         """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""

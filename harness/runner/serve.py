@@ -87,8 +87,8 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
                     reply, blobs = called(value)
                     blob = b"".join(blobs)
             elif kind == "round":
-                reply = {"kind": "timed", "seconds": worker.round(int(request["n"]), int(request["start"]),
-                                                                  int(request.get("first", 0)))}
+                seconds = worker.round(int(request["n"]), int(request["start"]), int(request.get("first", 0)))
+                reply = {"kind": "timed", "seconds": seconds, "written_s": getattr(worker.clock, "written_s", 0.0)}
             elif kind == "time_case":
                 reply = {"kind": "timed", "seconds": worker.time_case(_case(request["case"]))}
             elif kind == "release":
