@@ -16,6 +16,7 @@ import statistics
 import time
 
 import harness  # noqa: F401
+from harness.core import messages as m
 from harness.core.config import BenchConfig
 from harness.core.protocol import decode_outcome
 from harness.judge.sandbox import spawn
@@ -37,7 +38,7 @@ def main() -> None:
     runner = spawn("oracle:quantize_k_cache", target.ref, "cpu", dataclasses.asdict(BenchConfig()), 600)
     local = Worker(target.oracle, target)
     try:
-        empty = timed(lambda: runner.request({"kind": "release"}, "ok"), 2000)
+        empty = timed(lambda: runner.request(m.Release(), m.Ok), 2000)
         print(f"empty request round trip: {empty * 1e6:.1f} us (median of 2000)")
         for size in ("1x16x576", "16x64x576", "4096", "65536"):
             case = target.parse_size(size)

@@ -170,9 +170,9 @@ def _during_round(runner, action):
     side only sees the reply); ``del runner.request`` ends it."""
     request = type(runner).request.__get__(runner)
 
-    def wrapped(header, *expected, **kwargs):
-        reply = request(header, *expected, **kwargs)
-        if header["kind"] == "round":
+    def wrapped(message, *expected, **kwargs):
+        reply = request(message, *expected, **kwargs)
+        if message.kind == "round":
             action()
         return reply
 

@@ -10,8 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from harness.core import messages as m
 from harness.core.fmt import plain
 from harness.core.protocol import Closed, ProtocolError, Timeout, read_frame, write_frame
 from harness.judge.strays import _LIVE, death, kill_strays
@@ -185,37 +186,40 @@ class RunnerProcess:
         self.start_job()
         try:
             self.resume()
-            reply, _ = self._reply("spec", ("ready", "load_failed"))
+            reply, _ = self._reply("spec", (m.Ready, m.LoadFailed))
         except (RunnerError, StateChanged) as exc:
             self.close()
             reason = str(exc) if isinstance(exc, RunnerError) else "sent malformed data on the runner pipe (a state report)"
             raise RunnerError(f"importing it {reason}", self.spec) from None
-        if reply["kind"] == "load_failed":
+        if isinstance(reply, m.LoadFailed):
             self.close()
-            raise LoadFailed(" ".join(str(reply.get("message", "cannot load it")).split())[:500])
-        changes = reply.get("state_changes", [])
-        self.load_state_changes = tuple(str(c) for c in changes) if isinstance(changes, list) else ()
-        self.threads = reply.get("threads") if isinstance(reply.get("threads"), int) else 0
+            raise LoadFailed(" ".join(reply.message.split())[:500])
+        self.load_state_changes = tuple(reply.state_changes)
+        self.threads = reply.threads
         return self
 
     # -- requests -------------------------------------------------------------------------------
-    def request(self, header: dict, *expected: str, blob: bytes = b"") -> tuple[dict, bytes]:
-        """Send one request and read its reply; any failure of the runner becomes ``RunnerError``."""
+    def request(self, message: m.Message, *expected: type[m.Message], blob: bytes = b"") -> tuple[Any, bytes]:
+        """Send one request and read its reply (a message of one of the ``expected`` classes, or a ``called``
+        reply's JSON for ``protocol.decode_outcome``); any failure of the runner becomes ``RunnerError``."""
         self.resume()
         try:
             try:
-                write_frame(self._to, header, blob)
+                write_frame(self._to, message.header(), blob)
             except OSError:  # the runner is gone: its exit status says why
                 pass
-            return self._reply(header["kind"], expected)
+            return self._reply(message.kind, expected)
         except (RunnerError, StateChanged) as exc:
             exc.spec = self.spec
             raise
 
-    def _reply(self, answering: str, expected: tuple[str, ...]) -> tuple[dict, bytes]:
+    def _reply(self, answering: str, expected: tuple[type[m.Message], ...]) -> tuple[Any, bytes]:
         """The next frame from the runner, which must be one of ``expected``; its failures as exceptions."""
         try:
-            reply, blob = read_frame(self._from, self.deadline)
+            header, blob = read_frame(self._from, self.deadline)
+            if header.get("kind") == m.Called.kind and m.Called in expected:
+                return header, blob  # checked field by field as it is decoded (``protocol.decode_outcome``)
+            reply = m.parse(header, *expected, m.StateChanged, m.Failed)
         except Timeout:
             self._kill()
             raise RunnerError(f"timed out after {self.timeout:g} s") from None
@@ -229,14 +233,10 @@ class RunnerProcess:
         except ProtocolError as exc:
             self._kill()
             raise RunnerError(f"sent malformed data on the runner pipe ({exc})") from None
-        kind = reply["kind"]
-        if kind == "state_changed" and isinstance(reply.get("changes"), list):
-            raise StateChanged([str(c) for c in reply["changes"]])
-        if kind == "failed":
-            raise RunnerError(str(reply.get("message", "failed"))[:500])
-        if kind not in expected:
-            self._kill()
-            raise RunnerError(f"sent malformed data on the runner pipe (a {kind!r} reply to {answering!r})")
+        if isinstance(reply, m.StateChanged):
+            raise StateChanged(list(reply.changes))
+        if isinstance(reply, m.Failed):
+            raise RunnerError(reply.message[:500])
         return reply, blob
 
 

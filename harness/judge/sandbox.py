@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
 from harness.judge.noise import FOREIGN_CPU_LIMIT
 from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
@@ -78,15 +79,14 @@ class Runner(RunnerProcess):
         self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
     def call(self, case: Any, device: str | None = None) -> Outcome:
-        reply, blob = self.request({"kind": "call", "case": _case(case), "device": device or self.device}, "called")
+        reply, blob = self.request(m.CallCase(_case(case), device or self.device), m.Called)
         return self._outcome(reply, blob)
 
     def call_on(self, call: Any, device: str | None = None) -> Outcome:
         """Call on inputs the judge supplies (tensors and plain keyword values), not built from a case."""
         blobs: list[bytes] = []
-        header = {"kind": "call_on", "args": encode_value(tuple(call.args), blobs), "kwargs": dict(call.kwargs),
-                  "device": device or self.device}
-        reply, blob = self.request(header, "called", blob=b"".join(blobs))
+        request = m.CallOn(encode_value(tuple(call.args), blobs), dict(call.kwargs), device or self.device)
+        reply, blob = self.request(request, m.Called, blob=b"".join(blobs))
         return self._outcome(reply, blob)
 
     def _outcome(self, reply: dict, blob: bytes) -> Outcome:
@@ -113,43 +113,38 @@ class Runner(RunnerProcess):
         self.resume()
         self._warming = warm
         try:
-            write_frame(self._to, {"kind": "prepare", "size": _case(size), "fresh": fresh, "warm": warm,
-                                   "move_inputs": move_inputs})
+            write_frame(self._to, m.Prepare(_case(size), fresh, warm, move_inputs).header())
         except OSError:  # the runner is gone: prepare_end reads why
             pass
 
     def prepare_end(self) -> dict:
         """The reply to ``prepare_begin``: the inputs' digest, and the per-call time if it warmed up."""
         try:
-            reply, _ = self._reply("prepare", ("prepared",))
+            reply, _ = self._reply("prepare", (m.Prepared,))
         except (RunnerError, StateChanged) as exc:
             exc.spec = self.spec
             raise
-        per_call = self._seconds(reply.get("per_call_s")) if self._warming else None
-        if not isinstance(reply.get("input_digest"), str):
-            raise RunnerError("sent malformed data on the runner pipe (no input digest)", self.spec)
+        if self._warming and reply.per_call_s is None:
+            raise RunnerError("sent malformed data on the runner pipe (a time of None)", self.spec)
         self._rounds = []
         self._write_allowance = 0.0
-        return {"per_call_s": per_call, "input_digest": reply["input_digest"]}
+        return {"per_call_s": reply.per_call_s if self._warming else None, "input_digest": reply.input_digest}
 
     def round(self, n: int, start: int, first: int = 0) -> float:
         # its memory placement and fresh inputs first, outside the wall time checked below
-        self.request({"kind": "place", "start": start, "n": n, "first": first}, "ok")
+        self.request(m.Place(start, n, first), m.Ok)
         stuck = self._settle_scheduling()
         began = time.perf_counter()
-        reply, _ = self.request({"kind": "round", "n": n, "start": start, "first": first}, "timed")
+        reply, _ = self.request(m.Round(n, start, first), m.Timed)
         wall = time.perf_counter() - began
         self._check_scheduling(stuck)
         if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed
             count = self.reap_strays()
             raise RunnerError(f"started {count} process{'es' if count != 1 else ''} while it was timed (killed)",
                               self.spec)
-        seconds = self._seconds(reply.get("seconds"))
+        seconds, written = reply.seconds, reply.written_s
         if seconds * n > wall + 1e-4:
             raise RunnerError(f"reported {seconds * n * 1e3:.3g} ms for a round the judge saw take {wall * 1e3:.3g} ms", self.spec)
-        written = reply.get("written_s", 0.0)
-        if isinstance(written, bool) or not isinstance(written, (int, float)) or not 0 <= written < 1e6:
-            raise RunnerError(f"sent malformed data on the runner pipe (a write time of {written!r})", self.spec)
         # what the round should have taken by its own report: n timed calls, plus the untimed settling call
         # a runner makes before a round of several calls (worker.round); and the inputs it wrote before each
         # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
@@ -202,7 +197,7 @@ class Runner(RunnerProcess):
         wait tens of ms behind them (a fully loaded 2-core machine once made honest 5 ms rounds take 25 ms),
         a delay that does not grow with the round: then only rounds of at least ``LOADED_MIN_ROUND_S`` are
         judged."""
-        self.request({"kind": "release"}, "ok")
+        self.request(m.Release(), m.Ok)
         # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
         # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
@@ -215,41 +210,31 @@ class Runner(RunnerProcess):
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
         """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
-        return self._output({"kind": "timed_output", "index": index}, digest)
+        return self._output(m.TimedOutput(index, digest))
 
     def output_for(self, start: int, index: int, digest: bool = False) -> Outcome | str:
         """Its output for call ``index`` of round ``start`` (kept from that round, or computed untimed)."""
-        return self._output({"kind": "output_for", "start": start, "index": index}, digest)
+        return self._output(m.OutputFor(start, index, digest))
 
-    def _output(self, header: dict, digest: bool) -> Outcome | str:
-        if digest:
-            reply, _ = self.request({**header, "digest": True}, "digest")
-            if not isinstance(reply.get("digest"), str) or len(reply["digest"]) > 1 << 16:
-                self._kill()
-                raise RunnerError("sent malformed data on the runner pipe (an output digest)", self.spec)
-            return reply["digest"]
-        reply, blob = self.request(header, "called")
+    def _output(self, request: m.TimedOutput | m.OutputFor) -> Outcome | str:
+        if request.digest:
+            return self.request(request, m.Digest)[0].digest
+        reply, blob = self.request(request, m.Called)
         return self._outcome(reply, blob)
 
     def time_case(self, case: Any) -> float:
-        reply, _ = self.request({"kind": "time_case", "case": _case(case)}, "timed")
-        return self._seconds(reply.get("seconds"))
+        return self.request(m.TimeCase(_case(case)), m.Timed)[0].seconds
 
     def profile(self, size: Any) -> Any:
         from harness.core.result import Profile
         from harness.core.schema import from_dict
         from harness.core.text import SchemaError
 
-        reply, _ = self.request({"kind": "profile", "size": _case(size)}, "profiled")
+        reply, _ = self.request(m.ProfileAt(_case(size)), m.Profiled)
         try:
-            return from_dict(Profile, reply.get("profile"))
+            return from_dict(Profile, reply.profile)
         except SchemaError as exc:
             raise RunnerError(f"sent malformed data on the runner pipe (profile: {exc})", self.spec) from None
-
-    def _seconds(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < 1e6):
-            raise RunnerError(f"sent malformed data on the runner pipe (a time of {value!r})", self.spec)
-        return float(value)
 
 
 def _case(case: Any) -> dict:

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from harness.core import messages as m
 from harness.core.protocol import Closed, error_name, first_line, read_frame, write_frame
 
 
@@ -39,16 +40,50 @@ def _case(data: Any) -> Any:
     return Case(str(data.get("name", "")), str(data.get("family", "")), data["params"], int(data.get("seed", 0)))
 
 
-def _given(request: dict, blob: bytes) -> Any:
+def _given(request: m.CallOn, blob: bytes) -> Any:
     """The inputs the judge sent with a ``call_on`` request: tensors and plain keyword values."""
     from harness.core.protocol import decode_value
     from harness.core.target import Call
 
-    args, _ = decode_value(request.get("args"), blob)
-    kwargs = request.get("kwargs")
-    if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+    args, _ = decode_value(request.args, blob)
+    if not isinstance(args, tuple):
         raise ValueError("malformed call_on request")
-    return Call(args, kwargs)
+    return Call(args, request.kwargs)
+
+
+def _answer(request: m.Message, sent: bytes, worker: Any, spec: str) -> tuple[dict, bytes]:
+    """The reply to one request, and the bytes that go with it."""
+    from harness.runner.worker import called
+
+    if isinstance(request, m.CallCase):
+        reply, blobs = worker.call(_case(request.case), request.device)
+    elif isinstance(request, m.CallOn):
+        reply, blobs = worker.call(None, request.device, _given(request, sent))
+    elif isinstance(request, m.Prepare):
+        prepared = worker.prepare(_case(request.size), request.fresh, request.warm, request.move_inputs)
+        return m.Prepared(**prepared).header(), b""
+    elif isinstance(request, m.Place):
+        worker.place(request.start, request.n, request.first)
+        return m.Ok().header(), b""
+    elif isinstance(request, (m.TimedOutput, m.OutputFor)):
+        value = (worker.timed_output(request.index, request.digest) if isinstance(request, m.TimedOutput)
+                 else worker.output_for(request.start, request.index, request.digest))
+        if request.digest:
+            return m.Digest(value).header(), b""
+        reply, blobs = called(value)
+    elif isinstance(request, m.Round):
+        seconds = worker.round(request.n, request.start, request.first)
+        return m.Timed(seconds, getattr(worker.clock, "written_s", 0.0)).header(), b""
+    elif isinstance(request, m.TimeCase):
+        return m.Timed(worker.time_case(_case(request.case))).header(), b""
+    elif isinstance(request, m.Release):
+        worker.release()
+        return m.Ok().header(), b""
+    elif isinstance(request, m.ProfileAt):
+        return m.Profiled(dataclasses.asdict(worker.profile(spec, _case(request.size)))).header(), b""
+    else:
+        return m.Failed(f"unknown request {request.kind!r}").header(), b""
+    return reply, b"".join(blobs)
 
 
 def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
@@ -57,51 +92,15 @@ def _serve(read_fd: int, write_fd: int, worker: Any, spec: str) -> None:
 
     while True:
         try:
-            request, sent = read_frame(read_fd)
+            header, sent = read_frame(read_fd)
         except Closed:
             return
-        kind, blob = request["kind"], b""
         try:
-            if kind == "call":
-                reply, blobs = worker.call(_case(request["case"]), request.get("device"))
-                blob = b"".join(blobs)
-            elif kind == "call_on":
-                reply, blobs = worker.call(None, request.get("device"), _given(request, sent))
-                blob = b"".join(blobs)
-            elif kind == "prepare":
-                reply = {"kind": "prepared", **worker.prepare(_case(request["size"]), request.get("fresh") is True,
-                                                               request.get("warm") is not False,
-                                                               request.get("move_inputs") is True)}
-            elif kind == "place":
-                worker.place(int(request["start"]), int(request.get("n", 1)), int(request.get("first", 0)))
-                reply = {"kind": "ok"}
-            elif kind in ("timed_output", "output_for"):
-                digested = request.get("digest") is True
-                value = (worker.timed_output(int(request["index"]), digested) if kind == "timed_output"
-                         else worker.output_for(int(request["start"]), int(request["index"]), digested))
-                if digested:
-                    reply = {"kind": "digest", "digest": value}
-                else:
-                    from harness.runner.worker import called
-
-                    reply, blobs = called(value)
-                    blob = b"".join(blobs)
-            elif kind == "round":
-                seconds = worker.round(int(request["n"]), int(request["start"]), int(request.get("first", 0)))
-                reply = {"kind": "timed", "seconds": seconds, "written_s": getattr(worker.clock, "written_s", 0.0)}
-            elif kind == "time_case":
-                reply = {"kind": "timed", "seconds": worker.time_case(_case(request["case"]))}
-            elif kind == "release":
-                worker.release()
-                reply = {"kind": "ok"}
-            elif kind == "profile":
-                reply = {"kind": "profiled", "profile": dataclasses.asdict(worker.profile(spec, _case(request["size"])))}
-            else:
-                reply = {"kind": "failed", "message": f"unknown request {kind!r}"}
+            reply, blob = _answer(m.parse(header, *m.REQUESTS), sent, worker, spec)
         except StateChanged as exc:
-            reply = {"kind": "state_changed", "changes": exc.changes}
+            reply, blob = m.StateChanged(exc.changes).header(), b""
         except Exception as exc:  # the function raised while timed or profiled, or a request was malformed
-            reply = {"kind": "failed", "message": f"{error_name(exc).rsplit('.', 1)[-1]}: {first_line(str(exc))}"}
+            reply, blob = m.Failed(f"{error_name(exc).rsplit('.', 1)[-1]}: {first_line(str(exc))}").header(), b""
         write_frame(write_fd, reply, blob)
 
 
@@ -117,8 +116,8 @@ def main(argv: list[str]) -> int:
 
     import torch
 
-    from harness.runner import audit
     from harness.core.config import BenchConfig
+    from harness.runner import audit
     from harness.core.candidates import SpecError
     from harness.runner.load import resolve
     from harness.core.target import load_target
@@ -132,15 +131,14 @@ def main(argv: list[str]) -> int:
     try:
         fn = resolve(hello["spec"], target)
     except SpecError as exc:
-        write_frame(write_fd, {"kind": "load_failed", "message": str(exc)})
+        write_frame(write_fd, m.LoadFailed(str(exc)).header())
         return 0
     except BaseException as exc:  # SystemExit or worse at import time: still one line for the judge
-        write_frame(write_fd, {"kind": "load_failed",
-                               "message": f"cannot import {hello['spec']}: {type(exc).__name__}: {first_line(str(exc))}"})
+        write_frame(write_fd, m.LoadFailed(f"cannot import {hello['spec']}: {type(exc).__name__}: "
+                                         f"{first_line(str(exc))}").header())
         return 0
     worker = Worker(fn, target, hello["device"], config)
-    write_frame(write_fd, {"kind": "ready", "state_changes": audit.changes(before, audit.snapshot()),
-                           "threads": torch.get_num_threads()})
+    write_frame(write_fd, m.Ready(torch.get_num_threads(), audit.changes(before, audit.snapshot())).header())
     _serve(read_fd, write_fd, worker, hello["spec"])
     return 0
 
