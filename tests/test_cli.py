@@ -400,6 +400,17 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
     assert "⚠️ **The machine was noisy during this run" in report.markdown(run)
 
 
+@pytest.mark.parametrize("command", ["run", "verify", "bench", "profile", "report", "compare", "history",
+                                     "export-tests", "comment", "list"])
+def test_help_shows_percent_signs_once(capsys, command):
+    """argparse %-formats help strings but not descriptions: neither may print a doubled %% to the user."""
+    code, out, _ = run_cli(capsys, command, "--help")
+    assert code == 0 and "usage:" in out
+    assert "%%" not in out and "%(" not in out
+    if command == "bench":
+        assert "with a 95% interval" in " ".join(out.split())
+
+
 def test_bare_harness_lists_the_commands_and_version_prints_the_version(capsys):
     code, out, err = run_cli(capsys)
     assert code == 2 and "list" in err and "run " in err and "export-tests" in err and out == ""

@@ -154,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
     _add_common(p, timing=False, verifying=True)
 
     p = sub.add_parser("bench", help="timing only (no verification)",
-                       description="Time candidates against the baseline in interleaved rounds, with a 95%% "
+                       description="Time candidates against the baseline in interleaved rounds, with a 95% "
                                    "interval on each speedup.")
     _add_common(p, timing=True, verifying=False)
 
