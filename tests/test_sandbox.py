@@ -214,6 +214,11 @@ def test_the_timing_cross_check_judges_the_median_round_not_the_delayed_ones():
     # on a loaded machine short rounds wait behind other processes: only long ones are judged (release)
     loaded_short = [(0.025, 5.5)] * 8  # honest 5 ms rounds that took 25 ms
     assert underreported(loaded_short) and not underreported(loaded_short, minimum_s=0.1)
+    # ... and where two busy processes made even long honest rounds take 10x what was timed, the baseline's
+    # rounds beside them read slow too: its ratio (at most MAX_WALL_RATIO) scales the limit; forgery is 50x
+    loaded_long = [(0.13, 10.0)] * 6
+    assert underreported(loaded_long, minimum_s=0.1) and not underreported(loaded_long, 0.1, limit=5.0 * 3.0)
+    assert underreported([(0.13, 50.0)] * 6, 0.1, limit=5.0 * 5.0)
 
 
 def _resident_bytes(pid: int) -> int:
