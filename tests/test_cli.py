@@ -146,15 +146,24 @@ def test_report_rerenders_the_same_bytes(capsys, saved_run):
 def test_regression_gate(capsys, saved_run, tmp_path):
     _, out = saved_run
     previous = json.loads((out / "quantize_k_cache-cpu.json").read_text())
-    timing = previous["candidates"][0]["timings"][0]
-    # "it used to be 1000x faster": far beyond what a loaded machine can do to the new run's rounds
-    timing["candidate_rounds_s"] = [t / 1000 for t in timing["candidate_rounds_s"]]
-    timing["candidate"]["median_s"] /= 1000
+    # "it used to be 1000x faster than the baseline": far beyond what a loaded machine can do to the new run
+    _scale(previous["candidates"][0]["timings"][0], 1000)
     doctored = tmp_path / "previous.json"
     doctored.write_text(json.dumps(previous))
     code, _, err = run_cli(capsys, "run", "--out", str(tmp_path / "new"), "--sizes", "1x32x576", "--candidate",
                            "candidates/fused.py:fused", "--compare", str(doctored), "--fail-slower", "5%", *FAST)
-    assert code == 1 and "slower than" in err
+    assert code == 1 and "regression gate failed: 1 of 1 candidate/size pair slower than" in " ".join(err.split())
+    saved = schema.load(tmp_path / "new" / "quantize_k_cache-cpu.json")
+    assert saved.gate.status == "failed" and saved.gate.checks[0].verdict == "slower"
+    assert "❌ regression gate failed" in (tmp_path / "new" / "index-cpu.md").read_text()
+
+
+def _scale(timing: dict, factor: float) -> None:
+    """A saved timing doctored to read ``factor`` times faster (its speedup, interval and rounds)."""
+    timing["speedup"] *= factor
+    timing["speedup_ci"] = [v * factor for v in timing["speedup_ci"]]
+    timing["candidate_rounds_s"] = [t / factor for t in timing["candidate_rounds_s"]]
+    timing["candidate"]["median_s"] /= factor
 
 
 def test_regression_gate_counts_its_pairs_and_fails_when_none_overlap(capsys, saved_run, tmp_path):
@@ -163,16 +172,15 @@ def test_regression_gate_counts_its_pairs_and_fails_when_none_overlap(capsys, sa
     # measure, however loaded the machine (tiny rounds under load once read 10x slower between two runs);
     # the gate's detection is test_regression_gate's, with a 1000x doctored speedup.
     previous = json.loads((out / "quantize_k_cache-cpu.json").read_text())
-    timing = previous["candidates"][0]["timings"][0]
-    timing["candidate_rounds_s"] = [t * 1000 for t in timing["candidate_rounds_s"]]
+    _scale(previous["candidates"][0]["timings"][0], 1 / 1000)
     slow = tmp_path / "slow.json"
     slow.write_text(json.dumps(previous))
     argv = ["run", "--target", "quantize_k_cache", "--out", str(tmp_path / "new"), "--candidate",
             "candidates/fused.py:fused", "--compare", str(slow), *FAST]
-    code, stdout, _ = run_cli(capsys, *argv, "--sizes", "1x32x576")
-    assert code in PASSED and "regression gate: compared 1 candidate/size pair; none slower" in stdout
+    code, _, err = run_cli(capsys, *argv, "--sizes", "1x32x576")
+    assert code in PASSED and "regression gate passed: none of 1 candidate/size pair slower" in " ".join(err.split())
     code, _, err = run_cli(capsys, *argv, "--sizes", "1x8x576")  # no size in common with the saved run
-    assert code == 1 and "has no candidate and size in common with this run: nothing was compared" in " ".join(err.split())
+    assert code == 1 and "regression gate failed: compared nothing" in " ".join(err.split())
 
 
 def test_bench_json_keeps_every_round(capsys, tmp_path):
@@ -431,9 +439,7 @@ def test_compare_shows_two_runs_side_by_side(capsys, saved_run, tmp_path):
     assert code == 0 and "1.00x [" in stdout and "faster" not in stdout and "slower" not in stdout
     assert "compared 1 candidate/size pair" in stdout
     slower = json.loads(saved.read_text())
-    timing = slower["candidates"][0]["timings"][0]
-    timing["candidate_rounds_s"] = [10 * t for t in timing["candidate_rounds_s"]]
-    timing["candidate"]["median_s"] *= 10
+    _scale(slower["candidates"][0]["timings"][0], 1 / 10)
     doctored = tmp_path / "slower.json"
     doctored.write_text(json.dumps(slower))
     code, stdout, _ = run_cli(capsys, "compare", str(saved), str(doctored), "--format", "markdown")

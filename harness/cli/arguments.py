@@ -142,9 +142,14 @@ def parser() -> argparse.ArgumentParser:
     _add_common(p, timing=True, verifying=True)
     p.add_argument("--out", default="reports", metavar="DIR", help="where the report and JSON go (default reports/)")
     p.add_argument("--no-profile", action="store_true", help="skip the line and kernel profiles")
-    p.add_argument("--compare", metavar="PREVIOUS.json", help="a saved result to gate against")
+    gated = p.add_mutually_exclusive_group()
+    gated.add_argument("--against", metavar="REF", help="gate against git commit REF: each passing candidate timed "
+                       "beside its version at REF in this run (a within-run ratio: catches a few percent)")
+    gated.add_argument("--compare", metavar="PREVIOUS.json", help="gate against a saved result (through each run's "
+                       "speedup over its baseline, with both runs' spread: catches large slowdowns only)")
     p.add_argument("--fail-slower", type=percent(1000), default=0.05,
-                   help="with --compare: exit 1 if a candidate is slower than before by more than this (default 5%%)")
+                   help="with --against or --compare: exit 1 if a candidate is decided slower than the "
+                        "reference by more than this (default 5%%)")
     p.add_argument("--save", metavar="DIR", help="also keep each result as DIR/<commit>/<target>-<device>.json "
                                                  "(the history `harness history DIR` reads)")
 

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     from harness.judge.pipeline import Pipeline
 
 
-def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool) -> list[result.RunResult]:
-    """Every target the options cover, in order, each in its own pipeline; round trips attached at the end."""
+def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool, time: bool,
+             gated: Callable[["Pipeline", result.RunResult], result.Gate] | None = None) -> list[result.RunResult]:
+    """Every target the options cover, in order, each in its own pipeline (and its regression gate, where
+    ``gated`` is given, right after it); round trips attached at the end."""
     from harness.judge.pipeline import pipelines, with_round_trips
 
     planned = pipelines(run_options(args, verify, time))
@@ -44,7 +46,8 @@ def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool,
         try:
             with tty.LiveProgress(err) as progress:
                 pipeline.progress = progress
-                runs.append(pipeline.run())
+                run = pipeline.run()
+                runs.append(dataclasses.replace(run, gate=gated(pipeline, run)) if gated else run)
         except KeyboardInterrupt:
             finished = getattr(pipeline, "finished", [])
             if finished:
@@ -126,7 +129,19 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.save:
         _check_writable(Path(args.save), "--save")
     previous = _load(args.compare) if args.compare else None
-    runs = _execute(args, out, err, verify=True, time=True)
+    commit = None
+    if args.against:
+        from harness.judge import against
+
+        commit = against.resolve(args.against)
+    gated = None
+    if previous is not None:
+        gated = lambda pipeline, run: (gate.against_saved(previous, run, args.fail_slower, args.compare)  # noqa: E731
+                                       if run.target == previous.target else None)
+    elif commit is not None:
+        gated = lambda pipeline, run: against.against(pipeline.plan, run, args.against, commit,  # noqa: E731
+                                                      args.fail_slower, pipeline.progress)
+    runs = _execute(args, out, err, verify=True, time=True, gated=gated)
     written = []
     for i, run in enumerate(runs):
         stem = out_dir / f"{run.target}-{run.environment.device}"
@@ -147,30 +162,21 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         tty.render(run, out, args.show_reproducer)
     out.print("\n".join(f"wrote {tty.plain(path)}" for path in written), highlight=False, markup=False)
     code = _exit_code(runs, err)
-    if previous is not None:
-        compared = [run for run in runs if run.target == previous.target]
-        if not compared:
-            err.print(f"[red]{tty.escape(args.compare)} is a result of {tty.escape(previous.target)}, which this run "
-                      f"did not cover[/]", highlight=False)
-            return EXIT_FAILED
-        if (why := gate.mismatch(previous, compared[0])) is not None:
-            err.print(f"[red]regression gate: {tty.escape(args.compare)} cannot be compared: {tty.escape(why)}[/]",
-                      highlight=False)
-            return EXIT_FAILED
-        pairs = gate.compared_pairs(previous, compared[0])
-        if pairs == 0:
-            err.print(f"[red]regression gate: {tty.escape(args.compare)} has no candidate and size in common with "
-                      f"this run: nothing was compared[/]", highlight=False)
-            return EXIT_FAILED
-        slower = gate.regressions(previous, compared[0], args.fail_slower)
-        for r in slower:
-            err.print(f"[red]slower than {tty.escape(args.compare)}:[/] {tty.escape(r.describe())}", highlight=False)
-        if slower:
-            code = EXIT_FAILED
-        else:
-            out.print(f"regression gate: compared {pairs} candidate/size pair{'s' if pairs != 1 else ''}; none "
-                      f"slower than {tty.escape(args.compare)} by more than {args.fail_slower:.0%}")
+    for run in runs:
+        if run.gate is not None:
+            colour = {"passed": "green", "failed": "red"}.get(run.gate.status, "yellow")
+            err.print(f"[{colour}]regression gate {run.gate.status}:[/] {tty.escape(run.gate.reason)}", highlight=False)
+            code = _worse(code, gate.EXIT_FOR_STATUS[run.gate.status])
+    if previous is not None and not any(run.target == previous.target for run in runs):
+        err.print(f"[red]{tty.escape(args.compare)} is a result of {tty.escape(previous.target)}, which this run "
+                  f"did not cover[/]", highlight=False)
+        return EXIT_FAILED
     return code
+
+
+def _worse(a: int, b: int) -> int:
+    """The more serious of two exit codes: a failure (1) over a noisy or undecided run (3) over success."""
+    return max(a, b, key=lambda c: {EXIT_OK: 0, EXIT_NOISY: 1, EXIT_FAILED: 2}.get(c, 3))
 
 
 def _exit_code(runs: list[result.RunResult], err: Console) -> int:

@@ -152,3 +152,12 @@ def md_label(text: object) -> str:
 def py_comment(text: object) -> str:
     """Untrusted text for a ``#`` comment in generated Python: one line, nothing to end the comment."""
     return _one_line(text)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(re.sub(r"(?<!\\)\|", r"\\|", c).replace("\n", " ") for c in cells) + " |"
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table; a ``|`` inside a cell is escaped, a newline made a space."""
+    return "\n".join([_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]) + "\n"

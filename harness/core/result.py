@@ -370,6 +370,37 @@ class RoundTrip:
         return self.cases > 0 and self.failed == 0
 
 
+GateStatus = Literal["passed", "failed", "noisy", "undecided"]
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One candidate at one size, this run against the gate's reference (``gate``)."""
+
+    candidate: str
+    size: str
+    speedup: float  # the reference's time / this run's: below 1.00x it got slower
+    speedup_ci: tuple[float, float]
+    verdict: SpeedVerdict  # stats.decide, with --fail-slower as the floor
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", SpeedVerdict(self.verdict))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The regression gate's outcome: "failed" only where a check decided "slower" on a run with no noise
+    flagged; a noisy run is "noisy" whatever it read, and an interval across the threshold "undecided"."""
+
+    reference: str  # what the run was gated against, e.g. "HEAD~1 (3f2a9c1), timed side by side in this run"
+    fail_slower: float
+    status: GateStatus
+    reason: str  # one line, the gate's verdict in words
+    checks: tuple[GateCheck, ...] = ()
+    skipped: tuple[str, ...] = ()  # candidates not gated, each with why (new since the reference, failed)
+
+
 @dataclass(frozen=True)
 class RunResult:
     target: str
@@ -388,6 +419,7 @@ class RunResult:
     round_trip_text: str = ""  # the round-trip property, in the inverse target's words
     noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
     chart: str | None = None  # an SVG beside the local report, linked from it (``charts``; never in a PR comment)
+    gate: Gate | None = None  # run --against / --compare: this run against a reference
 
     @property
     def when(self) -> str:

@@ -1,107 +1,133 @@
-"""Runs across time: ``harness compare OLD NEW`` and the regression gate (``run --compare``).
+"""Runs across time: ``harness compare OLD NEW``, and the regression gate (``run --compare SAVED.json`` or
+``run --against REF``, whose side-by-side timing is ``against``).  Pure: results in, findings out
+(renderers: ``console.comparison_table``, ``runs.comparison``, ``report``, ``prbot``).
 
-For each candidate (matched by spec) and size present in both runs, the saved and current per-call round
-times are independent samples.  ``changes`` gives every pair's speedup (old median / new median) with a
-bootstrap 95% interval and the same verdict words as a run's timings (``stats.decide``); the gate reports a
-slowdown only when the whole interval of new / old is above ``1 + fail_slower``.  Pure: two results in,
-findings out (renderers: ``console.comparison_table``, ``runs.comparison``).
+Two saved runs are two sets of processes at two times: a candidate's time can move between them by more
+than either run's rounds say (where its code and data landed, the machine's state), which is how a commit
+compared with itself once read "0.89x [0.86-0.94] slower".  So a saved run is compared through each
+candidate's speedup over the baseline *of its own run* — the baseline's shift between the runs cancels —
+and the interval of the change is the interval arithmetic of the two runs' speedup intervals (each spans
+its runner pairs, ``Bench.combine``): new low / old high to new high / old low.  That is wider than either,
+on purpose: the gate must not cry wolf, and where the width crosses the threshold it says it cannot decide.
+To catch a small slowdown, ``--against REF`` times the reference's candidate beside the current one in the
+same run, in interleaved rounds: a within-run ratio, as narrow as any timing.
+
+The gate's verdict (``verdict``) is "failed" only where a check decided "slower" (the whole interval below
+1 - ``fail_slower``) in a run with no noise flagged; a noisy run is "noisy" (exit 3) whatever it read; an
+interval across the threshold is "undecided" (exit 3), never "slower".
 """
 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Sequence
 
 from harness.core import stats
 from harness.core.config import DEFAULTS
-from harness.core.result import RunResult
+from harness.core.result import Gate, GateCheck, RunResult, SizeTiming
 
-
-@dataclass(frozen=True)
-class Regression:
-    candidate: str
-    size: str
-    before_s: float
-    after_s: float
-    ratio_ci: tuple[float, float]
-
-    def describe(self) -> str:
-        return (f"{self.candidate} @ {self.size}: {self.before_s * 1e3:.4g} ms -> {self.after_s * 1e3:.4g} ms "
-                f"(x{self.after_s / self.before_s:.3f} time, 95% CI {self.ratio_ci[0]:.3f}-{self.ratio_ci[1]:.3f})")
-
-
-def ratio_of_medians_ci(after: Sequence[float], before: Sequence[float], resamples: int = 2000,
-                        seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    ratios = sorted(
-        stats.median([after[rng.randrange(len(after))] for _ in after])
-        / stats.median([before[rng.randrange(len(before))] for _ in before])
-        for _ in range(resamples)
-    )
-    return stats.quantile(ratios, 0.025), stats.quantile(ratios, 0.975)
+EXIT_FOR_STATUS = {"passed": 0, "failed": 1, "noisy": 3, "undecided": 3}
 
 
 @dataclass(frozen=True)
 class Change:
-    """One candidate at one size in two runs: how its time moved."""
+    """One candidate at one size in two runs: how its time and its speedup over the baseline moved."""
 
     candidate: str
     spec: str
     size: str
-    before_s: float  # medians
+    before_s: float  # the candidate's medians, as measured (for reading; the verdict is the speedups')
     after_s: float
-    speedup: float  # before / after: above 1 it got faster
-    speedup_ci: tuple[float, float]
+    speedup: float  # new speedup over the baseline / old: above 1 it got faster
+    speedup_ci: tuple[float, float]  # the two runs' intervals combined (module docstring)
     verdict: str  # stats.decide
     label: str  # stats.label
 
+    def check(self) -> GateCheck:
+        return GateCheck(self.candidate, self.size, self.speedup, self.speedup_ci, self.verdict, self.label)
+
 
 def mismatch(previous: RunResult, current: RunResult) -> str | None:
-    """Why two runs cannot be compared at all (another target or device), or None."""
+    """Why two runs cannot be compared at all (another target, device or baseline), or None."""
     if previous.target != current.target:
         return f"one is a result of {previous.target}, the other of {current.target}"
     if previous.environment.device != current.environment.device:
         return f"one ran on {previous.environment.device}, the other on {current.environment.device}"
+    if previous.baseline != current.baseline:
+        return f"one was timed against {previous.baseline}, the other against {current.baseline}"
     return None
 
 
-def _usable(rounds: Sequence[float]) -> bool:
-    """Round times a ratio can be taken of (a result file is untrusted: zero or negative times are not)."""
-    return bool(rounds) and all(math.isfinite(t) and t > 0 for t in rounds)
+def _usable(t: SizeTiming) -> bool:
+    """A timing a ratio can be taken of (a result file is untrusted: zero, negative or non-finite values and
+    an interval that does not hold its speedup are no data)."""
+    values = (t.speedup, *t.speedup_ci, *t.candidate_rounds_s)
+    return (bool(t.candidate_rounds_s) and all(math.isfinite(v) and v > 0 for v in values)
+            and t.speedup_ci[0] <= t.speedup <= t.speedup_ci[1])
 
 
-def _pairs(previous: RunResult, current: RunResult) -> list[tuple[str, str, object, object]]:
+def _pairs(previous: RunResult, current: RunResult) -> list[tuple[str, str, SizeTiming, SizeTiming]]:
     """(name, spec, old timing, new timing) for every candidate (by spec) and size timed in both runs."""
-    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings if _usable(t.candidate_rounds_s)}
+    before = {(c.spec, t.size): t for c in previous.candidates for t in c.timings if _usable(t)}
     return [(c.name, c.spec, before[(c.spec, t.size)], t) for c in current.candidates for t in c.timings
-            if (c.spec, t.size) in before and _usable(t.candidate_rounds_s)]
+            if (c.spec, t.size) in before and _usable(t)]
 
 
 def changes(previous: RunResult, current: RunResult, noise_floor: float = DEFAULTS.noise_floor) -> list[Change]:
     """Every (candidate, size) timed in both runs, in the current run's order."""
     found = []
-    for name, spec, old, t in _pairs(previous, current):
-        speedup = stats.median(old.candidate_rounds_s) / stats.median(t.candidate_rounds_s)
-        ci = ratio_of_medians_ci(old.candidate_rounds_s, t.candidate_rounds_s)
+    for name, spec, old, new in _pairs(previous, current):
+        speedup = new.speedup / old.speedup
+        ci = (new.speedup_ci[0] / old.speedup_ci[1], new.speedup_ci[1] / old.speedup_ci[0])
         verdict = stats.decide(ci, noise_floor)
-        found.append(Change(name, spec, t.size, stats.median(old.candidate_rounds_s),
-                            stats.median(t.candidate_rounds_s), speedup, ci, verdict,
+        found.append(Change(name, spec, new.size, stats.median(old.candidate_rounds_s),
+                            stats.median(new.candidate_rounds_s), speedup, ci, verdict,
                             stats.label(verdict, speedup, ci, noise_floor)))
     return found
 
 
-def compared_pairs(previous: RunResult, current: RunResult) -> int:
-    """How many (candidate, size) timings the two runs have in common: what the gate can compare."""
-    return len(_pairs(previous, current))
+def _listed(checks: Sequence[GateCheck], most: int = 3) -> str:
+    shown = "; ".join(f"{c.candidate} @ {c.size} {c.speedup:.2f}x [{c.speedup_ci[0]:.2f}–{c.speedup_ci[1]:.2f}]"
+                      for c in checks[:most])
+    return shown + (f"; and {len(checks) - most} more" if len(checks) > most else "")
 
 
-def regressions(previous: RunResult, current: RunResult, fail_slower: float) -> list[Regression]:
-    found = []
-    for name, _, old, t in _pairs(previous, current):
-        ci = ratio_of_medians_ci(t.candidate_rounds_s, old.candidate_rounds_s)
-        if ci[0] > 1 + fail_slower:
-            found.append(Regression(name, t.size, stats.median(old.candidate_rounds_s),
-                                    stats.median(t.candidate_rounds_s), ci))
-    return found
+def verdict(reference: str, checks: Sequence[GateCheck], fail_slower: float, noise: Sequence[str] = (),
+            skipped: Sequence[str] = ()) -> Gate:
+    """The gate's outcome over its checks (each decided with ``fail_slower`` as the floor)."""
+    slower = [c for c in checks if c.verdict == stats.SLOWER]
+    undecided = [c for c in checks if c.verdict == stats.INCONCLUSIVE]
+    n = len(checks)
+    pairs = f"{n} candidate/size pair{'s' * (n != 1)}"
+    if not checks:
+        status, reason = "failed", f"compared nothing: no passing candidate and size in common with {reference}"
+    elif noise:
+        status = "noisy"
+        reason = (f"the machine was noisy during this run ({noise[0]}): the gate cannot judge it"
+                  + (f" ({len(slower)} of {pairs} read slower: {_listed(slower)})" if slower else ""))
+    elif slower:
+        status = "failed"
+        reason = f"{len(slower)} of {pairs} slower than {reference} by more than {fail_slower:.0%}: {_listed(slower)}"
+    elif undecided:
+        status = "undecided"
+        reason = (f"none of {pairs} decided slower by more than {fail_slower:.0%}, but {len(undecided)} could not be "
+                  f"decided (the interval crosses {1 - fail_slower:.2f}x): {_listed(undecided)}")
+    else:
+        status, reason = "passed", f"none of {pairs} slower than {reference} by more than {fail_slower:.0%}"
+    return Gate(reference, fail_slower, status, reason, tuple(checks), tuple(skipped))
+
+
+def against_saved(previous: RunResult, current: RunResult, fail_slower: float, name: str) -> Gate:
+    """The gate of ``current`` against a saved run (``name``: how to call it), through speedups over each
+    run's own baseline (module docstring)."""
+    reference = f"{name} ({_label(previous)})"
+    if (why := mismatch(previous, current)) is not None:
+        return Gate(reference, fail_slower, "failed", f"cannot be compared: {why}")
+    found = changes(previous, current, fail_slower)
+    return verdict(reference, [c.check() for c in found], fail_slower, current.noise)
+
+
+def _label(run: RunResult) -> str:
+    env = run.environment
+    return f"commit {env.git_commit or 'unknown'}{'+' if env.git_dirty else ''}, {run.when}"

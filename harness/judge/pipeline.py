@@ -58,8 +58,10 @@ def make_task(run_plan: RunPlan, progress: Progress, copy_gbps: float | None,
 
 class Pipeline:
     def __init__(self, options: RunOptions | RunPlan, progress: Progress | None = None,
-                 targets: Mapping[str, Target] | None = None, round_trips: RoundTrips | None = None) -> None:
+                 targets: Mapping[str, Target] | None = None, round_trips: RoundTrips | None = None,
+                 variants: Mapping[Path, snapshot.Snapshot] | None = None) -> None:
         self.plan = options if isinstance(options, RunPlan) else plan_target(options, targets)
+        self.variants = variants  # specs under these folders load from their own snapshot (``against``)
         self.progress = progress or (lambda *a, **k: None)
         self.round_trips = round_trips
         self.finished: list[CandidateResult] = []
@@ -91,7 +93,7 @@ class Pipeline:
         writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # see checkout._files
         sources = snapshot.take([*(c.spec for c in self.candidates), self.baseline_spec], [self.target.ref])
         try:
-            with snapshot.during(sources):  # every runner of the run, restarted ones too, executes this copy
+            with snapshot.during(sources, self.variants):  # every runner of the run, restarted ones too, runs this copy
                 return self._run(sources)
         finally:
             sys.dont_write_bytecode = writes_bytecode

@@ -86,42 +86,68 @@ class LiveProgress:
             self.progress.advance(self.phase)
 
 
-def summary_table(result: RunResult) -> Table:
+def _name_column(table: Table, header: str, values: list[str]) -> None:
+    """A column of names (candidates, sizes, commits): never wrapped or cut to ``…``, whatever the width;
+    the wordy columns beside it wrap instead."""
+    table.add_column(header, no_wrap=True, min_width=max([len(header), *map(len, values)]))
+
+
+def summary_table(result: RunResult, width: int = 140) -> Table | Group:
+    """One row per candidate; below 100 columns one wrapped line each instead (a table of seven columns
+    beside a long name would cut every cell)."""
     best = best_candidate(result)
-    table = Table(title=text(f"{result.function} — policy {result.policy}, baseline {result.baseline}"))
-    for column in ("candidate", "verdict", "cases", "median", "speedup [95% CI]", "significance", "GB/s"):
-        table.add_column(column, justify="left" if column in ("candidate", "verdict", "significance") else "right",
-                         no_wrap=column not in ("candidate", "verdict"))
+    title = text(f"{result.function} — policy {result.policy}, baseline {result.baseline}")
+    rows = []
     for c in result.candidates:
         v, t = c.verification, c.headline
-        cases = f"{v.cases - v.failed}/{v.cases}" if v else "—"
         name = line((c.name, "bold"), " ★") if best is c else text(c.name)
         verdict = text(verdict_text(c), VERDICT_STYLE.get(c.verdict, ""))
-        if t is None:
-            table.add_row(name, verdict, cases, "—", "—", "not timed" if c.verdict != Verdict.PASS else "—", "—")
-            continue
-        table.add_row(name, verdict, cases, fmt_time(t.candidate.median_s), text(fmt_interval(t)),
-                      text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}")
+        timed = ([fmt_time(t.candidate.median_s), text(fmt_interval(t)),
+                  text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}"] if t is not None
+                 else ["—", "—", "not timed" if c.verdict != Verdict.PASS else "—", "—"])
+        rows.append([name, verdict, f"{v.cases - v.failed}/{v.cases}" if v else "—", *timed])
+    if width < 100:
+        return Group(title, *(line(r[0], ": ", r[1], f", {r[2]} cases" if r[2] != "—" else "",
+                                   *((f", median {r[3]}, ", r[4], " ", r[5], f", {r[6]} GB/s") if r[3] != "—" else ()))
+                              for r in rows))
+    table = Table(title=title)
+    _name_column(table, "candidate", [c.name + " ★" for c in result.candidates])
+    table.add_column("verdict", ratio=1)
+    for column in ("cases", "median", "speedup [95% CI]"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("speed", ratio=1, min_width=6)  # the timing's verdict: faster, slower, ...
+    table.add_column("GB/s", justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r)
     return table
 
 
-def sizes_table(result: RunResult) -> Table | None:
-    timed = [c for c in result.candidates if c.timings]
-    if not timed:
-        return None
+def sizes_tables(result: RunResult, width: int = 140) -> list[Table]:
+    """One table per timed candidate (stacked, so no column of names eats the width); below 100 columns
+    only the size, the speedup, its verdict and the rounds (the markdown report has the rest)."""
     pct = result.environment.copy_gbps
-    table = Table(title=f"by size (copy bandwidth {pct:.1f} GB/s)" if pct else "by size")
-    for column in ("candidate", "size", "baseline", "median", "speedup [95% CI]", "verdict", "rounds", "GB/s", "%BW"):
-        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right",
-                         no_wrap=column not in ("candidate", "size"))
-    for c in timed:
+    wide = width >= 100
+    tables = []
+    for c in (c for c in result.candidates if c.timings):
+        table = Table(title=text(f"{c.name} by size" + (f" (copy bandwidth {pct:.1f} GB/s)" if pct else "")),
+                      title_justify="left")
+        _name_column(table, "size", [t.size for t in c.timings])
+        for column in (("baseline", "median") if wide else ()) + ("speedup [95% CI]",):
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("verdict", ratio=1, min_width=len("significant"))  # wraps between words only
+        table.add_column("rounds", justify="right", ratio=1)
+        for column in (("GB/s", "%BW") if wide else ()):
+            table.add_column(column, justify="right", no_wrap=True)
         for t in c.timings:
             pairs = fmt_pair_count(t)
-            rounds = f"{t.candidate.rounds}" + ("" if t.converged else " (budget)") + (f", {pairs}" if pairs else "")
-            table.add_row(text(c.name), text(t.size), fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s),
+            rounds = f"{t.candidate.rounds}" + ("" if t.converged else ", budget") + (
+                f", {pairs.replace(' of ', '/')}" if pairs else "")  # short words: the column wraps between them
+            bandwidth = f"{t.pct_copy_bandwidth:.0f}%" if t.pct_copy_bandwidth is not None else "—"
+            table.add_row(text(t.size), *([fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s)] if wide else []),
                           text(fmt_interval(t)), text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), text(rounds),
-                          f"{t.gbps:.2f}", f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—")
-    return table
+                          *([f"{t.gbps:.2f}", bandwidth] if wide else []))
+        tables.append(table)
+    return tables
 
 
 def failures(result: RunResult) -> Group | None:
@@ -173,7 +199,7 @@ def make_console(stderr: bool = False) -> Console:
 def render(result: RunResult, console: Console, show_reproducer: bool = False) -> None:
     for note in result.noise:
         console.print(line(("noisy machine, timings may be off:", "bold yellow"), f" {note}"))
-    for part in (sizes_table(result), failures(result), summary_table(result)):
+    for part in (*sizes_tables(result, console.width), failures(result), summary_table(result, console.width)):
         if part is not None:
             console.print(part)
     for c in result.candidates:
@@ -222,25 +248,31 @@ def comparison_table(previous: RunResult, current: RunResult, changes: list) -> 
     """``harness compare`` for the terminal (the same data as ``runs.comparison``)."""
     table = Table(title=text(f"old: {run_label(previous)}") + Text("\n") + text(f"new: {run_label(current)}"),
                   title_justify="left")
-    for column in ("candidate", "size", "old", "new", "speedup [95% CI]", "verdict"):
-        table.add_column(column, justify="left" if column in ("candidate", "size", "verdict") else "right", no_wrap=True)
+    _name_column(table, "candidate", [c.candidate for c in changes])
+    _name_column(table, "size", [c.size for c in changes])
+    for column in ("old", "new", "change [95% CI]"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", ratio=1)
     for c in changes:
         table.add_row(text(c.candidate), text(c.size), fmt_time(c.before_s), fmt_time(c.after_s),
                       text(fmt_interval(c)), text(c.label, SIGNIFICANCE_STYLE.get(c.verdict, "dim")))
     return table
 
 
-def history_table(saved: list) -> Table:
-    """``harness history`` for the terminal: per saved run, each candidate's headline speedup."""
-    names = headline_names([s.run for s in saved])
+def history_table(saved: list) -> Group:
+    """``harness history`` for the terminal: per candidate, a table of the saved runs (oldest first) with its
+    headline speedup — stacked rather than wide, so that commits and names are never cut at 80 columns."""
     first = saved[0].run
-    table = Table(title=text(f"{first.function} on {first.environment.device}: headline speedup per run"),
-                  title_justify="left")
-    for column in ("commit", "run", *names):
-        table.add_column(text(column), justify="left" if column in ("commit", "run") else "right", no_wrap=True)
-    for s in saved:
-        by_name = {c.name: c.headline for c in s.run.candidates if c.headline}
-        table.add_row(text(s.label), text(s.run.when),
-                      *(text(f"{fmt_interval(by_name[n])} @ {by_name[n].size}") if n in by_name else "—" for n in names))
-    return table
-
+    tables = []
+    for name in headline_names([s.run for s in saved]):
+        table = Table(title=text(f"{name}: headline speedup per run ({first.function} on {first.environment.device})"),
+                      title_justify="left")
+        _name_column(table, "commit", [s.label for s in saved])
+        table.add_column("run", no_wrap=True)
+        table.add_column("speedup [95% CI]", justify="right", no_wrap=True)
+        table.add_column("at size", ratio=1)
+        for s in saved:
+            t = next((c.headline for c in s.run.candidates if c.name == name and c.headline), None)
+            table.add_row(text(s.label), text(s.run.when), text(fmt_interval(t)) if t else "—", text(t.size) if t else "—")
+        tables.append(table)
+    return Group(*tables)

@@ -23,8 +23,11 @@ from harness.core import stats
 from harness.core.config import PRECISION_ROUNDS
 from harness.core.fmt import (change_note, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text, py_comment)
+from harness.core.fmt import md_table as _table
 from harness.core.result import CandidateResult, Profile, RunResult, Verdict
 from harness.core.target import Case, Target, TargetError, get_target
+from harness.render.attention import gate_section, troubles
+from harness.render.attention import title as _title
 
 LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the report: nothing else is linked
 
@@ -41,14 +44,6 @@ def best_candidate(result: RunResult) -> CandidateResult | None:
 def _details(summary: str, body: str) -> str:
     """A collapsible section; ``summary`` is HTML (escape untrusted parts with ``html.escape``)."""
     return f"<details>\n<summary>{summary}</summary>\n\n{body.strip()}\n\n</details>\n"
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(re.sub(r"(?<!\\)\|", r"\\|", c).replace("\n", " ") for c in cells) + " |"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join([_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]) + "\n"
 
 
 def find_target(name: str) -> Target | None:
@@ -103,13 +98,13 @@ def _headline(result: RunResult) -> str:
         undecided = [c for c in timed if c.headline.verdict == stats.INCONCLUSIVE]
         if undecided:
             c = undecided[0]
-            return (f"# ❔ Inconclusive: no verdict on the speed of function {fn}\n\n{warning}"
+            return (f"{_title(f'❔ Inconclusive: no verdict on the speed of function {fn}', result)}{warning}"
                     f"At the headline size {md_code(c.headline.size)} the timing budget ran out before the interval "
                     f"was decided: {md_code(c.name)} {fmt_interval(c.headline)}, {md_text(c.headline.shown)}. "
                     f"Run with a larger `--budget` or on a quieter machine.\n")
         why = ("no candidate was timed" if not timed
                else "no passing candidate is significantly faster than the baseline")
-        text = f"# ⚖️ No speedup for function {fn}\n\n{warning}{why.capitalize()} at the headline size (rule below).\n"
+        text = f"{_title(f'⚖️ No speedup for function {fn}', result)}{warning}{why.capitalize()} at the headline size (rule below).\n"
         elsewhere = [f"{md_code(c.name)} {fmt_interval(t)} at {md_code(t.size)}" for c in timed
                      for t in c.timings if t.verdict == stats.FASTER]
         if elsewhere:
@@ -118,7 +113,7 @@ def _headline(result: RunResult) -> str:
     t = best.headline
     pct = stats.percent_faster(t.speedup)
     return (
-        f"# ⚡️ Speed up function {fn} by {pct:.0f}%\n\n{warning}"
+        f"{_title(f'⚡️ Speed up function {fn} by {pct:.0f}%', result)}{warning}"
         f"📄 **{pct:.0f}% ({fmt_speedup(t.speedup)}) speedup** for {fn} in {md_code(result.source)} "
         f"— candidate {md_code(best.name)} ({md_code(best.spec)})"
         + (f", **on its domain only**: {md_code(best.verification.domain)}" if best.verification and best.verification.domain
@@ -358,7 +353,7 @@ def _footer(result: RunResult) -> str:
 
 def _sections(result: RunResult, local: bool = True) -> list[str]:
     chart = result.chart if local and result.chart and LOCAL_CHART.fullmatch(result.chart) else None
-    sections = [_headline(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
+    sections = [_headline(result), gate_section(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
                 _by_size(result, chart), _regression_tests(result), _profiles(result), _footer(result)]
     return [s for s in sections if s]
 
@@ -368,8 +363,9 @@ def markdown(result: RunResult) -> str:
     return "\n".join(_sections(result))
 
 
-def _summary_line(result: RunResult) -> list[str]:
-    """One row of the index: target, verdicts, best speedup at the headline size, round trips."""
+def _summary_line(result: RunResult, local: bool = True) -> list[str]:
+    """One row of the index: target, verdicts, best speedup at the headline size, round trips, what went
+    wrong (and, locally, the link to the report beside it)."""
     passed = sum(c.verdict == Verdict.PASS for c in result.candidates)
     best = best_candidate(result)
     speed = (f"{md_code(best.name)} {fmt_interval(best.headline)} at {md_code(best.headline.size)}" if best
@@ -377,18 +373,20 @@ def _summary_line(result: RunResult) -> list[str]:
     trips = (f"{sum(r.passed for r in result.round_trips)}/{len(result.round_trips)} pairs"
              if result.round_trips else "—")
     link = f"[report]({md_label(result.target)}-{md_label(result.environment.device)}.md)"
-    return [md_code(result.target), md_code(result.function), f"{passed}/{len(result.candidates)} pass", speed,
-            trips, link]
+    row = [md_code(result.target), md_code(result.function), f"{passed}/{len(result.candidates)} pass", speed,
+           trips, "; ".join(troubles(result)) or "—"]
+    return row + [link] if local else row
 
 
-def index(results: list[RunResult] | tuple[RunResult, ...]) -> str:
-    """The run's front page: one line per target, linking each target's report (written beside it)."""
-    ok = all(c.verdict == Verdict.PASS for r in results for c in r.candidates) and all(
-        t.passed for r in results for t in r.round_trips)
+def index(results: list[RunResult] | tuple[RunResult, ...], local: bool = True) -> str:
+    """The run's front page: one line per target, what went wrong first, linking each target's report
+    (written beside it; no link in a PR comment, where the reports follow the index)."""
+    found = [t for r in results for t in troubles(r)]
+    icon = "❌" if any(t.startswith("❌") for t in found) else "⚠️" if found else "✅"
     device = results[0].environment.device if results else "?"
-    return (f"# {'✅' if ok else '❌'} harness run on {md_code(device)}: {len(results)} target(s)\n\n"
-            + _table(["Target", "Oracle", "Verdicts", "Best speedup", "Round trips", "Report"],
-                     [_summary_line(r) for r in results]))
+    return (f"# {icon} harness run on {md_code(device)}: {len(results)} target(s)\n\n"
+            + _table(["Target", "Oracle", "Verdicts", "Best speedup", "Round trips", "Attention",
+                      *(["Report"] if local else [])], [_summary_line(r, local) for r in results]))
 
 
 def marker(result: RunResult | list[RunResult]) -> str:
@@ -403,7 +401,7 @@ def pr_comment(result: RunResult | list[RunResult], limit: int = GITHUB_COMMENT_
     replacing collapsible sections with a note, last first.  Several results (one per target) make one
     comment: an index, then each target's report."""
     results = [result] if isinstance(result, RunResult) else list(result)
-    sections = [index(results)] if len(results) > 1 else []
+    sections = [index(results, local=False)] if len(results) > 1 else []
     for r in results:
         sections += _sections(r, local=False)  # a file beside a local report is nothing on GitHub
     head = marker(results) + "\n"

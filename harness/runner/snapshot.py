@@ -151,14 +151,16 @@ def _spec_file(spec: str) -> tuple[str | None, Path] | None:
     return (where, path.resolve()) if path is not None else None
 
 
-def take(specs: Iterable[str] = (), target_refs: Iterable[str] = ()) -> Snapshot:
+def take(specs: Iterable[str] = (), target_refs: Iterable[str] = (),
+         packages: Mapping[str, Path] | None = None) -> Snapshot:
     """Read, now, the sources a run's runners will execute: ``PACKAGES`` (as this process finds them: the
-    activated project's), the package (or module) of each target reference, and each spec's file."""
+    activated project's, or from the folder ``packages`` names for one), the package (or module) of each
+    target reference, and each spec's file."""
     sources: dict[str, bytes] = {}
     modules: dict[str, str] = {}
     tops = [*PACKAGES, *(ref.partition(":")[0].split(".")[0] for ref in target_refs)]
     for name in dict.fromkeys(tops):
-        folder = _package_folder(name)
+        folder = (packages or {}).get(name) or _package_folder(name)
         if folder is not None:
             _add_package(name, folder, sources, modules)
         elif name not in PACKAGES:  # a target defined by a top-level module
@@ -172,23 +174,34 @@ def take(specs: Iterable[str] = (), target_refs: Iterable[str] = ()) -> Snapshot
     return Snapshot.of(sources, modules)
 
 
-_RUN: list[Snapshot] = []  # the snapshot of the run in progress (``during``)
+# the snapshot of the run in progress, and others for specs whose file lies in a folder of their own (``during``)
+_RUN: list[tuple[Snapshot, Mapping[Path, Snapshot]]] = []
 
 
 @contextmanager
-def during(snapshot: Snapshot) -> Iterator[Snapshot]:
-    """Every runner started meanwhile (restarted ones too) loads from ``snapshot``."""
-    _RUN.append(snapshot)
+def during(snapshot: Snapshot, variants: Mapping[Path, Snapshot] | None = None) -> Iterator[Snapshot]:
+    """Every runner started meanwhile (restarted ones too) loads from ``snapshot``; one for a spec whose
+    file lies under a folder of ``variants`` from that folder's snapshot (``run --against``: another commit's
+    ``candidates`` package, beside this run's harness and target)."""
+    entry = (snapshot, dict(variants or {}))
+    _RUN.append(entry)
     try:
         yield snapshot
     finally:
-        _RUN.remove(snapshot)
+        _RUN.remove(entry)
 
 
 def for_runner(spec: str, target_ref: str) -> Snapshot:
-    """What a runner for ``spec`` starts from: the run's snapshot, or outside a run (``harness profile``,
-    a test's runner) one taken now."""
-    return _RUN[-1] if _RUN else take([spec], [target_ref])
+    """What a runner for ``spec`` starts from: the run's snapshot (or its variant for the spec's folder), or
+    outside a run (``harness profile``, a test's runner) one taken now."""
+    if not _RUN:
+        return take([spec], [target_ref])
+    run, variants = _RUN[-1]
+    found = _spec_file(spec) if variants else None
+    for folder, variant in variants.items():
+        if found is not None and found[1].is_relative_to(folder):
+            return variant
+    return run
 
 
 def send(fd: int, snapshot: Snapshot) -> None:

@@ -1,0 +1,55 @@
+"""The terminal renderers (harness/render/console.py) at the widths people read them at: 80 (a laptop
+split), 120, 140 (CI logs and pipes).  Names are never cut to ``…``; wordy columns wrap instead."""
+
+import pytest
+from rich.console import Console
+
+from harness.core import stats
+from harness.core.result import CandidateResult, Environment, RunResult, SizeTiming, Summary
+from harness.render import console as tty
+from harness.render.history import Saved
+
+NAMES = ("amax_vectorized_then_fused_variant", "dequant_fused_cached_launch", "slow_loop")
+SIZES = ("prod-65536", "seed-bf16-512x32x300", "quick-1x8x576")
+
+
+def _timing(size: str, speedup: float) -> SizeTiming:
+    s = Summary(40, 1e-3, 1.1e-3, 1.2e-3, 1e-4, 1e-5, 0.01)
+    ci = (speedup * 0.97, speedup * 1.02)
+    verdict = stats.decide(ci, 0.05)
+    return SizeTiming(size, "", 1 << 20, 3, False, s, s, speedup, ci, verdict, 31.7, 74.9, (1e-3,) * 3, (1e-3,) * 3,
+                      label=stats.label(verdict, speedup, ci, 0.05), pair_speedups=(speedup, speedup, 0.9),
+                      pair_verdicts=(verdict, verdict, "inconclusive"))
+
+
+def _run(when: str = "2026-12-06T10:00:00") -> RunResult:
+    env = Environment("cpu", "AMD EPYC", "3.11", "2.13", None, "linux", 2, "ce51f8b", "0", "harness run", copy_gbps=42.3)
+    cands = tuple(CandidateResult(name, f"candidates/{name}.py:{name}", "", "pass",
+                                  timings=tuple(_timing(size, 1.0 + i) for size in SIZES))
+                  for i, name in enumerate(NAMES))
+    return RunResult("quantize_k_cache", "_quantize_k_cache_slow", "quant_k_cache.py", "oracle:quantize_k_cache",
+                     "exact", when, env, cands)
+
+
+def _rendered(width: int, draw) -> str:
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    draw(console)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 120, 140])
+def test_a_run_reads_whole_at_common_widths(width):
+    text = _rendered(width, lambda c: tty.render(_run(), c))
+    assert "…" not in text
+    assert all(name in text for name in NAMES) and all(size in text for size in SIZES)
+    assert all(len(line) <= width for line in text.splitlines())
+    assert ("┃ baseline ┃" in text) == (width >= 100)  # below 100 columns: size, speedup, verdict, rounds
+
+
+@pytest.mark.parametrize("width", [80, 120, 140])
+def test_history_is_long_not_wide(width):
+    saved = [Saved(label, _run(when)) for label, when in (("ce51f8b3", "2026-12-05T10:00:00"),
+                                                           ("b1c2341+", "2026-12-06T10:00:00"))]
+    text = _rendered(width, lambda c: c.print(tty.history_table(saved)))
+    assert "…" not in text and "ce51f8b3" in text and "b1c2341+" in text
+    assert all(name in text for name in NAMES)
