@@ -87,7 +87,7 @@ def test_a_declared_domain_passes_on_it_and_counts_what_it_left_out():
     v = Verifier(TARGET, "exact", examples=20).verify(InProcess(special.production_only, TARGET), "p", domain=PRODUCTION)
     assert v.passed and v.domain == PRODUCTION.text and v.property_cases == 20
     assert v.excluded > 50 and "dtype float16, float32" in v.excluded_text
-    assert v.coverage.startswith(f"on its domain {PRODUCTION.text}: {v.cases - 20} named and 20 property cases; ")
+    assert v.coverage.startswith(f"on its domain {PRODUCTION.text}: {v.cases - 20} named cases and 20 property cases; ")
 
 
 def test_without_a_domain_refusals_are_counted_apart_and_a_where_is_suggested():
@@ -106,7 +106,8 @@ def test_refusals_never_crowd_wrong_answers_out():
     assert v.refused > MAX_FAILURES_KEPT and kinds.count("refusal") == MAX_FAILURES_KEPT
     assert v.wrong >= 3 and "mismatch" in kinds  # the real mismatches are kept, whatever came first
     reason = v.reason()
-    assert reason.startswith(f"wrong on {v.wrong} of the {v.cases - v.refused} cases it did not refuse (")
+    assert reason.startswith(f"wrong on {v.wrong} of the {v.cases - v.refused} cases it did not refuse (" if v.refused
+                             else f"wrong on {v.wrong} of {v.cases} cases (")
     assert "scales:" in reason and f"; refused {v.refused} cases (AssertionError)" in reason
 
 

@@ -1,6 +1,7 @@
 """The markdown report of a real (small) run: its sections, parsed as GitHub-flavoured markdown, and its
 byte-for-byte reproduction from the JSON."""
 
+import re
 import json
 
 import pytest
@@ -92,7 +93,8 @@ def test_details_blocks_close_and_mermaid_is_fenced(text):
 def test_regression_tests_are_annotated_like_the_seed(text):
     assert "def test_quantize_k_cache_basic_shape_and_dtype_cpu():" in text
     annotated = [line for line in text.splitlines() if line.strip().startswith("check_case(") and "  # " in line]
-    assert len(annotated) >= 20
+    assert len(annotated) == report.TESTS_SHOWN  # the rest: one command away
+    assert re.search(r"\n\d+ more cases: `harness export-tests --from RESULT.json --all` writes every test.", text)
     timed = [line for line in annotated if "error parity" not in line]
     assert all(("% faster)" in line or "% slower)" in line) and " -> " in line for line in timed)
     parity = [line for line in annotated if "error parity" in line]  # the seed's cases where the oracle asserts
@@ -108,8 +110,11 @@ def test_rerender_from_json_is_byte_for_byte(run, text, tmp_path):
 def test_pr_comment_has_marker_and_fits(run):
     body = report.pr_comment(run)
     assert body.startswith("<!-- harness-report quantize_k_cache cpu -->\n")
-    small = report.pr_comment(run, limit=4000)
-    assert len(small) <= 4000 and "section trimmed" in small
+    # every built-in candidate with its profile and tests fits the reviewer's budget as it is
+    assert len(body) <= report.COMMENT_BUDGET
+    small = report.pr_comment(run, limit=4000)  # collapsible sections go, last first; nothing is cut mid-table
+    assert len(small) < len(body) and "section trimmed to keep this comment short" in small
+    assert "see the full report" not in small and "](" not in small.split("## ", 1)[0]
 
 
 @pytest.mark.parametrize("seconds, text", [(16.4e-3, "16.4 ms"), (95.6e-6, "95.6 μs"), (104e-6, "104 μs"),

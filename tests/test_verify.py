@@ -151,6 +151,9 @@ def test_failure_pattern_needs_clean_evidence():
     assert failure_pattern(outcomes) == "only where dtype in {bf16} (never with fp32)"
     assert failure_pattern([({"dtype": "bf16"}, True)]) is None
     assert failure_pattern([({"dtype": "bf16"}, False)]) == "across all parameter values"
+    # numbers sorted as numbers, and an unset parameter named as the default, not "None"
+    tiles = [({"tile": t}, False) for t in (100, 132, 32, 60, 7, 8, 99)] + [({"tile": None}, True)] * 4
+    assert failure_pattern(tiles) == "only where tile in {7, 8, 32, 60, 99, 100, 132} (never with default)"
 
 
 def test_named_cases_alone_catch_a_candidate_that_assumes_the_production_shape():

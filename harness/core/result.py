@@ -119,7 +119,8 @@ class Verification:
         """Which cases the verdict covers, in one line: the domain, how many cases ran in it, what it left out."""
         named = self.cases - self.property_cases
         text = (f"on its domain {self.domain}: " if self.domain else "on everything the oracle accepts: ")
-        text += f"{named} named and {self.property_cases} property cases"
+        cases = lambda n, kind: f"{n} {kind} case{'s' * (n != 1)}"  # noqa: E731
+        text += cases(named, "named") + (f" and {cases(self.property_cases, 'property')}" if self.property_cases else "")
         if self.excluded:
             text += f"; {self.excluded} named cases outside it not run ({self.excluded_text})"
         return text
@@ -156,7 +157,8 @@ class Verification:
         parts = []
         if self.wrong:
             first = (wrong[0].reason if wrong else "")
-            parts.append(f"wrong on {self.wrong} of the {self.cases - self.refused} cases it did not refuse"
+            parts.append((f"wrong on {self.wrong} of the {self.cases - self.refused} cases it did not refuse" if self.refused
+                          else f"wrong on {self.wrong} of {self.cases} cases")
                          + (f" ({first})" if first else ""))
         if self.refused:
             errors = ", ".join(f"{name} ×{n}" if len(self.refusal_errors) > 1 else name

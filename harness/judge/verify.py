@@ -282,7 +282,9 @@ class Verifier:
             policy=self.policy, device=self.device, seed=self.seed, cases=sum(tally.checked.values()),
             failed=sum(tally.failed.values()),
             families=tuple(FamilyCount(f, tally.checked[f], tally.failed[f]) for f in tally.checked),
-            failures=kept, pattern=failure_pattern(tally.outcomes), notes=tuple(notes),
+            # a changed process state (threads, flush-to-zero) is no parameter's fault: no pattern blames one
+            failures=kept, pattern=None if any(f.kind == "state" for f in kept) else failure_pattern(tally.outcomes),
+            notes=tuple(notes),
             domain=domain.text, excluded=len(outside), excluded_text=domain.excluded([c.params for c in outside]),
             refused=len(tally.refused), refusal_errors=dict(tally.refusal_errors),
             suggested_where=suggested.text if suggested else None,
@@ -393,6 +395,14 @@ def _named(case: Case) -> Case:
     return Case("property_" + "_".join(str(v) for v in case.params.values())[:60], "property", case.params, case.seed)
 
 
+def _natural(value: str) -> tuple:
+    """Numbers by value, before words: {7, 8, 32, 60, 64, 99, 100, 132}, not {100, 132, 32, ...}."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
 def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses: int = 1) -> str | None:
     """Say which parameter values the failures are confined to, e.g.
     "only where dtype in {bfloat16, float16} (never with float32)".  A parameter is named only when some of
@@ -404,11 +414,12 @@ def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses:
     for key in sorted({k for params, _ in outcomes for k in params}):
         tally: dict[str, list[int]] = {}
         for params, ok in outcomes:
-            counts = tally.setdefault(str(params.get(key)), [0, 0])
+            value = params.get(key)
+            counts = tally.setdefault("default" if value is None else str(value), [0, 0])
             counts[0] += not ok
             counts[1] += 1
-        bad = sorted(v for v, (failed, _) in tally.items() if failed)
-        clean = sorted(v for v, (failed, total) in tally.items() if not failed and total >= 3)
+        bad = sorted((v for v, (failed, _) in tally.items() if failed), key=_natural)
+        clean = sorted((v for v, (failed, total) in tally.items() if not failed and total >= 3), key=_natural)
         clean_cases = sum(tally[v][1] for v in clean)
         if clean and clean_cases >= 0.2 * len(outcomes):
             clauses.append((clean_cases, f"{key} in {{{', '.join(bad)}}} (never with {', '.join(clean)})"))

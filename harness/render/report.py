@@ -33,6 +33,9 @@ LOCAL_CHART = re.compile(r"[A-Za-z0-9_.-]+\.svg")  # a file name beside the repo
 
 MARKER = "<!-- harness-report"  # the bot finds its own comment by this prefix (plus target and device)
 GITHUB_COMMENT_LIMIT = 65536
+COMMENT_BUDGET = 20_000  # what a PR comment aims at (a reviewer reads it; GitHub's own limit is above)
+TESTS_SHOWN = 8  # generated regression tests in a report; the rest: export-tests --all
+PROFILE_LINES_SHOWN = 15  # the costliest lines of each profile, in source order
 
 
 def best_candidate(result: RunResult) -> CandidateResult | None:
@@ -173,7 +176,8 @@ def _correctness(result: RunResult) -> str:
            f"Device: {md_code(v0.device)}, hypothesis seed {v0.seed}. Cells are passed/checked.\n",
            _table(["Case family", *(md_code(c.name) for c in verified)], rows)]
     out.append("**Coverage** (what each verdict covers):\n\n" + "\n".join(
-        f"- {md_code(c.name)}: {md_text(c.verdict)} {md_text(c.verification.coverage)}" for c in verified) + "\n")
+        f"- {md_code(c.name)}: {md_text(c.verdict)}, {c.verification.cases - c.verification.failed} of "
+        f"{c.verification.cases} right, judged {md_text(c.verification.coverage)}" for c in verified) + "\n")
     notes = list(dict.fromkeys(n for c in verified for n in c.verification.notes))
     if notes:
         out.append("\n".join(f"- {md_text(n)}" for n in notes) + "\n")
@@ -268,7 +272,10 @@ def _regression_tests(result: RunResult) -> str:
         return ""
     target = find_target(result.target)
     tests, untested = [], []
-    for ct in best.case_timings:
+    # the first timed cases, and two where the oracle raises (error parity), in the run's order
+    timed = [ct for ct in best.case_timings if ct.raises is None][:TESTS_SHOWN - 2]
+    shown = timed + [ct for ct in best.case_timings if ct.raises is not None][:TESTS_SHOWN - len(timed)]
+    for ct in sorted(shown, key=best.case_timings.index):
         note = (f"raises {py_comment(ct.raises)}: error parity, not timed as a speedup" if ct.raises
                 else change_note(ct.baseline_s, ct.candidate_s))
         test = case_test(target, Case(ct.case, ct.family, ct.params, ct.seed), best.spec, result.policy)
@@ -281,13 +288,20 @@ def _regression_tests(result: RunResult) -> str:
             f"size ladder above carries the verdict).\n\n"
             + (md_fence(header + "\n\n".join(tests), "python") + "\n\n" if tests else "")
             + (f"Cases without a test here (target {md_code(result.target)} is not in this project, or the case "
-               f"does not make one):\n\n" + "\n".join(untested) + "\n" if untested else ""))
+               f"does not make one):\n\n" + "\n".join(untested) + "\n" if untested else "")
+            + (f"\n{len(best.case_timings) - len(shown)} more cases: `harness export-tests --from RESULT.json --all` "
+               f"writes every test.\n" if len(best.case_timings) > len(shown) else ""))
     return _details("🌀 Generated regression tests and runtime", body)
 
 
 def _profile_table(p: Profile) -> str:
+    costliest = set(sorted(p.lines, key=lambda s: -s.total_s)[:PROFILE_LINES_SHOWN])
     rows = [[str(s.line), f"{s.hits / max(p.calls, 1):g}", fmt_time(s.total_s), f"{s.percent:.1f}%", md_text(s.kind),
-             md_code(s.source)] for s in p.lines]
+             md_code(s.source)] for s in p.lines if s in costliest]
+    left = len(p.lines) - len(rows)
+    if left:
+        rest = sum(s.percent for s in p.lines if s not in costliest)
+        rows.append(["…", "", "", f"{rest:.1f}%", "", md_text(f"{left} cheaper lines (`harness profile` shows all)")])
     kernels = [[md_code(k.name), str(k.calls), fmt_time(k.total_s), f"{k.percent:.1f}%"] for k in p.kernels[:10]]
     return (f"**{md_code(p.spec)}** ({md_code(p.function)}) at {md_code(p.size)} on {md_code(p.device)}: "
             f"{fmt_time(p.total_s)} per call over {p.calls} calls; {md_text(p.timing)}.\n\n"
@@ -396,20 +410,22 @@ def marker(result: RunResult | list[RunResult]) -> str:
     return f"{MARKER} {names} {md_label(results[0].environment.device)} -->"
 
 
-def pr_comment(result: RunResult | list[RunResult], limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """The report(s) with a hidden marker (so a bot edits its own comment), trimmed to GitHub's limit by
-    replacing collapsible sections with a note, last first.  Several results (one per target) make one
-    comment: an index, then each target's report."""
+def pr_comment(result: RunResult | list[RunResult], limit: int = COMMENT_BUDGET) -> str:
+    """The report(s) with a hidden marker (so a bot edits its own comment), trimmed to ``limit`` characters
+    (``COMMENT_BUDGET``) by replacing collapsible sections with a note, last first, and never beyond GitHub's
+    own limit.  Several results (one per target) make one comment: an index (no links: the reports follow
+    it), then each target's report; a section two targets share (their round trip) is shown once."""
     results = [result] if isinstance(result, RunResult) else list(result)
     sections = [index(results, local=False)] if len(results) > 1 else []
-    for r in results:
-        sections += _sections(r, local=False)  # a file beside a local report is nothing on GitHub
+    for r in results:  # a file beside a local report is nothing on GitHub
+        sections += [s for s in _sections(r, local=False) if s not in sections]
     head = marker(results) + "\n"
     text = head + "\n".join(sections)
     for i in reversed(range(len(sections))):
         if len(text) <= limit:
             break
         if sections[i].startswith("<details>"):
-            sections[i] = "_(section trimmed to fit GitHub's comment limit; see the full report)_\n"
+            sections[i] = ("_(section trimmed to keep this comment short; `harness report --from RESULT.json` "
+                           "renders it whole from the run's JSON)_\n")
             text = head + "\n".join(sections)
-    return text[:limit]
+    return text[:GITHUB_COMMENT_LIMIT]
