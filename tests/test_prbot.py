@@ -160,6 +160,24 @@ def test_exported_tests_run_and_catch_a_wrong_candidate(saved, tmp_path):
     assert bad.returncode == 1 and "1 failed" in bad.stdout, bad.stdout[-1500:]
 
 
+
+def test_exported_tests_run_from_any_folder(saved, tmp_path):
+    """Kept inside the project (here a project of links to this one's packages), the file finds its oracles
+    and candidates whatever folder pytest runs from."""
+    run, path = saved
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    for package in ("oracles", "candidates"):
+        (project / package).symlink_to(ROOT / package)
+    out = project / "tests" / "test_exported.py"
+    assert main(["export-tests", "--from", str(path), "-o", str(out)]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(elsewhere),
+                           str(out)], cwd=elsewhere, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "25 passed" in proc.stdout, proc.stdout[-1500:]
+
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 

@@ -90,6 +90,15 @@ def find(start: Path | None = None) -> Project:
     return Project(start)
 
 
+def root_above(path: Path) -> Path | None:
+    """The nearest folder at or above ``path`` with an ``oracles`` package (how a generated regression test
+    run from another folder finds the project it was exported from)."""
+    for folder in (path, *path.parents):
+        if (folder / "oracles" / "__init__.py").is_file():
+            return folder
+    return None
+
+
 def _checked(config: Any, path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise UsageError(f"{path}: [tool.harness] must be a table")
@@ -120,7 +129,8 @@ def activate(project: Project) -> None:
         if module is None:
             continue
         where = [Path(p).resolve() for p in getattr(module, "__path__", [])]
-        if where and not any(p.is_relative_to(project.root) for p in where):
+        own = (project.root / name).resolve()  # (a linked package resolves elsewhere)
+        if where and not any(p == own or p.is_relative_to(project.root) for p in where):
             raise UsageError(f"a package {name!r} from {where[0]} is already imported, not the project's "
                              f"({project.root / name}): run harness from the project, or rename one of them")
     _ACTIVE[:] = [project.root.resolve()]

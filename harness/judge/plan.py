@@ -145,7 +145,24 @@ def plan_target(options: RunOptions, targets: Mapping[str, Target] | None = None
     result = dataclasses.replace(partial, sizes=tuple(_sizes(partial)))
     if options.time and options.cluster is None:
         _check_memory(result)
+    if options.time and options.sizes:
+        _oracle_accepts(result)
     return result
+
+
+def _oracle_accepts(plan: RunPlan) -> None:
+    """Each ``--sizes`` entry run through the oracle once (a fraction of a second at production sizes): a
+    size it rejects is the user's mistake, not a candidate's or the baseline's failure."""
+    target, device = plan.target, plan.options.device
+    for size in plan.timeable():
+        try:
+            call = target.build(size, device)
+            target.oracle(*call.args, **call.kwargs)
+        except Exception as exc:  # whatever the oracle raises on this input
+            message = str(exc).strip().splitlines()
+            raise UsageError(f"size {size.name}: the oracle {target.function_name or target.name} rejects it "
+                             f"({type(exc).__name__}{': ' + message[0][:200] if message else ''}); "
+                             "pass a size it accepts") from None
 
 
 def _domains(options: RunOptions, target: Target, candidates: list[Described]) -> dict[str, Domain]:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Mapping, Protocol
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -430,10 +432,20 @@ def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses:
 
 
 def check_case(target: str, spec: str, case: Case, policy: str = "exact", device: str = "cpu") -> None:
-    """Assert that candidate ``spec`` agrees with the oracle of ``target`` on ``case`` (used by generated tests)."""
+    """Assert that candidate ``spec`` agrees with the oracle of ``target`` on ``case`` (used by generated tests,
+    which run from any folder: the project is the nearest one above the calling test file, else the current
+    directory's, and a relative candidate path not found from here is looked up in the project)."""
+    from harness.core import project
     from harness.runner.load import load
     from harness.core.target import get_target
 
+    caller = Path(sys._getframe(1).f_code.co_filename).resolve().parent
+    root = project.root_above(caller)
+    found_project = project.Project(root) if root else project.find()
+    project.activate(found_project)
+    where, _, attr = spec.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_file() and (found_project.root / where).is_file():
+        spec = f"{found_project.root / where}:{attr}"
     found = get_target(target)
     verdict = Verifier(found, policy, device, examples=0, named=[]).check(case, InProcess(load(spec).function, found))
     assert verdict.passed, f"{case.name}: {verdict.reason}"
