@@ -52,6 +52,7 @@ class DequantizeKCache(Target):
     )
     device_kind_names = {"cpu": {"kernel launch": "C call"}}  # on the CPU the one-pass kernels are C functions
     annotated_families = ("seed",)
+    growth_params = ("num_blocks", "block_size")  # a size ladder adds tokens; the row shape is its family
     sizes_help = "sizes to time: N tokens of the production row (656 bytes: d=576, dv=512, tile 128), or NBxBSxD[,dv=..,tile=..]"
     precondition_errors = (AssertionError,)
     inverse_of = "quantize_k_cache"

@@ -39,6 +39,7 @@ class QuantizeKCache(Target):
     )
     device_kind_names = {"cpu": {"kernel launch": "C call"}}  # on the CPU the one-pass kernels are C functions
     annotated_families = ("seed",)  # the seed document's regression tests, annotated with their runtimes
+    growth_params = ("num_blocks", "block_size")  # a size ladder adds tokens; the row shape is its family
     sizes_help = ("sizes to time: N tokens of the production layout (d=576, dv=512, tile 128, bfloat16), "
                   "or NBxBSxD[,dv=..,tile=..,dtype=..]")
     precondition_errors = (AssertionError,)

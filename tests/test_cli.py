@@ -410,7 +410,7 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["run", "verify", "bench", "profile", "report", "compare", "history",
-                                     "export-tests", "comment", "list"])
+                                     "export-tests", "comment", "list", "machine"])
 def test_help_shows_percent_signs_once(capsys, command):
     """argparse %-formats help strings but not descriptions: neither may print a doubled %% to the user."""
     code, out, _ = run_cli(capsys, command, "--help")
@@ -418,6 +418,13 @@ def test_help_shows_percent_signs_once(capsys, command):
     assert "%%" not in out and "%(" not in out
     if command == "bench":
         assert "with a 95% interval" in " ".join(out.split())
+
+
+def test_machine_says_what_a_run_footer_says(capsys):
+    code, out, _ = run_cli(capsys, "machine")
+    (line, *_) = out.splitlines()
+    assert code == 0 and line.startswith("machine: ") and " GB/s (measured)" in line and " threads" in line
+    assert float(line.split("copy bandwidth ")[1].split(" GB/s")[0]) > 0
 
 
 def test_bare_harness_lists_the_commands_and_version_prints_the_version(capsys):

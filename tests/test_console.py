@@ -46,6 +46,20 @@ def test_a_run_reads_whole_at_common_widths(width):
     assert ("┃ baseline ┃" in text) == (width >= 100)  # below 100 columns: size, speedup, verdict, rounds
 
 
+def test_a_run_ends_with_the_machine_it_ran_on():
+    import dataclasses
+
+    run = _run()
+    run = dataclasses.replace(run, environment=dataclasses.replace(run.environment, cache_bytes=32 << 20,
+                                                                   load_start=0.5, load_end=1.25))
+    text = _rendered(140, lambda c: tty.render(run, c))
+    assert ("machine: AMD EPYC · copy bandwidth 42.3 GB/s (measured) · last-level cache 32 MiB · 2 threads · "
+            "load average 0.50 → 1.25") in text
+    from harness.render import report
+
+    assert "Copy bandwidth (measured): 42.3 GB/s · last-level cache 32 MiB" in report.markdown(run)
+
+
 @pytest.mark.parametrize("width", [80, 120, 140])
 def test_history_is_long_not_wide(width):
     saved = [Saved(label, _run(when)) for label, when in (("ce51f8b3", "2026-12-05T10:00:00"),

@@ -141,7 +141,17 @@ def test_explanation_carries_profile_facts(run, text):
 
 def test_every_candidate_profile_is_in_the_report(run, text):
     for cand in run.candidates:
-        assert cand.profile is not None and f"**`{cand.spec}`**" in text
+        if not cand.control:
+            assert cand.profile is not None and f"**`{cand.spec}`**" in text
+
+
+def test_the_oracle_as_a_candidate_is_a_control_marked_and_not_profiled(run, text):
+    """slow_loop is the oracle itself: its timing is the noise floor; its profile would repeat the baseline's."""
+    controls = [c for c in run.candidates if c.control]
+    assert [c.name for c in controls] == ["slow_loop"] and controls[0].profile is None
+    assert "| `slow_loop` (control) |" in text and "A *control* is the oracle itself" in text
+    assert f"**`{controls[0].spec}`**" not in text
+    assert report.best_candidate(run) is not controls[0]
 
 
 def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):

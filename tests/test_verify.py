@@ -83,9 +83,13 @@ def test_mutating_the_input_fails(exact):
     (wrong.returns_none, "returned NoneType, expected a torch.Tensor", "error"),
     (wrong.raises_always, "raised RuntimeError: not implemented on this backend", "refusal"),
 ])
-def test_wrong_output_kind_is_an_error_with_a_clear_message(exact, fn, reason, kind):
+def test_wrong_output_kind_is_named_with_a_clear_message(exact, fn, reason, kind):
+    from harness.judge.task import verdict_of
+
     result = verify(exact, fn)
     assert result.failures[0].reason == reason and result.failures[0].kind == kind
+    # a wrong shape or dtype is a wrong answer (fail), as wrong values are; only raising on everything is error
+    assert verdict_of(result) == ("error" if kind == "refusal" else "fail")
 
 
 def test_float32_scale_fails_exact_with_a_precise_diagnosis(exact):

@@ -197,6 +197,11 @@ def parser() -> argparse.ArgumentParser:
                    help="post only if the PR's head commit is this one (the commit the result was made from)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
+    p = sub.add_parser("machine", help="this machine's device, measured copy bandwidth and cache: what a run's "
+                                       "figures depend on (every run's report ends with the same line)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
     p = sub.add_parser("report", help="re-render a saved JSON result without re-running anything")
     p.add_argument("--from", dest="source", required=True, metavar="RESULT.json")
     _add_rendering(p, ["markdown", "pr-comment", "terminal"])

@@ -120,6 +120,24 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_machine(args: argparse.Namespace, out: Console) -> int:
+    """The line a run's report ends with, measured now: to set a run's figures beside this machine's."""
+    from harness.core.fmt import machine_line
+    from harness.judge.environment import environment
+    from harness.judge.noise import machine_state
+    from harness.judge.plan import check_device
+    from harness.runner.clocks import measure_copy_bandwidth
+
+    check_device(args.device)
+    state = machine_state()
+    env = dataclasses.replace(environment(args.device, measure_copy_bandwidth(args.device)), load_start=state.load1,
+                              governor=state.governor)
+    out.print(f"machine: {machine_line(env)}", highlight=False, markup=False)
+    if env.governor:
+        out.print(f"CPU frequency governor: {env.governor}", highlight=False, markup=False)
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from harness.render import charts, history
 
@@ -381,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             in_project(args)
         if args.command == "list":
             return cmd_list(args, out)
+        if args.command == "machine":
+            return cmd_machine(args, out)
         if args.command == "report":
             return cmd_report(args, out)
         if args.command == "profile":

@@ -71,6 +71,7 @@ class Described:
     target: str | None = None  # the target its mark names (None: the project's only target)
     signature: "Signature | None" = None  # its parameters, where the source says (a plain def)
     supports: Domain = Domain()  # the inputs it declares it handles (``@candidate(supports=...)``)
+    wraps: str | None = None  # "module:function" where it marks a function imported from elsewhere
 
     def mismatch(self, expected: inspect.Signature) -> str | None:
         """Why a call the way the target calls its oracle — the first parameter by position, the others by
@@ -192,6 +193,7 @@ def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, s
     mark: ast.expr | None = None
     doc = ""
     signature = None
+    wraps = None
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         mark = next((d for d in node.decorator_list if _is_candidate(d)), None)
         doc = ast.get_docstring(node) or ""
@@ -202,11 +204,21 @@ def _describe(attr: str, node: ast.stmt, defs: dict[str, ast.stmt], spec: str, s
         wrapped = node.value.args[0] if node.value.args else None
         if isinstance(wrapped, ast.Name) and isinstance(defs.get(wrapped.id), (ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(defs[wrapped.id]) or ""
+        wraps = _imported(wrapped, defs)
     if mark is None and marked_only:
         return None
     kw = _literal_keywords(mark, shown) if mark is not None else {}
     return Described(name=kw.get("name") or attr, spec=spec, doc=inspect.cleandoc(kw.get("doc") or doc),
-                     target=kw.get("target"), signature=signature, supports=kw.get("supports", Domain()))
+                     target=kw.get("target"), signature=signature, supports=kw.get("supports", Domain()),
+                     wraps=wraps)
+
+
+def _imported(node: ast.expr | None, defs: dict[str, ast.stmt]) -> str | None:
+    """``module:function`` for a name bound by ``from module import function [as name]`` (absolute imports)."""
+    bound = defs.get(node.id) if isinstance(node, ast.Name) else None
+    if not isinstance(bound, ast.ImportFrom) or bound.level or not bound.module:
+        return None
+    return next((f"{bound.module}:{a.name}" for a in bound.names if (a.asname or a.name) == node.id), None)
 
 
 def candidate_files(directory: Path | None = None) -> list[Path]:

@@ -14,9 +14,12 @@ import html
 import math
 import re
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness.core import stats
+
+if TYPE_CHECKING:
+    from harness.core.result import Environment
 
 
 class WithInterval(Protocol):
@@ -24,6 +27,27 @@ class WithInterval(Protocol):
 
     speedup: float
     speedup_ci: tuple[float, float]
+
+
+def fmt_bytes(n: int) -> str:
+    """A size in the largest binary unit under it: 32 MiB, 1.5 GiB, 512 KiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
+
+
+def machine_line(e: "Environment") -> str:
+    """What a reader needs to compare a run's figures with another machine's, in one line (plain text)."""
+    parts = [e.device_name]
+    if e.copy_gbps:
+        parts.append(f"copy bandwidth {e.copy_gbps:.1f} GB/s (measured)")
+    if e.cache_bytes:
+        parts.append(f"last-level cache {fmt_bytes(e.cache_bytes)}")
+    parts.append(f"{e.threads} threads")
+    if e.load_start is not None:
+        parts.append(f"load average {e.load_start:.2f}" + (f" → {e.load_end:.2f}" if e.load_end is not None else ""))
+    return " · ".join(parts)
 
 
 def fmt_time(seconds: float | None, space: bool = True) -> str:

@@ -219,6 +219,7 @@ class SizeTiming:
     # their intervals (every pair's, when no verdict won)
     pair_speedups: tuple[float, ...] = ()
     pair_verdicts: tuple[SpeedVerdict, ...] = ()  # empty in a file from before pairs voted
+    family: str = ""  # the size's shape family (``Target.size_family``): charts join only sizes of one family
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdict", SpeedVerdict(self.verdict))
@@ -310,6 +311,7 @@ class CandidateResult:
     foreign_cpu: float | None = None  # share of all CPUs other processes used while it was timed (noise)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
     judged_on: str | None = None  # "host: device" where a cluster worker judged it (``--cluster``)
+    control: bool = False  # the oracle itself registered as a candidate (``RunPlan.is_control``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdict", Verdict(self.verdict))
@@ -352,6 +354,8 @@ class Environment:
     load_end: float | None = None
     governor: str | None = None  # the CPU frequency governor, where readable
     isolation: str | None = None  # how runners were kept apart (``isolation.describe``), e.g. own PID namespaces
+    cache_bytes: int | None = None  # the last-level CPU cache timing inputs were sized against (CPU runs)
+
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,9 @@ class Target(ABC):
     device_kind_names: Mapping[str, Mapping[str, str]] = {}
     # Families of named cases each timed once more and shown as annotated regression tests in the report.
     annotated_families: tuple[str, ...] = ()
+    # The params a ladder of sizes grows (e.g. rows): sizes differing only in these are one shape family,
+    # drawn as one line in a chart; sizes of other shapes are never joined to it.
+    growth_params: tuple[str, ...] = ()
     sizes_help: str = "sizes to time, in the target's own notation"
     # A target that inverts another one's output names it here; round trips are then checked for every
     # pair of passing candidates (see ``round_trip_cases`` and ``round_trip_check``).
@@ -165,6 +168,10 @@ class Target(ABC):
         """``bytes_moved`` of a case, from its params where a target can say so without building it
         (the default builds it on the CPU)."""
         return self.bytes_moved(self.build(case, "cpu"))
+
+    def size_family(self, case: Case) -> str:
+        """The shape family of a timing size: its params other than ``growth_params``."""
+        return ", ".join(f"{k}={v}" for k, v in case.params.items() if k not in self.growth_params)
 
     def sizes(self, device: str, quick: bool) -> list[Case]:
         """The default ladder of sizes to time."""

@@ -263,6 +263,7 @@ class Bench(PairVoting):
         ci = stats.bootstrap_median_ci(stats.paired_ratios(base_rounds, cand_rounds))
         nbytes = self.target.case_bytes(size)
         return SizeTiming(size=size.name, input=self.target.describe(size), bytes_moved=nbytes,
+                          family=self.target.size_family(size),
                           calls_per_round=calls_per_round, converged=converged,
                           **self._measured(nbytes, base_rounds, cand_rounds, ci))
 

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from harness import __version__
-from harness.core.machine import device_name
+from harness.core.machine import device_name, last_level_cache_bytes
 from harness.core.result import Environment
 from harness.judge import checkout
 
@@ -35,4 +35,5 @@ def environment(device: str, copy_gbps: float | None, threads: int | None = None
         git_commit=commit, harness_version=__version__,
         command=" ".join(["harness", *map(shlex.quote, sys.argv[1:])]), copy_gbps=copy_gbps,
         git_dirty=None if status is None else bool(status),
+        cache_bytes=last_level_cache_bytes() if device == "cpu" else None,
     )

@@ -74,6 +74,13 @@ class RunPlan:
         which is also the size profiled, so the explanation speaks of the headline's numbers."""
         return max(self.timeable(), key=self.target.case_bytes)
 
+    def is_control(self, cand: Described) -> bool:
+        """``cand`` is the oracle itself registered as a candidate (read from its source): a control, whose
+        timing shows the measurement's noise floor; never the best candidate, not profiled (the baseline's
+        profile is the same function)."""
+        oracle = self.target.oracle
+        return cand.wraps is not None and cand.wraps == f"{getattr(oracle, '__module__', '')}:{getattr(oracle, '__name__', '')}"
+
     def candidate_sizes(self, cand: Described) -> list[Case]:
         """The sizes ``cand`` is timed at: those its domain admits."""
         return [s for s in self.sizes if self.domains[cand.spec].admits(s.params)]

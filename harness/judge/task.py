@@ -65,7 +65,8 @@ class CandidateTask:
 
     def judge(self, cand: Described, runner: Runner | None = None) -> CandidateResult:
         """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""
-        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR)
+        result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR,
+                                 control=self.plan.is_control(cand))
         self.progress("step", name=f"{cand.name}: load it in its runner")
         try:
             with self.hold():
@@ -140,7 +141,7 @@ class CandidateTask:
         result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                      foreign_cpu=foreign, steal_cpu=steal, notes=(*result.notes, *notes))
         sizes = self.plan.candidate_sizes(cand)
-        if self.plan.options.profile and sizes:  # at its headline size: the largest it was timed at
+        if self.plan.options.profile and sizes and not result.control:  # at its headline size: the largest timed
             largest = max(sizes, key=self.plan.target.case_bytes)
             result = dataclasses.replace(result, profile=self.profile(cand.spec, runner, largest))
         return result
@@ -275,4 +276,6 @@ def verdict_of(v: Verification | None) -> Verdict:
         return Verdict.UNTESTED
     if v.passed:
         return Verdict.PASS
-    return Verdict.ERROR if v.broken or any(f.kind == "error" for f in v.failures) else Verdict.FAIL
+    # an output of the wrong type, shape or dtype is a wrong answer like wrong values (fail); error is for a
+    # candidate that produced nothing to judge (it raised on everything, crashed, hung or broke its pipe)
+    return Verdict.ERROR if v.broken else Verdict.FAIL

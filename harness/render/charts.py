@@ -6,10 +6,13 @@ their mermaid chart and tables only.  Names in a result are untrusted: matplotli
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from harness.render.history import headline_names
 from harness.core.result import RunResult
+
+MARKERS = "osD^vP*X"
 
 
 def available() -> bool:
@@ -56,18 +59,50 @@ def _errors(values: Sequence[float], intervals: Sequence[tuple[float, float]]) -
             [max(0.0, hi - v) for v, (_, hi) in zip(values, intervals)]]
 
 
+def _short_families(families: Sequence[str]) -> dict[str, str]:
+    """Each family's label with the ``k=v`` parts every family shares left out (legends stay short)."""
+    parts = {f: [p.strip() for p in f.split(",") if p.strip()] for f in families}
+    shared = set.intersection(*(set(p) for p in parts.values())) if parts else set()
+    return {f: ", ".join(p for p in ps if p not in shared) or f or "sizes" for f, ps in parts.items()}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: points joined in order, drawn in one colour and marker."""
+    label: str
+    colour: str
+    marker: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    intervals: tuple[tuple[float, float], ...]
+
+
+def size_series(run: RunResult) -> list[Series]:
+    """One series per timed candidate and shape family (sizes of different shapes are never joined into one
+    zig-zag line), one colour per candidate, one marker per family; legends name the family only when there
+    are several."""
+    families = list(dict.fromkeys(t.family for c in run.candidates for t in c.timings))
+    labels = _short_families(families)
+    found = []
+    for index, c in enumerate(c for c in run.candidates if c.timings):
+        for k, family in enumerate(families):
+            timings = sorted((t for t in c.timings if t.family == family), key=lambda t: t.bytes_moved)
+            if timings:
+                found.append(Series(c.name if len(families) == 1 else f"{c.name} · {labels[family]}",
+                                    f"C{index % 10}", MARKERS[k % len(MARKERS)],
+                                    tuple(t.bytes_moved for t in timings), tuple(t.speedup for t in timings),
+                                    tuple(t.speedup_ci for t in timings)))
+    return found
+
+
 def speedup_by_size(run: RunResult) -> str:
     """Each timed candidate's speedup against the bytes a call moves (log scale), with its interval."""
     figure, axes = _figure(f"{run.function}: speedup by size ({run.environment.device_name})",
                            "bytes moved per call")
     axes.set_xscale("log")
-    for c in run.candidates:
-        timings = sorted(c.timings, key=lambda t: t.bytes_moved)
-        if not timings:
-            continue
-        x = [t.bytes_moved for t in timings]
-        y = [t.speedup for t in timings]
-        axes.errorbar(x, y, yerr=_errors(y, [t.speedup_ci for t in timings]), marker="o", capsize=3, label=_label(c.name))
+    for line in size_series(run):
+        axes.errorbar(line.x, line.y, yerr=_errors(line.y, line.intervals), marker=line.marker, color=line.colour,
+                      capsize=3, label=_label(line.label))
     return _svg(figure, axes)
 
 

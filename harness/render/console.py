@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, plain
+from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, machine_line, plain
 from harness.render.report import best_candidate, case_test, find_target, verdict_text
 from harness.render.runs import run_label
 from harness.render.history import headline_names
@@ -100,7 +100,7 @@ def summary_table(result: RunResult, width: int = 140) -> Table | Group:
     rows = []
     for c in result.candidates:
         v, t = c.verification, c.headline
-        name = line((c.name, "bold"), " ★") if best is c else text(c.name)
+        name = line((c.name, "bold"), " ★") if best is c else line(c.name, (" (control)", "dim") if c.control else "")
         verdict = text(verdict_text(c), VERDICT_STYLE.get(c.verdict, ""))
         timed = ([fmt_time(t.candidate.median_s), text(fmt_interval(t)),
                   text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}"] if t is not None
@@ -111,7 +111,7 @@ def summary_table(result: RunResult, width: int = 140) -> Table | Group:
                                    *((f", median {r[3]}, ", r[4], " ", r[5], f", {r[6]} GB/s") if r[3] != "—" else ()))
                               for r in rows))
     table = Table(title=title)
-    _name_column(table, "candidate", [c.name + " ★" for c in result.candidates])
+    _name_column(table, "candidate", [c.name + (" (control)" if c.control else " ★") for c in result.candidates])
     table.add_column("verdict", ratio=1)
     for column in ("cases", "median", "speedup [95% CI]"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -213,6 +213,7 @@ def render(result: RunResult, console: Console, show_reproducer: bool = False) -
         console.print(line(("the checkout changed during the run:", "bold red"), f" {change}"))
     if show_reproducer:
         reproducers(result, console)
+    console.print(text(f"machine: {machine_line(result.environment)}", "dim"))
     for trip in result.round_trips:
         if trip.inverse_target == result.target:  # shown once, with the inverse target's result
             mark = ("round trip ok", "green") if trip.passed else ("round trip FAILED", "bold red")

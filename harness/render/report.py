@@ -21,7 +21,7 @@ import re
 
 from harness.core import stats
 from harness.core.config import PRECISION_ROUNDS
-from harness.core.fmt import (change_note, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
+from harness.core.fmt import (change_note, fmt_bytes, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text, py_comment)
 from harness.core.fmt import md_table as _table
 from harness.core.result import CandidateResult, Profile, RunResult, Verdict
@@ -40,7 +40,8 @@ PROFILE_LINES_SHOWN = 15  # the costliest lines of each profile, in source order
 
 def best_candidate(result: RunResult) -> CandidateResult | None:
     """The passing candidate with the largest significant speedup at the headline size."""
-    faster = [c for c in result.candidates if c.verdict == Verdict.PASS and c.headline and c.headline.verdict == stats.FASTER]
+    faster = [c for c in result.candidates if c.verdict == Verdict.PASS and c.headline and c.headline.verdict == stats.FASTER
+              and not c.control]
     return max(faster, key=lambda c: c.headline.speedup, default=None)
 
 
@@ -221,16 +222,20 @@ def _candidates_table(result: RunResult) -> str:
         t = c.headline
         verdict = f"{icons.get(c.verdict, '')} {md_text(verdict_text(c))}".strip()
         notes = "".join(f"<br>{md_text(n)}" for n in (*c.notes, *([f"judged on {c.judged_on}"] if c.judged_on else [])))
+        name = md_code(c.name) + (" (control)" if c.control else "")
         if t is None:
-            rows.append([md_code(c.name), md_code(c.spec), verdict + notes, "—", "not timed", "—", "—", "—"])
+            rows.append([name, md_code(c.spec), verdict + notes, "—", "not timed", "—", "—", "—"])
             continue
         pct = f"{t.pct_copy_bandwidth:.1f}%" if t.pct_copy_bandwidth is not None else "—"
-        rows.append([md_code(c.name), md_code(c.spec), verdict + notes, fmt_time(t.candidate.median_s),
+        rows.append([name, md_code(c.spec), verdict + notes, fmt_time(t.candidate.median_s),
                      fmt_interval(t), md_text(t.shown), f"{t.gbps:.2f}", pct])
     size = next((c.headline.size for c in result.candidates if c.headline), None)
     note = f" at size {md_code(size)}" if size else ""
+    control = (" A *control* is the oracle itself registered as a candidate: its speedup shows the measurement's "
+               "noise (about 1.00x); it is never the best candidate and is not profiled."
+               if any(c.control for c in result.candidates) else "")
     return (f"## Candidates\n\nBaseline: {md_code(result.baseline)}{note}. Speedup is the median of paired "
-            f"baseline/candidate rounds with its 95% bootstrap interval.\n\n"
+            f"baseline/candidate rounds with its 95% bootstrap interval.{control}\n\n"
             + _table(["Candidate", "Spec", "Verdict", "Median", "Speedup [95% CI]", "Significance", "GB/s",
                       "% of copy BW"], rows))
 
@@ -323,7 +328,8 @@ def _footer(result: RunResult) -> str:
     lines = [
         f"Device: {md_text(e.device_name)} ({md_code(e.device)}) · torch {md_text(e.torch)} · "
         f"triton {md_text(e.triton or 'n/a')} · Python {md_text(e.python)} · {e.threads} threads · {md_text(e.platform)}",
-        f"Copy bandwidth (measured): {e.copy_gbps:.1f} GB/s" if e.copy_gbps else "Copy bandwidth: not measured",
+        (f"Copy bandwidth (measured): {e.copy_gbps:.1f} GB/s" if e.copy_gbps else "Copy bandwidth: not measured")
+        + (f" · last-level cache {fmt_bytes(e.cache_bytes)} (timing inputs are sized against it)" if e.cache_bytes else ""),
         f"Commit {md_code(e.git_commit or 'unknown')}{dirty} · harness {md_text(e.harness_version)} · "
         f"{md_text(result.created)}",
         f"Command: {md_code(e.command)}",
