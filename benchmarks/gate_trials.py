@@ -7,6 +7,9 @@ each trial's gate status and checks, and the counts: false alarms (a check decid
 unchanged code) and catches (the gate failed on the planted slowdown).
 
     python benchmarks/gate_trials.py [TRIALS] [PLANTED] [SIZES...]   # default 20 0.10 4096 65536
+
+``GATE_TRIALS_MODE=saved`` tries the other form instead, ``run --compare PREVIOUS.json``: each unchanged
+run is compared with the run before it (so TRIALS + 1 runs), and each planted run with one of those.
 """
 
 from __future__ import annotations
@@ -50,14 +53,20 @@ def _project(into: Path) -> Path:
     return into
 
 
-def _trial(project: Path, sizes: list[str]) -> dict:
+def _trial(project: Path, sizes: list[str], previous: Path | None = None, keep: Path | None = None,
+           gated: bool = True) -> dict:
+    """One gated run: against HEAD, or (``previous``) against that saved result; ``keep``: copy the result
+    there (the next saved-run trial's previous); not ``gated``: a plain run."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = project / "out"
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", "run", "--against", "HEAD", "--candidate",
+    gating = ["--compare", str(previous)] if previous else ["--against", "HEAD"] if gated else []
+    done = subprocess.run([sys.executable, "-m", "harness", "run", *gating, "--candidate",
                            "candidates/fused.py:fused", "--sizes", *sizes, "--no-profile", "--examples", "5",
                            "--out", str(out)], cwd=project, env=env, capture_output=True, text=True)
-    gate = json.loads((out / "quantize_k_cache-cpu.json").read_text())["gate"]
+    if keep is not None:
+        shutil.copy(out / "quantize_k_cache-cpu.json", keep)
+    gate = json.loads((out / "quantize_k_cache-cpu.json").read_text())["gate"] or {}
     gate["exit"], gate["seconds"] = done.returncode, time.perf_counter() - began
     return gate
 
@@ -66,8 +75,12 @@ def main() -> None:
     trials = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     share = float(sys.argv[2]) if len(sys.argv) > 2 else 0.10
     sizes = sys.argv[3:] or ["4096", "65536"]
+    saved = os.environ.get("GATE_TRIALS_MODE") == "saved"
     with tempfile.TemporaryDirectory(prefix="gate-trials-") as tmp:
-        project = _project(Path(tmp))
+        project = _project(Path(tmp) / "project")
+        runs = [Path(tmp) / f"run-{i}.json" for i in range(trials + 1)]
+        if saved:  # the first unchanged run: what the first comparison compares with
+            _trial(project, sizes, None, runs[0], gated=False)
         counts = {}
         for planted in (False, True):
             if planted:
@@ -75,7 +88,8 @@ def main() -> None:
                     handle.write(PLANT.format(share=share))
             statuses = []
             for i in range(trials):
-                g = _trial(project, sizes)
+                g = (_trial(project, sizes) if not saved else
+                     _trial(project, sizes, runs[i], None) if planted else _trial(project, sizes, runs[i], runs[i + 1]))
                 checks = ", ".join(f"{c['size']} {c['speedup']:.3f} [{c['speedup_ci'][0]:.3f}-{c['speedup_ci'][1]:.3f}] "
                                    f"{c['verdict']}" for c in g["checks"])
                 print(f"{'planted' if planted else 'same   '} {i + 1:2d}: {g['status']:9s} exit {g['exit']} "

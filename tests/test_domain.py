@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.cli.commands import main
-from harness.core.domain import Clause, Domain, DomainError, suggest
+from harness.core.domain import Clause, Domain, DomainError, failure_pattern, suggest
 from harness.core.target import get_target
 from harness.judge.verify import MAX_FAILURES_KEPT, InProcess, Verifier
 from tests import specialized_candidates as special
@@ -204,3 +204,13 @@ def test_round_trips_apply_an_inverse_domain_only_where_the_forward_case_has_the
     assert domain.admits_known({"d": 576, "dtype": "bfloat16"})  # storage is the inverse's own param
     assert not domain.admits_known({"d": 512})
     assert not domain.admits({"d": 576})  # as a domain of the inverse's own cases it needs storage
+
+
+def test_failure_pattern_needs_clean_evidence():
+    outcomes = [({"dtype": "bf16", "n": i}, False) for i in range(3)] + [({"dtype": "fp32", "n": i}, True) for i in range(3)]
+    assert failure_pattern(outcomes) == "only where dtype in {bf16} (never with fp32)"
+    assert failure_pattern([({"dtype": "bf16"}, True)]) is None
+    assert failure_pattern([({"dtype": "bf16"}, False)]) == "across all parameter values"
+    # numbers sorted as numbers, and an unset parameter named as the default, not "None"
+    tiles = [({"tile": t}, False) for t in (100, 132, 32, 60, 7, 8, 99)] + [({"tile": None}, True)] * 4
+    assert failure_pattern(tiles) == "only where tile in {7, 8, 32, 60, 99, 100, 132} (never with default)"

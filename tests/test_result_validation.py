@@ -227,7 +227,9 @@ def test_without_torch_as_in_the_pr_bots_job_the_comment_shows_runtimes_but_no_t
     text = report.pr_comment(run)
     assert "def test_" not in text and "Reproduce <code>" not in text
     assert "🌀 Generated regression tests and runtime" in text
-    assert all(f"- `{ct.case}`: " in text for ct in run.candidates[0].case_timings)
+    best = report.best_candidate(run)
+    listed = sum(f"- `{ct.case}`: " in text for ct in best.case_timings)
+    assert listed == min(report.TESTS_SHOWN, len(best.case_timings))
 
 
 # -- what the harness writes, it can read back ------------------------------------------------------

@@ -15,7 +15,8 @@ whatever params the target's cases carry, checked against them (``check_keys``).
 The domain also restricts hypothesis: a target's strategy draws each param through ``restrict``, so property
 cases are drawn inside the domain rather than filtered out of it.  And when a candidate without a declared
 domain refuses cases (raises where the oracle returns), ``suggest`` finds a ``--where`` that keeps every
-case it accepted and leaves out every case it refused, where one exists.
+case it accepted and leaves out every case it refused, where one exists; ``failure_pattern`` says which
+param values a candidate's failures are confined to.
 """
 
 from __future__ import annotations
@@ -219,3 +220,37 @@ def suggest(accepted: list[Mapping[str, Any]], refused: list[Mapping[str, Any]])
         if rest and not any(Domain(tuple(rest)).admits(p) for p in refused):
             chosen = rest
     return Domain(tuple(sorted(chosen, key=lambda c: keys.index(c.key))))
+
+
+def _natural(value: str) -> tuple:
+    """Numbers by value, before words: {7, 8, 32, 60, 64, 99, 100, 132}, not {100, 132, 32, ...}."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses: int = 1) -> str | None:
+    """Say which parameter values the failures are confined to, e.g.
+    "only where dtype in {bfloat16, float16} (never with float32)".  A parameter is named only when some of
+    its values were checked at least 3 times without a failure and those clean cases are at least a fifth
+    of all cases, so that a value seen once does not pass for a pattern."""
+    if all(ok for _, ok in outcomes):
+        return None
+    clauses = []
+    for key in sorted({k for params, _ in outcomes for k in params}):
+        tally: dict[str, list[int]] = {}
+        for params, ok in outcomes:
+            value = params.get(key)
+            counts = tally.setdefault("default" if value is None else str(value), [0, 0])
+            counts[0] += not ok
+            counts[1] += 1
+        bad = sorted((v for v, (failed, _) in tally.items() if failed), key=_natural)
+        clean = sorted((v for v, (failed, total) in tally.items() if not failed and total >= 3), key=_natural)
+        clean_cases = sum(tally[v][1] for v in clean)
+        if clean and clean_cases >= 0.2 * len(outcomes):
+            clauses.append((clean_cases, f"{key} in {{{', '.join(bad)}}} (never with {', '.join(clean)})"))
+    if not clauses:
+        return "across all parameter values"
+    clauses.sort(key=lambda c: -c[0])
+    return "only where " + " and ".join(text for _, text in clauses[:max_clauses])

@@ -31,7 +31,7 @@ import torch
 
 from harness.runner.clocks import synchronize
 from harness.core.config import DEFAULTS
-from harness.core.domain import Domain, suggest
+from harness.core.domain import Domain, failure_pattern, suggest
 from harness.core.protocol import Outcome, decode_outcome, digest, error_name
 from harness.core.reproducer import REPEAT_SEED_OFFSET, REPRODUCER_IMPORTS, regression_test
 from harness.core.result import CaseFailure, FamilyCount, Verification
@@ -395,40 +395,6 @@ def _find_case_failed(exc: BaseException) -> _CaseFailed | None:
 def _named(case: Case) -> Case:
     """A property case named after its params, for the report and a reproducer's test name."""
     return Case("property_" + "_".join(str(v) for v in case.params.values())[:60], "property", case.params, case.seed)
-
-
-def _natural(value: str) -> tuple:
-    """Numbers by value, before words: {7, 8, 32, 60, 64, 99, 100, 132}, not {100, 132, 32, ...}."""
-    try:
-        return (0, float(value), "")
-    except ValueError:
-        return (1, 0.0, value)
-
-
-def failure_pattern(outcomes: list[tuple[Mapping[str, Any], bool]], max_clauses: int = 1) -> str | None:
-    """Say which parameter values the failures are confined to, e.g.
-    "only where dtype in {bfloat16, float16} (never with float32)".  A parameter is named only when some of
-    its values were checked at least 3 times without a failure and those clean cases are at least a fifth
-    of all cases, so that a value seen once does not pass for a pattern."""
-    if all(ok for _, ok in outcomes):
-        return None
-    clauses = []
-    for key in sorted({k for params, _ in outcomes for k in params}):
-        tally: dict[str, list[int]] = {}
-        for params, ok in outcomes:
-            value = params.get(key)
-            counts = tally.setdefault("default" if value is None else str(value), [0, 0])
-            counts[0] += not ok
-            counts[1] += 1
-        bad = sorted((v for v, (failed, _) in tally.items() if failed), key=_natural)
-        clean = sorted((v for v, (failed, total) in tally.items() if not failed and total >= 3), key=_natural)
-        clean_cases = sum(tally[v][1] for v in clean)
-        if clean and clean_cases >= 0.2 * len(outcomes):
-            clauses.append((clean_cases, f"{key} in {{{', '.join(bad)}}} (never with {', '.join(clean)})"))
-    if not clauses:
-        return "across all parameter values"
-    clauses.sort(key=lambda c: -c[0])
-    return "only where " + " and ".join(text for _, text in clauses[:max_clauses])
 
 
 def check_case(target: str, spec: str, case: Case, policy: str = "exact", device: str = "cpu") -> None:
