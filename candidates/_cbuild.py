@@ -28,7 +28,8 @@ def cache_dir() -> Path:
 
 def library_path(source: Path, flags: Sequence[str]) -> Path:
     """Where the library built from ``source`` with ``flags`` is cached."""
-    digest = hashlib.sha256(source.read_bytes() + " ".join(flags).encode()).hexdigest()[:16]
+    headers = b"".join(h.read_bytes() for h in sorted(source.parent.glob("_*.h")))  # what it may include
+    digest = hashlib.sha256(source.read_bytes() + headers + " ".join(flags).encode()).hexdigest()[:16]
     return cache_dir() / f"{source.stem.lstrip('_')}_{digest}.so"
 
 
@@ -49,6 +50,20 @@ def compile_library(source: Path, flags: Sequence[str], target: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+KERNEL_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC"]
+I64, PTR = ctypes.c_int64, ctypes.c_void_p
+
+
+def load_kernels(source: Path, what: str, signatures: dict[str, list], flags: Sequence[str] = KERNEL_FLAGS
+                 ) -> ctypes.CDLL | None:
+    """``load``, with each named function given its argument types (``signatures``: name -> argtypes)
+    and no return value; None where the library is unavailable."""
+    lib = load(source, flags, what)
+    for name, argtypes in signatures.items() if lib is not None else ():
+        getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
+    return lib
 
 
 def load(source: Path, flags: Sequence[str], what: str) -> ctypes.CDLL | None:

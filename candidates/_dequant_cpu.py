@@ -15,18 +15,15 @@ from candidates import _cbuild
 from candidates._dequant import Rows, oracle_nan_bits
 
 SOURCE = Path(__file__).with_name("_dequant_cpu.c")
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC"]
+FLAGS = _cbuild.KERNEL_FLAGS
 
 
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
-    lib = _cbuild.load(SOURCE, FLAGS, "fused CPU dequantizer kernel")
-    if lib is None:
-        return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    args = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_uint16, ctypes.c_int]
-    lib.dequantize.argtypes, lib.dequantize.restype = args, None
-    return lib
+    i64, ptr = _cbuild.I64, _cbuild.PTR
+    return _cbuild.load_kernels(SOURCE, "fused CPU dequantizer kernel",
+                                {"dequantize": [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_uint16, ctypes.c_int]},
+                                FLAGS)
 
 
 def supports(x: torch.Tensor) -> bool:

@@ -19,22 +19,16 @@ from candidates import _cbuild
 from candidates._kernels import prepare, saturates
 
 SOURCE = Path(__file__).with_name("_fused_cpu.c")
-FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC"]
+FLAGS = _cbuild.KERNEL_FLAGS
 FUNCTIONS = {torch.bfloat16: "quantize_bf16", torch.float16: "quantize_f16", torch.float32: "quantize_f32"}
 
 
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
-    lib = _cbuild.load(SOURCE, FLAGS, "fused CPU kernel")
-    if lib is None:
-        return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    for name in FUNCTIONS.values():
-        getattr(lib, name).argtypes = [ptr, i64, i64, i64, ptr, i64, i64, i64, i64, ctypes.c_int, ctypes.c_int,
-                                       ctypes.c_int]
-        getattr(lib, name).restype = None
-    lib.e4m3_from_floats.argtypes = [ptr, ptr, i64, ctypes.c_int, ctypes.c_int]
-    return lib
+    i64, ptr, c_int = _cbuild.I64, _cbuild.PTR, ctypes.c_int
+    kernel = [ptr, i64, i64, i64, ptr, i64, i64, i64, i64, c_int, c_int, c_int]
+    return _cbuild.load_kernels(SOURCE, "fused CPU kernel", {**{name: kernel for name in FUNCTIONS.values()},
+                                                             "e4m3_from_floats": [ptr, ptr, i64, c_int, c_int]}, FLAGS)
 
 
 def supports(x: torch.Tensor) -> bool:

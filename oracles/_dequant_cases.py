@@ -118,7 +118,8 @@ def _draw_params(draw: Any, domain: Domain = Domain()) -> dict:
 
 def production(tokens: int, block_size: int = 64) -> Case:
     num_blocks = max(1, tokens // block_size)
-    return Case(f"prod-{num_blocks * block_size}", "size", params(num_blocks, min(block_size, tokens)))
+    block_size = min(block_size, tokens)  # (fewer tokens than a block: one short block)
+    return Case(f"prod-{num_blocks * block_size}", "size", params(num_blocks, block_size))
 
 
 def sizes(device: str, quick: bool) -> list[Case]:

@@ -50,7 +50,8 @@ def test_a_planted_slowdown_fails_the_gate_and_the_same_code_does_not(committed)
     assert gate["status"] in ("passed", "undecided", "noisy") and done.returncode != EXIT_FAILED, done.stderr
     (committed / "candidates" / "good.py").write_text(textwrap.dedent(SLOWER))
     done, gate = _gate(committed, "--against", "HEAD", "--fail-slower", "10%")
-    assert done.returncode == EXIT_FAILED and gate["status"] in ("failed", "noisy"), (gate, done.stderr)
+    # failed — or, on a machine too busy to judge, "noisy" with its own exit (3), never passed
+    assert (done.returncode, gate["status"]) in ((EXIT_FAILED, "failed"), (3, "noisy")), (gate, done.stderr)
     if gate["status"] == "failed":  # (a machine too busy to judge says so instead)
         assert "regression gate failed: 1 of 1 candidate/size pair slower than HEAD" in " ".join(done.stderr.split())
         assert gate["checks"][0]["speedup_ci"][1] < 0.9

@@ -20,6 +20,7 @@ from candidates.dequant_fused import dequant_fused
 from candidates.dequant_slow_loop import dequant_slow_loop
 from candidates.dequant_vectorized import dequant_vectorized
 from harness.core.candidates import discover
+from harness.core.target import discover_targets
 from oracles.kcache_dequant_reference import dequantize_k_cache_slow
 from tests._dequant_cases import PRODUCTION, error_cases, production_rows, random_rows, to_device, value_cases
 from tests.conftest import cuda
@@ -29,7 +30,7 @@ CANDIDATES = {"dequant_slow_loop": dequant_slow_loop, "dequant_vectorized": dequ
               "dequant_fused": dequant_fused}
 VALUE_CASES, ERROR_CASES = value_cases(), error_cases()
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_TARGETS = ["quantize_k_cache", TARGET]
+PROJECT_TARGETS = list(discover_targets())
 
 
 def test_discovers_the_three_dequantizer_candidates_and_only_for_their_target():

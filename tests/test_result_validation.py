@@ -227,7 +227,7 @@ def test_without_torch_as_in_the_pr_bots_job_the_comment_shows_runtimes_but_no_t
     text = report.pr_comment(run)
     assert "def test_" not in text and "Reproduce <code>" not in text
     assert "🌀 Generated regression tests and runtime" in text
-    best = report.best_candidate(run)
+    best = report.best_candidate(run) or next(c for c in run.candidates if c.case_timings)  # as the report picks
     listed = sum(f"- `{ct.case}`: " in text for ct in best.case_timings)
     assert listed == min(report.TESTS_SHOWN, len(best.case_timings))
 

@@ -105,10 +105,11 @@ def test_unknown_target_is_a_usage_error(toy):
 
 
 def test_with_several_targets_none_is_a_default():
-    with pytest.raises(TargetError, match=r"this project has 2 targets \(dequantize_k_cache, quantize_k_cache\): "
-                                          r"choose one with --target"):
+    with pytest.raises(TargetError, match=r"this project has 3 targets \(dequantize_k_cache, quantize_k_cache, "
+                                          r"per_token_group_quant_fp8\): choose one with --target"):
         get_target(None)
-    assert [t.name for t in in_run_order(discover_targets())] == ["quantize_k_cache", "dequantize_k_cache"]
+    assert [t.name for t in in_run_order(discover_targets())] == ["quantize_k_cache", "dequantize_k_cache",
+                                                                  "per_token_group_quant_fp8"]
 
 
 # -- harness/ knows no target ------------------------------------------------------------------------
@@ -135,11 +136,12 @@ def test_harness_never_mentions_a_target():
 def test_a_run_covers_every_target_inverse_last_and_candidates_pick_theirs():
     from harness.judge.pipeline import pipelines as plan
 
-    assert [p.target.name for p in plan(RunOptions(time=False))] == ["quantize_k_cache", "dequantize_k_cache"]
+    assert [p.target.name for p in plan(RunOptions(time=False))] == ["quantize_k_cache", "dequantize_k_cache",
+                                                                     "per_token_group_quant_fp8"]
     pipelines = plan(RunOptions(candidates=["candidates/dequant_fused.py:dequant_fused"], time=False))
     assert [p.target.name for p in pipelines] == ["dequantize_k_cache"] and pipelines[0].round_trips is None
-    with pytest.raises(UsageError, match=r"2 targets \(dequantize_k_cache, quantize_k_cache\): say which one the "
-                                         r"--candidate specs are for with --target"):
+    with pytest.raises(UsageError, match=r"3 targets \(dequantize_k_cache, quantize_k_cache, per_token_group_quant_fp8\): "
+                                         r"say which one the --candidate specs are for with --target"):
         plan(RunOptions(candidates=["tests/wrong_candidates.py:wrong_for_fp16"]))
     assert [p.target.name for p in plan(RunOptions(target="quantize_k_cache", time=False,
                                                    candidates=["tests/wrong_candidates.py:wrong_for_fp16"]))] == [

@@ -4,15 +4,24 @@ property the judge, the runners and the renderers rely on; the message says whic
 
 from __future__ import annotations
 
+import sys
+import tomllib
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
+from harness.core.declared import MODULE as DECLARED, declared_targets
 from harness.core.domain import Domain
 from harness.core.target import Call, Case, Target, discover_targets
 from harness.runner.fresh import TimingInputs
 
 TARGETS = discover_targets()
+# ... and the declared target of the worked example (examples/row_softmax), whose oracle lives there
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "row_softmax"
+sys.path.append(str(EXAMPLE))  # appended: the example's candidates/ must not shadow this project's
+TARGETS.update(declared_targets(tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["tool"]["harness"]))
 LARGEST_CASE_BYTES = 64 << 20  # named cases beyond this are left to the targets' own tests (time)
 
 
@@ -40,7 +49,7 @@ def test_some_target_is_discovered():
 
 def test_it_names_itself_and_its_policies(target):
     assert target.name and target.function_name and target.source, f"{target.name!r}: name, function_name, source"
-    assert target.ref.endswith(":TARGET"), target.ref
+    assert target.ref.endswith(":TARGET") or target.ref.startswith(DECLARED + ":"), target.ref
     assert target.policies and len(set(target.policies)) == len(target.policies)
     missing = [p for p in target.policies if not target.policy_text.get(p)]
     assert not missing, f"{target.name}: policies without a line of text for the report: {missing}"
@@ -49,6 +58,13 @@ def test_it_names_itself_and_its_policies(target):
     if target.inverse_of is not None:
         assert target.inverse_of in TARGETS, f"{target.name} inverts {target.inverse_of!r}, which is not a target here"
         assert target.round_trip_cases() and target.round_trip_text
+
+
+def test_the_oracle_is_the_function_itself(target):
+    """``oracle = staticmethod(f)``: a wrapper method would make the baseline's line profile one line at 100%."""
+    import inspect
+
+    assert not inspect.ismethod(target.oracle), f"{target.name}: oracle is a method; use staticmethod(the function)"
 
 
 def test_named_cases_have_unique_names_and_build_deterministically(target):

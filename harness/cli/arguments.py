@@ -65,8 +65,8 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
     if verifying:
         p.add_argument("--show-reproducer", action="store_true",
                        help="print each failing candidate's minimal failing case as a whole pytest file")
-        p.add_argument("--policy", help=f"comparison policy (default {DEFAULTS.policy}); each target's "
-                                                         "policies and what they accept: harness list")
+        p.add_argument("--policy", help="comparison policy (default: the target's first); each target's "
+                                        "policies and what they accept: harness list")
         p.add_argument("--seed", type=_positive(int, 0, inclusive=True), default=0,
                        help="hypothesis seed for property cases (default 0)")
         p.add_argument("--examples", type=_positive(int, 1, inclusive=True),

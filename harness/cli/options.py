@@ -29,6 +29,8 @@ def in_project(args: argparse.Namespace) -> None:
 
     found = project.find()
     project.activate(found)
+    if not hasattr(args, "policy"):  # bench has no --policy, but its report names the project's
+        args.policy = found.config.get("policy")
     for key in project.KEYS:
         if not hasattr(args, key) or getattr(args, key) not in (None, []):
             continue
@@ -48,7 +50,7 @@ def run_options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptio
         raise UsageError(f"--processes {args.processes}: at most {MAX_PROCESSES} runner pairs per candidate")
     return RunOptions(
         target=args.target, candidates=args.candidate, baseline=getattr(args, "baseline", None), device=args.device,
-        policy=getattr(args, "policy", DEFAULTS.policy), seed=getattr(args, "seed", 0),
+        policy=getattr(args, "policy", None), seed=getattr(args, "seed", 0),
         examples=min(examples, DEFAULTS.quick_examples) if quick else examples,
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
         fail_fast=getattr(args, "fail_fast", False), jobs=getattr(args, "jobs", None) or 1,

@@ -15,7 +15,7 @@ class RunDefaults:
     """What an option takes when neither the command line nor the project's ``[tool.harness]`` says: the
     parser's help, ``[tool.harness]``'s fallbacks, ``RunOptions`` and ``BenchConfig`` all read these."""
 
-    policy: str = "exact"
+    policy: str | None = None  # None: each target's first policy (what `harness list` shows first)
     timeout_s: float = 300.0  # seconds per candidate's work in its runner
     examples: int = 100  # property-based cases per candidate
     quick_examples: int = 30  # at most, with --quick

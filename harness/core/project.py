@@ -25,6 +25,7 @@ from elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ KEYS: Mapping[str, tuple[Any, str]] = {
     "budget": (_positive, "a positive number of seconds"),
     "processes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer of at least 1"),
     "where": (_text, "--where text"),
+    "targets": (lambda v: isinstance(v, dict), "tables of declared targets ([tool.harness.targets.NAME])"),
 }
 
 
@@ -111,11 +113,16 @@ def _checked(config: Any, path: Path) -> dict[str, Any]:
     return dict(config)
 
 
-_ACTIVE: list[Path] = []  # the activated project's root (specs are named relative to it)
+_ACTIVE: list[Project] = []  # the activated project (specs are named relative to its root)
 
 
 def active_root() -> Path | None:
-    return _ACTIVE[-1] if _ACTIVE else None
+    return _ACTIVE[-1].root if _ACTIVE else None
+
+
+def active_config() -> Mapping[str, Any]:
+    """The activated project's ``[tool.harness]`` table (empty when none is active)."""
+    return _ACTIVE[-1].config if _ACTIVE else {}
 
 
 def activate(project: Project) -> None:
@@ -133,4 +140,4 @@ def activate(project: Project) -> None:
         if where and not any(p == own or p.is_relative_to(project.root) for p in where):
             raise UsageError(f"a package {name!r} from {where[0]} is already imported, not the project's "
                              f"({project.root / name}): run harness from the project, or rename one of them")
-    _ACTIVE[:] = [project.root.resolve()]
+    _ACTIVE[:] = [dataclasses.replace(project, root=project.root.resolve())]

@@ -121,6 +121,12 @@ class Target(ABC):
     # input of the same layout.  Set False where an input is valid only as a whole (sorted, a permutation).
     fresh_timing_inputs: bool = True
 
+    @property
+    def source_refs(self) -> tuple[str, ...]:
+        """The ``module:attribute`` references whose sources a run snapshots for its runners: the target's
+        own module (a declared target adds its oracle's)."""
+        return (self.ref,)
+
     def kinds_on(self, device: str) -> tuple[tuple[str, str], ...]:
         """``line_kinds`` in the words of ``device`` (``device_kind_names``)."""
         names = self.device_kind_names.get(device, {})
@@ -201,29 +207,45 @@ class TargetError(Exception):
 
 
 def discover_targets(package: str = "oracles") -> dict[str, Target]:
-    """Every ``TARGET`` defined by a public module of the ``oracles`` package, by name."""
+    """Every ``TARGET`` defined by a public module of the ``oracles`` package, and every target the active
+    project declares in ``[tool.harness.targets]`` (``harness.core.declared``), by name."""
+    from harness.core import declared, project
+
+    try:  # the project's own declarations (not those of another package a test discovers)
+        declarations = declared.declared_targets(project.active_config()) if package == "oracles" else {}
+    except declared.DeclarationError as exc:
+        raise TargetError(str(exc)) from None
+    found: dict[str, Target] = {}
     try:
         pkg = importlib.import_module(package)
     except ModuleNotFoundError as exc:
         if exc.name != package:
             raise
+        if declarations:
+            return dict(declarations)
         raise TargetError(f"no {package}/ package here ({Path.cwd()}): run harness from a project's root (a folder "
                           f"with {package}/ and candidates/, or below a pyproject.toml with [tool.harness])") from None
-    found: dict[str, Target] = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{package}.{info.name}")
         target = getattr(module, "TARGET", None)
         if isinstance(target, Target):
+            if target.name in declarations:
+                raise TargetError(f"target {target.name!r} is declared in pyproject.toml and defined in "
+                                  f"{module.__name__}: rename one of them")
             target.ref = f"{module.__name__}:TARGET"
             found[target.name] = target
-    return found
+    return {**found, **declarations}
 
 
 def load_target(ref: str) -> Target:
     """The target a ``module:ATTRIBUTE`` reference names (how a runner finds the judge's target)."""
     module, _, attr = ref.partition(":")
+    from harness.core import declared
+
+    if module == declared.MODULE:  # the declaration itself, as the judge checked it
+        return declared.from_ref(attr)
     target = getattr(importlib.import_module(module), attr, None)
     if not isinstance(target, Target):
         raise TargetError(f"{ref} is not a target")

@@ -83,7 +83,7 @@ def against(run_plan: RunPlan, result: RunResult, ref: str, commit: str, fail_sl
     noise: list[str] = list(result.noise)
     with tempfile.TemporaryDirectory(prefix="harness-against-") as tmp:
         there = extract(commit, Path(tmp))
-        variant = snapshot.take([], [run_plan.target.ref], packages={"candidates": there})
+        variant = snapshot.take([], run_plan.target.source_refs, packages={"candidates": there})
         for cand in result.candidates:
             spec, why = reference_spec(cand, here, there)
             if spec is None:

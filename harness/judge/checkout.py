@@ -41,7 +41,7 @@ def git_status() -> tuple[str, ...] | None:
 def snapshot(folders: list[Path]) -> Snapshot:
     hashes = {}
     for folder in folders:
-        for path in _files(folder) if folder.is_dir() else []:
+        for path in _files(folder) if folder.is_dir() else [folder] if folder.is_file() else []:
             try:
                 hashes[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:

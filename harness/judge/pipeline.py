@@ -84,14 +84,17 @@ class Pipeline:
         return self.plan.baseline_spec
 
     def _folders(self) -> list[Path]:
-        module = sys.modules[self.target.ref.partition(":")[0]]
-        return [Path(module.__file__).parent, candidates_dir(), Path(__file__).parent.parent]  # ... and harness/
+        """What the run watches for changes: the oracle's package (a top-level module: its file alone, not
+        the whole project root it lies in), ``candidates/`` and ``harness/``."""
+        module = sys.modules[self.target.oracle.__module__]
+        home = Path(module.__file__).parent if module.__package__ else Path(module.__file__)
+        return [home, candidates_dir(), Path(__file__).parent.parent]
 
     def run(self) -> RunResult:
         """Verify, time and profile each candidate, each in its own runner, keeping what finished in
         ``self.finished`` so an interrupted run can still show it."""
         writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # see checkout._files
-        sources = snapshot.take([*(c.spec for c in self.candidates), self.baseline_spec], [self.target.ref])
+        sources = snapshot.take([*(c.spec for c in self.candidates), self.baseline_spec], self.target.source_refs)
         try:
             with snapshot.during(sources, self.variants):  # every runner of the run, restarted ones too, runs this copy
                 return self._run(sources)

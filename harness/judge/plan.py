@@ -30,7 +30,7 @@ class RunOptions:
     candidates: tuple[str, ...] | list[str] = ()  # specs; empty: every candidate in candidates/
     baseline: str | None = None  # spec; None: the oracle (the original function)
     device: str = "cpu"
-    policy: str = DEFAULTS.policy
+    policy: str | None = DEFAULTS.policy  # None: the target's first policy
     seed: int = 0
     examples: int = DEFAULTS.examples
     quick: bool = False
@@ -130,6 +130,8 @@ def plan_target(options: RunOptions, targets: Mapping[str, Target] | None = None
     target = target_or_usage(options.target, targets)
     if not target.ref:
         raise UsageError(f"target {target.name!r} was not loaded from a module, so runners cannot load it")
+    if options.policy is None:  # the target's own default: the first it lists
+        options = dataclasses.replace(options, policy=target.policies[0])
     if options.policy not in target.policies:
         raise UsageError(f"unknown policy {options.policy!r}: choose from {', '.join(target.policies)}")
     try:
@@ -202,7 +204,7 @@ def _sizes(plan: RunPlan) -> list[Case]:
     try:
         sizes = [target.parse_size(s) for s in opts.sizes] if opts.sizes else target.sizes(opts.device, opts.quick)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{target.name}: {exc}") from None
     fits = plan.timeable(sizes)
     described = "; ".join(sorted({d.describe() for d in plan.domains.values()}))
     if opts.time and opts.sizes and len(fits) < len(sizes):

@@ -141,6 +141,15 @@ class _OracleMemo:
         return Outcome(value=value, input_digest=inputs)
 
 
+def _on_cpu(value: Any) -> Any:
+    """An output (a tensor, or tuples and lists of them) with every tensor moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_on_cpu(v) for v in value)
+    return value
+
+
 def same_output(target: Target, call: Call, expected: Any, got: Any, policy: str) -> str | None:
     """None if ``got`` passes for ``expected`` under ``policy`` (identical bytes always do), else why not."""
     if identical(expected, got):
@@ -186,8 +195,9 @@ def timing_cases(sizes: Iterable[Case]) -> list[Case]:
 class Verifier:
     """Checks candidates of one target on one device under one policy."""
 
-    def __init__(self, target: Target, policy: str = DEFAULTS.policy, device: str = "cpu", examples: int = DEFAULTS.examples,
-                 seed: int = 0, named: Iterable[Case] | None = None) -> None:
+    def __init__(self, target: Target, policy: str | None = DEFAULTS.policy, device: str = "cpu",
+                 examples: int = DEFAULTS.examples, seed: int = 0, named: Iterable[Case] | None = None) -> None:
+        policy = policy or target.policies[0]
         if policy not in target.policies:
             raise ValueError(f"unknown policy {policy!r} for {target.name}; choose from {', '.join(target.policies)}")
         self.target, self.policy, self.device = target, policy, device
@@ -227,7 +237,7 @@ class Verifier:
             for case in self.cpu_cases:
                 (cpu, call), (gpu, _) = self.cpu_oracle(case), self.oracle(case)
                 if not cpu.raised and not gpu.raised:
-                    comparison = self.target.compare(call, cpu.value, gpu.value.cpu(), policy)
+                    comparison = self.target.compare(call, cpu.value, _on_cpu(gpu.value), policy)
                     if not comparison.ok:
                         found.append((case, comparison))
             self._device_differences[policy] = found
