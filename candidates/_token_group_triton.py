@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 INV_448 = tl.constexpr(1.0 / 448.0)
-GROUPS_PER_PROGRAM = 8
+GROUPS_PER_PROGRAM, NUM_WARPS = 8, 2  # tuned on an H200: benchmarks/token-group-tune-h200.log
 
 
 @triton.jit
@@ -39,11 +39,14 @@ def supports(x: torch.Tensor) -> bool:
     return x.is_cuda and x.dtype in (torch.bfloat16, torch.float16, torch.float32)
 
 
-def quantize(x: torch.Tensor, group_size: int, eps: float, codes: torch.Tensor, scales: torch.Tensor) -> None:
-    """Fill ``codes`` and ``scales`` (contiguous, the oracle's shapes) for the contiguous CUDA tensor ``x``."""
+def quantize(x: torch.Tensor, group_size: int, eps: float, codes: torch.Tensor, scales: torch.Tensor,
+             groups_per_program: int = GROUPS_PER_PROGRAM, num_warps: int = NUM_WARPS) -> None:
+    """Fill ``codes`` and ``scales`` (contiguous, the oracle's shapes) for the contiguous CUDA tensor ``x``
+    (the launch configuration overridable for ``benchmarks/token_group_tune.py``)."""
     hidden = x.shape[-1]
     tokens = x.numel() // hidden if hidden else 0
     groups = hidden // group_size
     if tokens and groups:
-        grid = (tokens, triton.cdiv(groups, GROUPS_PER_PROGRAM))
-        _token_groups[grid](x, codes, scales, groups, hidden, eps, G=group_size, GROUPS=GROUPS_PER_PROGRAM)
+        grid = (tokens, triton.cdiv(groups, groups_per_program))
+        _token_groups[grid](x, codes, scales, groups, hidden, eps, G=group_size, GROUPS=groups_per_program,
+                            num_warps=num_warps)

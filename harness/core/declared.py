@@ -91,6 +91,25 @@ def _strings(value: Any, where: str) -> list[str]:
     return found
 
 
+def _builtin_error(name: str, where: str) -> type[BaseException]:
+    found = getattr(builtins, name, None)
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise DeclarationError(f"{where} raises: {name!r} is not a built-in exception")
+    return found
+
+
+def _outputs(outputs: Any, where: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and set(o) <= {"shape", "dtype"} for o in outputs):
+        raise DeclarationError(f"{where} outputs must be a list of {{ shape = [...], dtype = ... }}")
+    for i, out in enumerate(outputs):
+        _dims(out.get("shape"), f"{where} outputs[{i}]", params)
+        try:
+            values.dtype_of(out["dtype"]) if "dtype" in out else None
+        except (ValueError, TypeError) as exc:
+            raise DeclarationError(f"{where} outputs[{i}].dtype: {exc}") from None
+    return outputs
+
+
 class DeclaredTarget(Target):
     """A target made from a declaration (see the module's docstring); ``check`` has read every key."""
 
@@ -137,31 +156,16 @@ class DeclaredTarget(Target):
             "growth") else tuple(f for f in str(first_dim).split("*") if f in self.params)[:1]
         if unknown_growth := set(self.growth_params) - set(self.params):
             raise DeclarationError(f"{where} growth: {', '.join(sorted(unknown_growth))} is not a declared param")
-        self.precondition_errors = tuple(self._error(n, where) for n in _strings(declaration.get("raises", "AssertionError"),
-                                                                                f"{where} raises"))
+        self.precondition_errors = tuple(_builtin_error(n, where) for n in _strings(declaration.get(
+            "raises", "AssertionError"), f"{where} raises"))
         self.function_name = str(declaration.get("function_name") or oracle.rpartition(":")[2])
         self.source = str(declaration.get("source") or oracle)
         self.sizes_help = ("sizes to time: " + ", ".join(self._declared_sizes(where)) + ", N (the first size's "
                            + (self.growth_params[0] if self.growth_params else "growth param") + "), or "
                            + ",".join(f"{k}=N" for k in self.params) + " (params not given: the first size's)")
-        self.outputs = declaration.get("outputs") or [{"shape": next(iter(self.inputs.values()))[0]}]
-        if not isinstance(self.outputs, list) or not all(isinstance(o, dict) and set(o) <= {"shape", "dtype"}
-                                                         for o in self.outputs):
-            raise DeclarationError(f"{where} outputs must be a list of {{ shape = [...], dtype = ... }}")
-        for i, out in enumerate(self.outputs):
-            _dims(out.get("shape"), f"{where} outputs[{i}]", params)
-            try:
-                values.dtype_of(out["dtype"]) if "dtype" in out else None
-            except (ValueError, TypeError) as exc:
-                raise DeclarationError(f"{where} outputs[{i}].dtype: {exc}") from None
+        self.outputs = _outputs(declaration.get("outputs") or [{"shape": next(iter(self.inputs.values()))[0]}],
+                                where, params)
         self._sizes = self._declared_sizes(where)
-
-    @staticmethod
-    def _error(name: str, where: str) -> type[BaseException]:
-        found = getattr(builtins, name, None)
-        if not (isinstance(found, type) and issubclass(found, BaseException)):
-            raise DeclarationError(f"{where} raises: {name!r} is not a built-in exception")
-        return found
 
     def _declared_sizes(self, where: str) -> dict[str, dict[str, Any]]:
         sizes = self.declaration.get("sizes")
