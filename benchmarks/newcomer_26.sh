@@ -19,7 +19,7 @@ harness run --target quantize_k_cache --quick --compare "$T/a/quantize_k_cache-c
 for w in 80 120 140; do
   say "COLUMNS=$w harness report --from A.json --format terminal | (widest line, lines with …)"
   COLUMNS=$w harness report --from "$T/a/quantize_k_cache-cpu.json" --format terminal > "$T/w$w.txt"
-  echo "widest $(awk '{ if (length($0) > m) m = length($0) } END { print m }' "$T/w$w.txt"), cut names: $(grep -c '…' "$T/w$w.txt")"
+  echo "widest $(python3 -c 'import sys; print(max(map(len, open(sys.argv[1], encoding="utf-8").read().splitlines())))' "$T/w$w.txt") characters, cut names: $(grep -c '…' "$T/w$w.txt")"
 done
 COLUMNS=80 run harness report --from "$T/a/quantize_k_cache-cpu.json" --format terminal
 # headline with a failing candidate, wording of its failure

@@ -67,3 +67,10 @@ def test_history_is_long_not_wide(width):
     text = _rendered(width, lambda c: c.print(tty.history_table(saved)))
     assert "…" not in text and "ce51f8b3" in text and "b1c2341+" in text
     assert all(name in text for name in NAMES)
+
+
+def test_a_pipe_takes_its_width_from_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "90")
+    assert tty.make_console().width == 90
+    monkeypatch.setenv("COLUMNS", "not a number")
+    assert tty.make_console().width == 140  # a log or a pipe without one

@@ -8,6 +8,7 @@ few places that must build markup (progress descriptions, the CLI's messages).""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -191,9 +192,12 @@ def reproducers(result: RunResult, console: Console) -> None:
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A terminal's own width; 140 columns where output goes to a pipe or a log (rich would assume 80)."""
+    """A terminal's own width; where output goes to a pipe or a log, ``$COLUMNS`` if set, else 140 columns
+    (rich would assume 80)."""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 140)
+    columns = os.environ.get("COLUMNS", "")
+    piped = int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 140
+    return Console(stderr=stderr, width=None if stream.isatty() else piped)
 
 
 def render(result: RunResult, console: Console, show_reproducer: bool = False) -> None:

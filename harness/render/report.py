@@ -257,18 +257,23 @@ def _by_size(result: RunResult, chart: str | None = None) -> str:
         lines.append("    line [" + ", ".join(f"{speed.get((c.name, s), 0):.3f}" for s in sizes) + "]")
     rows = [[md_code(s), *(fmt_speedup(speed[(c.name, s)]) if (c.name, s) in speed else "—" for c in timed)]
             for s in sizes]
+    return ("## Speedup by size\n\n" + image + md_fence("\n".join(lines), "mermaid") + "\n\n"
+            + f"Lines, in order: {', '.join(md_code(c.name) for c in timed)}.\n\n"
+            + _table(["Size", *(md_code(c.name) for c in timed)], rows))
+
+
+def _timing_statistics(result: RunResult) -> str:
     stats_rows = [
         [md_code(c.name), md_code(t.size), who, fmt_time(m.min_s), fmt_time(m.median_s), fmt_time(m.mean_s),
          fmt_time(m.iqr_s), fmt_time(m.stderr_s), f"{m.rse:.2%}", str(m.rounds), "yes" if t.converged else "no: budget spent",
          md_text(fmt_pairs(t)) if who == "candidate" else ""]
-        for c in timed for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
+        for c in result.candidates for t in c.timings for who, m in (("baseline", t.baseline), ("candidate", t.candidate))
     ]
-    return ("## Speedup by size\n\n" + image + md_fence("\n".join(lines), "mermaid") + "\n\n"
-            + f"Lines, in order: {', '.join(md_code(c.name) for c in timed)}.\n\n"
-            + _table(["Size", *(md_code(c.name) for c in timed)], rows) + "\n"
-            + _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
-                       _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
-                               "Rounds", "Decided", "Pairs"], stats_rows)))
+    if not stats_rows:
+        return ""
+    return _details("Timing statistics per candidate and size (per-call times over interleaved rounds)",
+                    _table(["Candidate", "Size", "Timed", "Min", "Median", "Mean", "IQR", "SE of median", "RSE",
+                            "Rounds", "Decided", "Pairs"], stats_rows))
 
 
 def _regression_tests(result: RunResult) -> str:
@@ -322,7 +327,10 @@ def _profiles(result: RunResult) -> str:
     return _details("🔬 Line profiles of the baseline and each candidate", "\n".join(_profile_table(p) for p in shown))
 
 
-def _footer(result: RunResult) -> str:
+def _footer(result: RunResult, local: bool = True) -> list[str]:
+    """The run's facts: in a local report one block; in a PR comment the machine, commit, noise and checkout
+    changes stay in view and the command, load, isolation and timing method fold into a section that can be
+    trimmed."""
     e, b = result.environment, result.bench
     dirty = {True: " (with uncommitted changes)", False: " (clean)", None: ""}[e.git_dirty]
     lines = [
@@ -364,17 +372,19 @@ def _footer(result: RunResult) -> str:
                f"their rounds."
                if b.processes == 1 and b.confirm_margin > 0 else "")
         )
-    for note in result.noise:
-        lines.append(f"Noisy machine: {md_text(note)}")
-    for change in result.checkout_changes:
-        lines.append(f"Checkout changed during the run: {md_code(change)}")
-    return "---\n\n" + "<br>\n".join(lines) + "\n"
+    alerts = [f"Noisy machine: {md_text(note)}" for note in result.noise]
+    alerts += [f"Checkout changed during the run: {md_code(change)}" for change in result.checkout_changes]
+    if local:
+        return ["---\n\n" + "<br>\n".join(lines + alerts) + "\n"]
+    return ["---\n\n" + "<br>\n".join(lines[:3] + alerts) + "\n",
+            _details("🖥️ Command, machine load, isolation and how it was timed", "<br>\n".join(lines[3:]))]
 
 
 def _sections(result: RunResult, local: bool = True) -> list[str]:
     chart = result.chart if local and result.chart and LOCAL_CHART.fullmatch(result.chart) else None
     sections = [_headline(result), gate_section(result), _explanation(result), _correctness(result), _round_trips(result), _candidates_table(result),
-                _by_size(result, chart), _regression_tests(result), _profiles(result), _footer(result)]
+                _by_size(result, chart), _timing_statistics(result), _regression_tests(result), _profiles(result),
+                *_footer(result, local)]
     return [s for s in sections if s]
 
 
