@@ -1,6 +1,10 @@
 """The regression gate's rules (harness/judge/gate.py), pure: checks in, a verdict out; and two saved runs
 compared through each run's speedup over its own baseline, with both runs' intervals."""
 
+import dataclasses
+
+import pytest
+
 from harness.core import stats
 from harness.core.result import CandidateResult, Environment, GateCheck, RunResult, SizeTiming, Summary
 from harness.judge import gate
@@ -38,18 +42,29 @@ def _run(timing, baseline="oracle:quantize_k_cache"):
 
 
 def test_saved_runs_compare_speedups_over_their_own_baselines_with_both_intervals():
-    old = _run(_timing(10.0, 9.8, 10.2, candidate_s=1.0e-3))
+    old = _run(_timing(10.0, 9.99, 10.01, candidate_s=1.0e-3))
     # the machine got 10% slower between the runs: the candidate's time moved, its speedup did not
-    new = _run(_timing(10.0, 9.8, 10.2, candidate_s=1.1e-3))
+    new = _run(_timing(10.0, 9.99, 10.01, candidate_s=1.1e-3))
     (change,) = gate.changes(old, new, 0.05)
     assert change.speedup == 1.0 and change.verdict == stats.SAME
-    assert change.speedup_ci == (9.8 / 10.2, 10.2 / 9.8)  # wider than either run's: both runs' spread
-    slower = _run(_timing(8.0, 7.8, 8.2))
+    # wider than either run's: both runs' spread, and what a run moves beyond its interval (between_runs)
+    widen = (1 + gate.BETWEEN_RUNS) ** 2
+    assert change.speedup_ci == pytest.approx((9.99 / 10.01 / widen, 10.01 / 9.99 * widen))
+    slower = _run(_timing(7.5, 7.4, 7.6))
     assert gate.against_saved(old, slower, 0.05, "old.json").status == "failed"
     assert gate.against_saved(old, _run(_timing(9.6, 9.2, 10.0)), 0.05, "old.json").status == "undecided"
     other = _run(_timing(10.0, 9.8, 10.2), baseline="candidates/slow_loop.py:slow_loop")
     refused = gate.against_saved(old, other, 0.05, "old.json")
     assert refused.status == "failed" and "timed against oracle:quantize_k_cache, the other against" in refused.reason
+
+
+def test_runner_pairs_that_disagree_widen_the_comparison():
+    from harness.core.result import SpeedVerdict
+
+    steady = _timing(10.0, 9.8, 10.2)
+    split = dataclasses.replace(steady, pair_speedups=(9.0, 11.0), pair_verdicts=(SpeedVerdict("faster"),) * 2)
+    assert gate.between_runs(steady) == gate.BETWEEN_RUNS
+    assert gate.between_runs(split) == pytest.approx((11.0 / 9.0 - 1) / 2)
 
 
 def test_an_interval_that_does_not_hold_its_speedup_is_no_data():

@@ -7,8 +7,11 @@ than either run's rounds say (where its code and data landed, the machine's stat
 compared with itself once read "0.89x [0.86-0.94] slower".  So a saved run is compared through each
 candidate's speedup over the baseline *of its own run* — the baseline's shift between the runs cancels —
 and the interval of the change is the interval arithmetic of the two runs' speedup intervals (each spans
-its runner pairs, ``Bench.combine``): new low / old high to new high / old low.  That is wider than either,
-on purpose: the gate must not cry wolf, and where the width crosses the threshold it says it cannot decide.
+its runner pairs, ``Bench.combine``): new low / old high to new high / old low, widened at each end by the
+between-run spread (``between_runs``): what a speedup over the run's own baseline moves between runs of the
+same code beyond its interval — the larger of ``BETWEEN_RUNS`` and half the range of the run's runner
+pairs' speedups.  That is wider than either run's interval, on purpose: the gate must not cry wolf, and
+where the width crosses the threshold it says it cannot decide.
 To catch a small slowdown, ``--against REF`` times the reference's candidate beside the current one in the
 same run, in interleaved rounds: a within-run ratio, as narrow as any timing.
 
@@ -28,6 +31,19 @@ from harness.core.config import DEFAULTS
 from harness.core.result import Gate, GateCheck, RunResult, SizeTiming
 
 EXIT_FOR_STATUS = {"passed": 0, "failed": 1, "noisy": 3, "undecided": 3}
+# Twenty saved runs of unchanged code, each compared with the one before (2-core AMD EPYC VM, fused at
+# prod-65536, one pair of runners each): with the intervals alone one of twenty read "faster" (1.09x
+# [1.06-1.13]); widened by 2% at each end none did (benchmarks/gate-trials-saved-cpu-epyc.txt).  More would
+# leave no room for "no significant difference" inside the default 5% floor.
+BETWEEN_RUNS = 0.02
+
+
+def between_runs(t: SizeTiming) -> float:
+    """How far a timing's speedup may move in another run of the same code, beyond its interval: half the
+    relative range of its runner pairs' speedups where it has several, at least ``BETWEEN_RUNS``."""
+    pairs = [s for s in t.pair_speedups if math.isfinite(s) and s > 0]
+    spread = (max(pairs) / min(pairs) - 1) / 2 if len(pairs) > 1 else 0.0
+    return max(BETWEEN_RUNS, spread)
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,8 @@ def changes(previous: RunResult, current: RunResult, noise_floor: float = DEFAUL
     found = []
     for name, spec, old, new in _pairs(previous, current):
         speedup = new.speedup / old.speedup
-        ci = (new.speedup_ci[0] / old.speedup_ci[1], new.speedup_ci[1] / old.speedup_ci[0])
+        widen = (1 + between_runs(old)) * (1 + between_runs(new))
+        ci = (new.speedup_ci[0] / old.speedup_ci[1] / widen, new.speedup_ci[1] / old.speedup_ci[0] * widen)
         verdict = stats.decide(ci, noise_floor)
         found.append(Change(name, spec, new.size, stats.median(old.candidate_rounds_s),
                             stats.median(new.candidate_rounds_s), speedup, ci, verdict,
