@@ -51,6 +51,7 @@ class BenchConfig:
     # with one pair, only a "faster"/"slower" this far beyond the floor stands alone; any other verdict is timed
     # in a second pair, and a third when two disagree (``stands_alone``, ``another_pair``); 0 trusts one pair
     confirm_margin: float = 0.10
+    cache_bytes: int | None = None  # the CPU cache inputs are sized against, as the judge found it (``machine``)
 
     @property
     def most_pairs(self) -> int:

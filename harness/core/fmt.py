@@ -43,7 +43,7 @@ def machine_line(e: "Environment") -> str:
     if e.copy_gbps:
         parts.append(f"copy bandwidth {e.copy_gbps:.1f} GB/s (measured)")
     if e.cache_bytes:
-        parts.append(f"last-level cache {fmt_bytes(e.cache_bytes)}")
+        parts.append(f"last-level cache {fmt_bytes(e.cache_bytes)}" + (f" ({e.cache_source})" if e.cache_source else ""))
     parts.append(f"{e.threads} threads")
     if e.load_start is not None:
         parts.append(f"load average {e.load_start:.2f}" + (f" → {e.load_end:.2f}" if e.load_end is not None else ""))

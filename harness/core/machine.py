@@ -45,6 +45,18 @@ def _cpu_name() -> str | None:
     return None
 
 
+def effective_cache(reported: int | None, measured: int | None) -> tuple[int | None, str]:
+    """The CPU cache the bench sizes inputs against, and where that figure comes from: the reported size
+    (sysfs), unless copies slow to memory speed at under an eighth of it — a virtual machine may report its
+    host's whole cache (480 MiB once, on a 2-core VM) — then the copies' figure.  (A busy machine's copies
+    read a cache up to four times too small: that much is not taken for a wrong report.)"""
+    if reported and measured and measured * 8 <= reported:
+        return measured, f"the system reports {reported >> 20} MiB, but copies slow down beyond {measured >> 20} MiB"
+    if reported:
+        return reported, "as the system reports it" + (f"; copies agree (fast up to {measured >> 20} MiB)" if measured else "")
+    return measured, "measured by copies (the system reports none)" if measured else "unknown"
+
+
 def last_level_cache_bytes() -> int | None:
     """The largest CPU cache's size (Linux sysfs), or None where it cannot be read."""
     sizes = []

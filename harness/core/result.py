@@ -355,6 +355,7 @@ class Environment:
     governor: str | None = None  # the CPU frequency governor, where readable
     isolation: str | None = None  # how runners were kept apart (``isolation.describe``), e.g. own PID namespaces
     cache_bytes: int | None = None  # the last-level CPU cache timing inputs were sized against (CPU runs)
+    cache_source: str | None = None  # where that figure comes from (``machine.effective_cache``)
 
 
 

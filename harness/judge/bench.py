@@ -38,10 +38,13 @@ from harness.judge import noise
 from harness.judge.pairs import PairVoting
 
 
-def cpu_cache_bytes(device: str) -> int | None:
+def cpu_cache_bytes(device: str, config: BenchConfig | None = None) -> int | None:
     """The last-level cache that decides how inputs are built and how far one pair is trusted: the CPU's,
-    on the CPU; None on another device, or where it cannot be read."""
-    return machine.last_level_cache_bytes() if device == "cpu" else None
+    on the CPU (as the run found it, ``machine.effective_cache``); None on another device, or where it cannot
+    be read."""
+    if device != "cpu":
+        return None
+    return (config.cache_bytes if config is not None else None) or machine.last_level_cache_bytes()
 
 
 CASE_REPEAT_SEED = 104_729  # data seed step between repeats of ``best_of``
@@ -206,7 +209,7 @@ class Bench(PairVoting):
 
     def _streams(self, bytes_moved: int) -> bool:
         """A CPU call that moves more than the last-level cache holds (each round streams DRAM)."""
-        cache = cpu_cache_bytes(self.device)
+        cache = cpu_cache_bytes(self.device, self.config)
         return cache is not None and bytes_moved > cache
 
     def _write_allowance(self, size: Case) -> float:

@@ -24,7 +24,8 @@ from harness.runner.audit import StateChanged
 from harness.core.config import DEFAULTS, BenchConfig
 from harness.judge.bench import Bench
 from harness.core.candidates import absolute, candidates_dir
-from harness.runner.clocks import measure_copy_bandwidth
+from harness.runner.clocks import copy_knee_bytes, measure_copy_bandwidth
+from harness.core.machine import effective_cache, last_level_cache_bytes
 from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
@@ -65,6 +66,7 @@ class Pipeline:
         self.progress = progress or (lambda *a, **k: None)
         self.round_trips = round_trips
         self.finished: list[CandidateResult] = []
+        self.cache_source: str | None = None  # where the CPU cache figure came from, once found
 
     # what the CLI shows of a run, interrupted or not
     @property
@@ -107,9 +109,12 @@ class Pipeline:
         machine_before = noise.machine_state()
         copy_gbps = None
         if opts.time and opts.cluster is None:  # (a cluster's workers measure their own devices')
-            self.progress("phase", name="copy bandwidth", total=1)
+            self.progress("phase", name="copy bandwidth and cache", total=1)
             copy_gbps = measure_copy_bandwidth(opts.device)
-            self.progress("done", name="copy bandwidth", ok=True)
+            if opts.device == "cpu":
+                self._find_cache()
+                opts = self.options
+            self.progress("done", name="copy bandwidth and cache", ok=True)
         here = opts.jobs == 1 and opts.cluster is None
         task = make_task(self.plan, self.progress, copy_gbps, self.round_trips if here else None)
         baseline_profile, worker_threads = None, None
@@ -146,6 +151,9 @@ class Pipeline:
         timed = any(r.timings for r in self.finished)
         machine_after = noise.machine_state()
         env = dataclasses.replace(environment(opts.device, copy_gbps, threads), load_start=machine_before.load1,
+                                  cache_bytes=opts.bench.cache_bytes or (None if opts.device != "cpu" else
+                                                                        last_level_cache_bytes()),
+                                  cache_source=self.cache_source,
                                   load_end=machine_after.load1, governor=machine_after.governor,
                                   isolation=isolation.describe())
         return RunResult(
@@ -156,6 +164,15 @@ class Pipeline:
             bench=opts.bench.settings(threads) if timed else None, baseline_profile=baseline_profile,
             checkout_changes=tuple(changed), policy_text=self.target.policy_text.get(opts.policy, ""),
         )
+
+    def _find_cache(self) -> None:
+        """The CPU cache the run's inputs are sized against (``machine.effective_cache``), into the plan's
+        bench settings, so the judge and every runner use the same figure."""
+        reported = last_level_cache_bytes()
+        cache, self.cache_source = effective_cache(reported, copy_knee_bytes(reported))
+        opts = self.plan.options
+        self.plan = dataclasses.replace(self.plan, options=dataclasses.replace(
+            opts, bench=dataclasses.replace(opts.bench, cache_bytes=cache)))
 
     def _judge_here(self, task: CandidateTask) -> None:
         """Every candidate in this process, one after the other; runners load while the judge works (imports

@@ -337,7 +337,8 @@ def _footer(result: RunResult, local: bool = True) -> list[str]:
         f"Device: {md_text(e.device_name)} ({md_code(e.device)}) · torch {md_text(e.torch)} · "
         f"triton {md_text(e.triton or 'n/a')} · Python {md_text(e.python)} · {e.threads} threads · {md_text(e.platform)}",
         (f"Copy bandwidth (measured): {e.copy_gbps:.1f} GB/s" if e.copy_gbps else "Copy bandwidth: not measured")
-        + (f" · last-level cache {fmt_bytes(e.cache_bytes)} (timing inputs are sized against it)" if e.cache_bytes else ""),
+        + (f" · last-level cache {fmt_bytes(e.cache_bytes)}, which timing inputs are sized against"
+           + (f" ({md_text(e.cache_source)})" if e.cache_source else "") if e.cache_bytes else ""),
         f"Commit {md_code(e.git_commit or 'unknown')}{dirty} · harness {md_text(e.harness_version)} · "
         f"{md_text(result.created)}",
         f"Command: {md_code(e.command)}",

@@ -42,7 +42,7 @@ class Worker:
         self._placed: tuple[int, int, int] | None = None  # the (round, calls, first call) whose inputs are in place
         self._prime: Callable[[int], object] | None = None  # writes call i's input before it (within the cache)
         self._size: Case | None = None  # the prepared size
-        self._cache_bytes = last_level_cache_bytes() or (32 << 20)
+        self._cache_bytes = config.cache_bytes or last_level_cache_bytes() or (32 << 20)  # the judge's figure
 
     @property
     def pid(self) -> int:
