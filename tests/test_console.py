@@ -74,3 +74,36 @@ def test_a_pipe_takes_its_width_from_columns(monkeypatch):
     assert tty.make_console().width == 90
     monkeypatch.setenv("COLUMNS", "not a number")
     assert tty.make_console().width == 140  # a log or a pipe without one
+
+
+def test_progress_takes_events_from_several_threads():
+    """--jobs: judge workers report from threads of their own (two "done"s once removed one step twice;
+    with threads switching every microsecond, unlocked, one run in five raised KeyError)."""
+    import sys
+    import threading
+
+    errors: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(5):
+            progress = tty.LiveProgress(Console(file=open("/dev/null", "w")))
+            progress("phase", name="candidates", total=400)
+
+            def worker(k: int) -> None:
+                try:
+                    for i in range(200):
+                        progress("step", name=f"{k}-{i}")
+                        progress("done", name=f"{k}-{i}", ok=True)
+                except Exception as exc:  # noqa: BLE001 - what the test looks for
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert progress.progress.tasks[0].completed == 400
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors

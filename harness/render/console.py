@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 from rich.console import Console, Group
@@ -56,13 +57,15 @@ SIGNIFICANCE_STYLE = {"faster": "green", "slower": "red", "inconclusive": "yello
 
 
 class LiveProgress:
-    """A ``progress(event, **details)`` callback that drives a rich progress display."""
+    """A ``progress(event, **details)`` callback that drives a rich progress display.  Judge workers
+    (``--jobs``) report from threads of their own: one event at a time, or two could remove one step."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
         self.phase: Any = None
         self.step: Any = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> "LiveProgress":
         self.progress.__enter__()
@@ -72,6 +75,10 @@ class LiveProgress:
         self.progress.__exit__(*exc)
 
     def __call__(self, event: str, **info: Any) -> None:
+        with self._lock:
+            self._event(event, info)
+
+    def _event(self, event: str, info: dict[str, Any]) -> None:
         if event == "phase":
             self.phase = self.progress.add_task(f"[bold]{info['name']}", total=info["total"])
         elif event == "step":
