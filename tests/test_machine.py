@@ -8,7 +8,7 @@ MIB = 1 << 20
 
 
 def test_a_reported_cache_stands_unless_copies_say_it_is_far_smaller():
-    assert effective_cache(32 * MIB, 32 * MIB) == (32 * MIB, "as the system reports it; copies agree (fast up to 32 MiB)")
+    assert effective_cache(32 * MIB, 32 * MIB) == (32 * MIB, "as the system reports it; copies agree, fast up to 32 MiB")
     assert effective_cache(32 * MIB, 8 * MIB)[0] == 32 * MIB  # within a factor 8: the measurement is the rougher one
     cache, source = effective_cache(480 * MIB, 32 * MIB)
     assert cache == 32 * MIB and source == "the system reports 480 MiB, but copies slow down beyond 32 MiB"

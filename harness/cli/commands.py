@@ -136,7 +136,7 @@ def cmd_machine(args: argparse.Namespace, out: Console) -> int:
     if args.device == "cpu":
         cache, source = effective_cache(env.cache_bytes, copy_knee_bytes(env.cache_bytes))
         env = dataclasses.replace(env, cache_bytes=cache, cache_source=source)
-    out.print(f"machine: {machine_line(env)}", highlight=False, markup=False)
+    out.print(f"machine: {machine_line(env)}", highlight=False, markup=False, soft_wrap=True)  # one line to grep
     if env.governor:
         out.print(f"CPU frequency governor: {env.governor}", highlight=False, markup=False)
     return EXIT_OK

@@ -53,7 +53,7 @@ def effective_cache(reported: int | None, measured: int | None) -> tuple[int | N
     if reported and measured and measured * 8 <= reported:
         return measured, f"the system reports {reported >> 20} MiB, but copies slow down beyond {measured >> 20} MiB"
     if reported:
-        return reported, "as the system reports it" + (f"; copies agree (fast up to {measured >> 20} MiB)" if measured else "")
+        return reported, "as the system reports it" + (f"; copies agree, fast up to {measured >> 20} MiB" if measured else "")
     return measured, "measured by copies (the system reports none)" if measured else "unknown"
 
 
