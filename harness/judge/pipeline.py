@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import sys
 from pathlib import Path
 from typing import Callable, Mapping
@@ -38,6 +39,12 @@ from harness.judge.task import CandidateTask
 from harness.judge.verify import TimedCheck, Verifier
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
+
+
+@functools.lru_cache(maxsize=4)
+def _copy_knee(reported: int | None) -> int | None:
+    """``copy_knee_bytes``, measured once per process (a run of every target asks once per target)."""
+    return copy_knee_bytes(reported)
 
 
 def likely_pairs(config: BenchConfig) -> int:
@@ -169,7 +176,7 @@ class Pipeline:
         """The CPU cache the run's inputs are sized against (``machine.effective_cache``), into the plan's
         bench settings, so the judge and every runner use the same figure."""
         reported = last_level_cache_bytes()
-        cache, self.cache_source = effective_cache(reported, copy_knee_bytes(reported))
+        cache, self.cache_source = effective_cache(reported, _copy_knee(reported))
         opts = self.plan.options
         self.plan = dataclasses.replace(self.plan, options=dataclasses.replace(
             opts, bench=dataclasses.replace(opts.bench, cache_bytes=cache)))
