@@ -329,6 +329,21 @@ def test_runner_pairs_vote_and_the_verdict_is_the_majoritys():
     assert undecided.verdict == "inconclusive"
 
 
+def test_a_disturbed_pair_votes_for_nothing():
+    """The oracle against itself on a busy machine: two pairs whose baseline runner was starved read 25x
+    and 69x "faster"; the same function timed 30x slower than in another pair is no measurement of it."""
+    bench = make({}).bench
+    steady = make({"base": 1e-3, "cand": 1e-3}).compare()
+    starved = make({"base": 30e-3, "cand": 1e-3}).compare()
+    starved_again = make({"base": 25e-3, "cand": 1e-3}).compare()
+    combined = bench.combine([steady, starved, starved_again])
+    assert combined.verdict == steady.verdict == "no significant difference" and combined.speedup == steady.speedup
+    assert combined.pair_speedups == (steady.speedup, starved.speedup, starved_again.speedup)
+    assert combined.pair_verdicts == (steady.verdict, "inconclusive", "inconclusive")
+    slowed_candidate = make({"base": 1e-3, "cand": 20e-3}).compare()  # either side: never a fake slowdown either
+    assert bench.combine([steady, slowed_candidate, steady]).verdict == "no significant difference"
+
+
 def test_a_single_pair_stands_alone_only_when_its_speedup_is_far_beyond_the_floor(monkeypatch):
     bench = make({}).bench
     near = make({"base": 1.08e-3, "cand": 1e-3}).compare()  # 8% faster: a pair off by 8% would read this

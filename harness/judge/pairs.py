@@ -12,6 +12,9 @@ from harness.core.config import BenchConfig
 from harness.core.result import SizeTiming
 
 
+DISTURBED = 2.0  # a pair whose baseline (or candidate) median is this many times its fastest pair's
+
+
 class PairVoting:
     config: BenchConfig
 
@@ -31,10 +34,17 @@ class PairVoting:
         verdict is the class ("faster", "slower", inside the floor) more than half of them decided on, its
         interval spans those pairs' intervals and its medians pool their rounds; a pair outvoted is kept in
         ``pair_speedups``/``pair_verdicts`` for the report to show.  With no majority the interval spans
-        every pair's, which crosses a floor boundary: "inconclusive"."""
+        every pair's, which crosses a floor boundary: "inconclusive".
+
+        A pair whose baseline (or candidate) ran ``DISTURBED`` times slower than in the fastest pair timed the
+        same function on the same inputs as the others: it was disturbed (descheduled, starved of a CPU it
+        was pinned to), and it votes for nothing — on a busy machine such pairs once made the oracle read
+        69x "faster" than itself.  Dropping them can only remove a slowdown of one side, never make one."""
         if len(timings) == 1:
             return timings[0]
-        agreeing = self._majority(timings) or timings
+        disturbed = self._disturbed(timings)
+        voters = [t for i, t in enumerate(timings) if i not in disturbed] or timings
+        agreeing = self._majority(voters) or voters
         base = [r for t in agreeing for r in t.baseline_rounds_s]
         cand = [r for t in agreeing for r in t.candidate_rounds_s]
         ci = (min(t.speedup_ci[0] for t in agreeing), max(t.speedup_ci[1] for t in agreeing))
@@ -44,7 +54,15 @@ class PairVoting:
             agreeing[0], **measured,
             converged=all(t.converged for t in agreeing) and measured["verdict"] in stats.DECISIVE,
             foreign_cpu=max(shares("foreign_cpu"), default=None), steal_cpu=max(shares("steal_cpu"), default=None),
-            pair_speedups=tuple(t.speedup for t in timings), pair_verdicts=tuple(t.verdict for t in timings))
+            pair_speedups=tuple(t.speedup for t in timings),
+            pair_verdicts=tuple(stats.INCONCLUSIVE if i in disturbed else t.verdict for i, t in enumerate(timings)))
+
+    @staticmethod
+    def _disturbed(timings: list[SizeTiming]) -> set[int]:
+        """The pairs whose baseline or candidate median is ``DISTURBED`` times that side's fastest pair's."""
+        fastest = (min(t.baseline.median_s for t in timings), min(t.candidate.median_s for t in timings))
+        return {i for i, t in enumerate(timings)
+                if t.baseline.median_s > DISTURBED * fastest[0] or t.candidate.median_s > DISTURBED * fastest[1]}
 
     @staticmethod
     def _votes(timings: list[SizeTiming]) -> dict[str, list[SizeTiming]]:
