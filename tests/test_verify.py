@@ -207,3 +207,14 @@ def test_a_timing_size_is_timed_on_the_build_it_was_verified_on_unless_the_call_
     reply, _ = writer.call(case)
     assert "error" not in reply and reply["after_digest"] != reply["input_digest"]
     assert writer._key(size) not in writer._verified_builds
+
+
+def test_outputs_of_any_structure_come_back_to_the_cpu_for_the_cross_device_check():
+    """(On CUDA the oracle's CUDA output is compared with its CPU output; a tuple once crashed a run there.)"""
+    import torch
+
+    from harness.judge.verify import _on_cpu
+
+    out = _on_cpu((torch.zeros(2), [torch.ones(1), 3], "x"))
+    assert isinstance(out, tuple) and isinstance(out[1], list) and out[1][1] == 3 and out[2] == "x"
+    assert all(t.device.type == "cpu" for t in (out[0], out[1][0]))
