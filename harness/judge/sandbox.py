@@ -65,10 +65,6 @@ LOADED_MIN_ROUND_S = 0.1
 # The input writing a runner reports (within the cache, before each call) counts up to this many times the
 # judge's estimate (``Bench._write_allowance``); a candidate's runner could claim more to hide slow calls
 WRITE_ALLOWANCE_QUIET, WRITE_ALLOWANCE_LOADED = 3.0, 10.0
-# On a loaded machine a round's wake-ups (the request, the threads of the first call, the reply) each wait
-# behind the busy processes, a delay that does not grow with the round: an honest fused candidate beside
-# two busy-loop processes on 2 cores once reported 13 ms of calls in rounds the judge saw take 130 ms.
-LOADED_DELAY_S = 0.05
 
 
 class Runner(RunnerProcess):
@@ -200,10 +196,9 @@ class Runner(RunnerProcess):
         ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge) each wake-up can
         wait tens of ms behind them (a fully loaded 2-core machine once made honest 5 ms rounds take 25 ms),
         a delay that does not grow with the round: then only rounds of at least ``LOADED_MIN_ROUND_S`` are
-        judged, each is allowed ``LOADED_DELAY_S`` of waiting, and ``slack`` (the baseline's own median
-        ratio in the same rounds, at most ``MAX_WALL_RATIO``) scales the limit: an honest candidate under two
-        busy processes once read 10x where the baseline beside it read several times 1.  (A run that loaded
-        is flagged noisy, exit 3, whatever it read: what this leniency lets through is never a gate's pass.)  Returns this runner's median ratio (1.0 where
+        judged, and ``slack`` (the baseline's own median ratio in the same rounds, at most
+        ``MAX_WALL_RATIO``) scales the limit: an honest candidate under two busy processes once read 10x
+        where the baseline beside it read several times 1.  Returns this runner's median ratio (1.0 where
         its rounds were too short to judge)."""
         self.request(m.Release(), m.Ok)
         # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
@@ -211,8 +206,7 @@ class Runner(RunnerProcess):
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
         minimum = LOADED_MIN_ROUND_S if loaded else MIN_CHECKED_ROUND_S
         most = WRITE_ALLOWANCE_LOADED if loaded else WRITE_ALLOWANCE_QUIET  # a loaded machine writes slower too
-        delay = LOADED_DELAY_S if loaded else 0.0
-        accounted = [(wall, timed + min(written, most * allowed) + delay) for wall, timed, written, allowed in self._rounds]
+        accounted = [(wall, timed + min(written, most * allowed)) for wall, timed, written, allowed in self._rounds]
         ratios = [(wall, wall / max(a, 1e-9)) for wall, a in accounted]
         limit = MAX_WALL_RATIO * (min(max(slack, 1.0), MAX_WALL_RATIO) if loaded else 1.0)
         if self.device == "cpu" and underreported(ratios, minimum, limit):
