@@ -213,8 +213,8 @@ def test_outputs_of_any_structure_come_back_to_the_cpu_for_the_cross_device_chec
     """(On CUDA the oracle's CUDA output is compared with its CPU output; a tuple once crashed a run there.)"""
     import torch
 
-    from harness.judge.verify import _on_cpu
+    from harness.core.target import map_tensors
 
-    out = _on_cpu((torch.zeros(2), [torch.ones(1), 3], "x"))
+    out = map_tensors(torch.Tensor.cpu, (torch.zeros(2), [torch.ones(1), 3], "x"))
     assert isinstance(out, tuple) and isinstance(out[1], list) and out[1][1] == 3 and out[2] == "x"
     assert all(t.device.type == "cpu" for t in (out[0], out[1][0]))

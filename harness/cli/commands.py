@@ -126,15 +126,14 @@ def cmd_machine(args: argparse.Namespace, out: Console) -> int:
     from harness.judge.environment import environment
     from harness.judge.noise import machine_state
     from harness.judge.plan import check_device
-    from harness.core.machine import effective_cache
-    from harness.runner.clocks import copy_knee_bytes, measure_copy_bandwidth
+    from harness.runner.clocks import cpu_cache, measure_copy_bandwidth
 
     check_device(args.device)
     state = machine_state()
     env = dataclasses.replace(environment(args.device, measure_copy_bandwidth(args.device)), load_start=state.load1,
                               governor=state.governor)
     if args.device == "cpu":
-        cache, source = effective_cache(env.cache_bytes, copy_knee_bytes(env.cache_bytes))
+        cache, source = cpu_cache()
         env = dataclasses.replace(env, cache_bytes=cache, cache_source=source)
     out.print(f"machine: {machine_line(env)}", highlight=False, markup=False, soft_wrap=True)  # one line to grep
     if env.governor:

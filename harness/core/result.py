@@ -358,7 +358,6 @@ class Environment:
     cache_source: str | None = None  # where that figure comes from (``machine.effective_cache``)
 
 
-
 @dataclass(frozen=True)
 class RoundTrip:
     """One pair of passing candidates, a forward target's and its inverse's, checked on the round-trip

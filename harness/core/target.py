@@ -54,6 +54,18 @@ class Call:
         return Call(tuple(fn(a) for a in self.args), {k: fn(v) for k, v in self.kwargs.items()})
 
 
+def map_tensors(fn: Callable[[Any], Any], value: Any) -> Any:
+    """``value`` (a tensor, or tuples and lists of tensors and plain values) with ``fn`` applied to every
+    tensor in it, the structure kept."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(fn, v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class Difference:
     """One located difference between expected and actual output, already decoded for humans."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import sys
 from pathlib import Path
 from typing import Callable, Mapping
@@ -25,8 +24,7 @@ from harness.runner.audit import StateChanged
 from harness.core.config import DEFAULTS, BenchConfig
 from harness.judge.bench import Bench
 from harness.core.candidates import absolute, candidates_dir
-from harness.runner.clocks import copy_knee_bytes, measure_copy_bandwidth
-from harness.core.machine import effective_cache, last_level_cache_bytes
+from harness.runner.clocks import cpu_cache, measure_copy_bandwidth
 from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
@@ -39,12 +37,6 @@ from harness.judge.task import CandidateTask
 from harness.judge.verify import TimedCheck, Verifier
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
-
-
-@functools.lru_cache(maxsize=4)
-def _copy_knee(reported: int | None) -> int | None:
-    """``copy_knee_bytes``, measured once per process (a run of every target asks once per target)."""
-    return copy_knee_bytes(reported)
 
 
 def likely_pairs(config: BenchConfig) -> int:
@@ -157,9 +149,8 @@ class Pipeline:
         changed = checkout.changes(before, checkout.snapshot(self._folders()))
         timed = any(r.timings for r in self.finished)
         machine_after = noise.machine_state()
-        env = dataclasses.replace(environment(opts.device, copy_gbps, threads), load_start=machine_before.load1,
-                                  cache_bytes=opts.bench.cache_bytes or (None if opts.device != "cpu" else
-                                                                        last_level_cache_bytes()),
+        env = environment(opts.device, copy_gbps, threads)
+        env = dataclasses.replace(env, load_start=machine_before.load1, cache_bytes=opts.bench.cache_bytes or env.cache_bytes,
                                   cache_source=self.cache_source,
                                   load_end=machine_after.load1, governor=machine_after.governor,
                                   isolation=isolation.describe())
@@ -175,8 +166,7 @@ class Pipeline:
     def _find_cache(self) -> None:
         """The CPU cache the run's inputs are sized against (``machine.effective_cache``), into the plan's
         bench settings, so the judge and every runner use the same figure."""
-        reported = last_level_cache_bytes()
-        cache, self.cache_source = effective_cache(reported, _copy_knee(reported))
+        cache, self.cache_source = cpu_cache()
         opts = self.plan.options
         self.plan = dataclasses.replace(self.plan, options=dataclasses.replace(
             opts, bench=dataclasses.replace(opts.bench, cache_bytes=cache)))

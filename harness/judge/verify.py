@@ -35,7 +35,7 @@ from harness.core.domain import Domain, failure_pattern, suggest
 from harness.core.protocol import Outcome, decode_outcome, digest, error_name
 from harness.core.reproducer import REPEAT_SEED_OFFSET, REPRODUCER_IMPORTS, regression_test
 from harness.core.result import CaseFailure, FamilyCount, Verification
-from harness.core.target import TIMING_FAMILY, Call, Case, Comparison, Target
+from harness.core.target import TIMING_FAMILY, Call, Case, Comparison, Target, map_tensors
 
 MAX_FAILURES_KEPT = 10  # per kind of failure, so refusals never crowd wrong answers out (counts keep all)
 
@@ -141,15 +141,6 @@ class _OracleMemo:
         return Outcome(value=value, input_digest=inputs)
 
 
-def _on_cpu(value: Any) -> Any:
-    """An output (a tensor, or tuples and lists of them) with every tensor moved to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_on_cpu(v) for v in value)
-    return value
-
-
 def same_output(target: Target, call: Call, expected: Any, got: Any, policy: str) -> str | None:
     """None if ``got`` passes for ``expected`` under ``policy`` (identical bytes always do), else why not."""
     if identical(expected, got):
@@ -237,7 +228,7 @@ class Verifier:
             for case in self.cpu_cases:
                 (cpu, call), (gpu, _) = self.cpu_oracle(case), self.oracle(case)
                 if not cpu.raised and not gpu.raised:
-                    comparison = self.target.compare(call, cpu.value, _on_cpu(gpu.value), policy)
+                    comparison = self.target.compare(call, cpu.value, map_tensors(torch.Tensor.cpu, gpu.value), policy)
                     if not comparison.ok:
                         found.append((case, comparison))
             self._device_differences[policy] = found

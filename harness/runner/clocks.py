@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import gc
 import time
+from functools import lru_cache
 from typing import Any, Callable
 
 import torch
 
 from harness.core import stats
-from harness.core.target import Call
+from harness.core.machine import effective_cache, last_level_cache_bytes
+from harness.core.target import Call, map_tensors
 
 Fn = Callable[..., Any]
 
@@ -129,20 +131,12 @@ class CudaClock:
                     out = fn(*call.args, **call.kwargs)
                 end.record()
                 if keep is not None:  # a replay's output is overwritten by the next: a copy, outside the events
-                    keep.append(_cloned(out) if graph is not None else out)
+                    keep.append(map_tensors(torch.Tensor.clone, out) if graph is not None else out)
             torch.cuda.synchronize()
         finally:
             if gc_was_enabled:
                 gc.enable()
         return sum(b.elapsed_time(e) for b, e in pairs) / n / 1e3
-
-
-def _cloned(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_cloned(v) for v in value)
-    return value
 
 
 def make_clock(device: str, l2_flush: bool = True, cuda_graphs: bool = False) -> CpuClock | CudaClock:
@@ -183,23 +177,20 @@ def copy_knee_bytes(reported: int | None, largest: int = 1 << 30,
     timing: a virtual machine may report its host's whole cache (480 MiB once), which the bench must not
     take for the share this machine gets."""
     far = min(largest, max(256 << 20, 4 * (reported or 0)))
-
-    def copies(total: int) -> float:
-        src = torch.ones(max(1, total // 8), dtype=torch.float32)
-        dst = torch.empty_like(src)
-        dst.copy_(src)
-        best = float("inf")
-        for _ in range(max(3, (256 << 20) // total)):
-            t0 = time.perf_counter()
-            dst.copy_(src)
-            best = min(best, time.perf_counter() - t0)
-        return total / best
-
-    gbps = gbps or copies  # (a test passes a bandwidth curve)
+    # a working set is a copy of half its bytes into the other half (a test passes a bandwidth curve instead)
+    gbps = gbps or (lambda total: total / copy_seconds("cpu", total // 2, max(3, (256 << 20) // total)))
     memory = gbps(far)
     sizes = [1 << 20 << k for k in range(16) if (1 << 20 << k) < far]
     fast = [s for s in sizes if gbps(s) >= 1.3 * memory]
     return max(fast) if fast else None
+
+
+@lru_cache(maxsize=1)
+def cpu_cache() -> tuple[int | None, str]:
+    """This machine's CPU cache as the bench uses it, and where the figure comes from
+    (``machine.effective_cache`` of the reported size and ``copy_knee_bytes``): measured once per process."""
+    reported = last_level_cache_bytes()
+    return effective_cache(reported, copy_knee_bytes(reported))
 
 
 def measure_copy_bandwidth(device: str, nbytes: int | None = None) -> float:
