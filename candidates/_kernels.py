@@ -1,10 +1,13 @@
 """What the one-pass kernels (``_fused_triton``, ``_fused_cpu``) share: the oracle's contract for inputs
 and output (preconditions, errors, the output row), and how the installed torch converts float32 to
-float8_e4m3fn beyond its range, which they must reproduce to stay bit-exact."""
+float8_e4m3fn beyond its range, which they must reproduce to stay bit-exact.  And how a fused candidate
+picks its device's kernel module (``one_pass_kernel``)."""
 
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
+from types import ModuleType
 
 import torch
 
@@ -50,3 +53,19 @@ def saturates(device: str) -> tuple[int, int]:
     probe = torch.tensor([470.0, float("inf")], device=device).to(torch.float8_e4m3fn)
     codes = probe.view(torch.uint8).tolist()
     return int(codes[0] == 0x7E), int(codes[1] == 0x7E)
+
+
+def one_pass_kernel(x: torch.Tensor, cuda: str, cpu: str) -> ModuleType | None:
+    """The kernel module for ``x``'s device — ``candidates.<cuda>`` (Triton) on CUDA, ``candidates.<cpu>``
+    (C) on the CPU — where it ``supports(x)``; None where Triton is missing, no compiler is found, or the
+    device is another: the candidate then takes its vectorised torch pass."""
+    if x.is_cuda:
+        try:
+            kernel = importlib.import_module(f"candidates.{cuda}")
+        except ImportError:
+            return None
+    elif x.device.type == "cpu":
+        kernel = importlib.import_module(f"candidates.{cpu}")
+    else:
+        return None
+    return kernel if kernel.supports(x) else None

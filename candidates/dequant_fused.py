@@ -4,22 +4,14 @@ pass where neither is available)."""
 import torch
 
 from candidates._dequant import reference, rows_of
+from candidates._kernels import one_pass_kernel
 from candidates.dequant_vectorized import dequant_vectorized
 from harness.core.candidates import candidate
 
 
 def _kernel(x: torch.Tensor):
     """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another device)."""
-    if x.is_cuda:
-        try:
-            from candidates import _dequant_triton as kernel
-        except ImportError:
-            return None
-    elif x.device.type == "cpu":
-        from candidates import _dequant_cpu as kernel
-    else:
-        return None
-    return kernel if kernel.supports(x) else None
+    return one_pass_kernel(x, "_dequant_triton", "_dequant_cpu")
 
 
 @candidate(target="dequantize_k_cache")

@@ -3,7 +3,7 @@ C kernel on the CPU, a vectorised torch fallback elsewhere)."""
 
 import torch
 
-from candidates._kernels import prepare
+from candidates._kernels import one_pass_kernel, prepare
 from harness.core.candidates import candidate
 
 FP8 = torch.float8_e4m3fn
@@ -11,17 +11,13 @@ _cached = None  # _fused_triton.cached once a CUDA input has imported Triton: a 
 
 
 def _kernel(x: torch.Tensor):
-    """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another dtype)."""
+    """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another dtype); on CUDA it
+    also keeps the Triton module's cached launch for the next calls."""
     global _cached
-    if x.is_cuda:
-        try:
-            from candidates import _fused_triton as kernel
-        except ImportError:
-            return None
+    kernel = one_pass_kernel(x, "_fused_triton", "_fused_cpu")
+    if kernel is not None and x.is_cuda:
         _cached = kernel.cached
-    else:
-        from candidates import _fused_cpu as kernel
-    return kernel if kernel.supports(x) else None
+    return kernel
 
 
 @candidate(target="quantize_k_cache")

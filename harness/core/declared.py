@@ -70,6 +70,10 @@ def _size(dim: Any, params: Mapping[str, Any]) -> int:
     return math.prod(int(f) if f.isdigit() else int(params[f]) for f in dim.replace(" ", "").split("*"))
 
 
+def _shape(dims: list[Any], params: Mapping[str, Any]) -> tuple[int, ...]:
+    return tuple(_size(d, params) for d in dims)
+
+
 def _choices(spec: Any, where: str) -> tuple[Any, ...] | tuple[int, int]:
     if isinstance(spec, dict):
         low, high = spec.get("min"), spec.get("max")
@@ -212,8 +216,14 @@ class DeclaredTarget(Target):
             typical[key] = max(self.params[key][0], typical[key] // 2)
         return typical
 
+    def _tensors(self, params: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...], str]]:
+        """Each input's name, shape and dtype for a case's params (an input with a choice of dtypes takes
+        the case's ``dtype``)."""
+        return [(name, _shape(dims, params), params.get("dtype") if len(dtypes) > 1 else dtypes[0])
+                for name, (dims, dtypes) in self.inputs.items()]
+
     def _elements(self, params: Mapping[str, Any]) -> int:
-        return max(math.prod(_size(d, params) for d in dims) for dims, _ in self.inputs.values())
+        return max(math.prod(shape) for _, shape, _ in self._tensors(params))
 
     def named_cases(self) -> list[Case]:
         typical, found, seen = self._typical(), [], set()
@@ -248,16 +258,13 @@ class DeclaredTarget(Target):
 
     def build(self, case: Case, device: str) -> Call:
         p = case.params
-        tensors = tuple(values.fill(p.get("values", self.families[0]),
-                                    [_size(d, p) for d in dims], p.get("dtype") if len(dtypes) > 1 else dtypes[0],
-                                    case.seed * 7919 + i, device)
-                        for i, (dims, dtypes) in enumerate(self.inputs.values()))
+        tensors = tuple(values.fill(p.get("values", self.families[0]), shape, dtype, case.seed * 7919 + i, device)
+                        for i, (_, shape, dtype) in enumerate(self._tensors(p)))
         return Call(tensors, {k: p[k] for k in self.kwargs})
 
     def describe(self, case: Case) -> str:
         p = case.params
-        shapes = ", ".join(f"{name}{tuple(_size(d, p) for d in dims)} {p.get('dtype') if len(ds) > 1 else ds[0]}"
-                           for name, (dims, ds) in self.inputs.items())
+        shapes = ", ".join(f"{name}{shape} {dtype}" for name, shape, dtype in self._tensors(p))
         extra = "".join(f", {k}={p[k]}" for k in self.kwargs)
         return f"{shapes} {p.get('values')}{extra}, seed={case.seed}"
 
@@ -268,13 +275,10 @@ class DeclaredTarget(Target):
     # -- timing ----------------------------------------------------------------------------------------
     def case_bytes(self, case: Case) -> int:
         p = case.params
-        total = 0
-        for dims, dtypes in self.inputs.values():
-            total += math.prod(_size(d, p) for d in dims) * values.dtype_of(
-                p.get("dtype") if len(dtypes) > 1 else dtypes[0]).itemsize
-        for out in self.outputs:  # declared, else one output like the first input
-            total += math.prod(_size(d, p) for d in out["shape"]) * values.dtype_of(out.get("dtype") or p["dtype"]).itemsize
-        return total
+        tensors = [(shape, dtype) for _, shape, dtype in self._tensors(p)]
+        tensors += [(_shape(out["shape"], p), out.get("dtype") or p["dtype"]) for out in self.outputs]  # (declared,
+        # else one output like the first input)
+        return sum(math.prod(shape) * values.dtype_of(dtype).itemsize for shape, dtype in tensors)
 
     def bytes_moved(self, call: Call) -> int:
         return 0  # ``case_bytes`` answers from the params (a call alone does not say its output's size)
