@@ -3,12 +3,7 @@
 # cuda --quick` of every target's built-ins with --jobs $JOBS (default 1; JOBS="1 2" runs both), timed, with
 # the line profiles unless PROFILE=0 (then --no-profile); logs in $OUT.
 set -uo pipefail
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-fi
-export PYTHONPATH=/tmp/site:$(pwd) PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+. "$(dirname "$0")/_gpu_setup.sh"
 if [ -z "${SKIP_TESTS:-}" ]; then
   python3 -m pytest -q -p no:cacheprovider -m cuda 2>&1 | tail -15 | tee "$OUT/test_cuda.log"
 fi
