@@ -103,22 +103,22 @@ def _segment(policy: Policy, where: str, expected: torch.Tensor, got: torch.Tens
         return f"{where}: returned dtype {got.dtype}, expected {expected.dtype}"
     if tuple(got.shape) != tuple(expected.shape):
         return f"{where}: returned shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
-    bad = _bad_elements(policy, expected.detach().cpu(), got.detach().cpu())
+    expected, got = expected.detach().cpu(), got.detach().cpu()  # once: a CUDA output is copied here
+    bad = _bad_elements(policy, expected, got)
     count = int(bad.sum())
     if not count:
         return None
     for index in bad.nonzero()[:MAX_SHOWN].tolist():
         at = tuple(index)
-        differences.append(Difference(where, str(list(at)), repr(expected.detach().cpu()[at].item()),
-                                      repr(got.detach().cpu()[at].item())))
+        differences.append(Difference(where, str(list(at)), repr(expected[at].item()), repr(got[at].item())))
     detail = ""
     if expected.dtype.is_floating_point:
-        e, g = expected.detach().cpu().double(), got.detach().cpu().double()
+        e, g = expected.double(), got.double()
         finite = bad & torch.isfinite(e) & torch.isfinite(g)
         if finite.any():
             detail = f", max |difference| {float((g - e).abs()[finite].max()):.3g}"
             if policy.kind != "allclose":
-                detail += f" ({int((_ordered(expected.cpu()) - _ordered(got.cpu())).abs()[finite].max())} ulp)"
+                detail += f" ({int((_ordered(expected) - _ordered(got)).abs()[finite].max())} ulp)"
     return f"{where}: {count}/{expected.numel()} elements differ{detail}"
 
 
