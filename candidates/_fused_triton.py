@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from candidates import _triton_launch
 from candidates._kernels import prepare, saturates
 
 FP8 = torch.float8_e4m3fn
@@ -178,60 +179,28 @@ def quantize(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128, b
     return prep.result()
 
 
-# -- the cached launch ----------------------------------------------------------------------------------------
-#
-# ``kernel[grid](...)`` spends tens of microseconds of Python per call before the launch: binding ~20
-# arguments (14 of them constexpr keywords), computing the specialization and the cache key, finding the
-# compiled kernel, checking globals, building launch metadata.  For one configuration of this quantizer all of
-# that is fixed by the input's shape, strides, dtype and device and by dv and tile_size, except the two
-# pointers' 16-byte alignment, which Triton specializes on.  (Its other specializations, integer arguments
-# equal to 1 and divisible by 16, are of the four integer arguments, which the configuration fixes: token
-# count, the rows' strides, the output row's bytes.)  So the first call of a configuration goes the normal
-# way (``prepare``: every check the oracle makes, then Triton's own launch) and keeps, per alignment of the two
-# pointers, the ``CompiledKernel`` Triton chose; later calls allocate the output and call that kernel's
-# launcher directly, with the same arguments in the same order as ``JITFunction.run`` passes them.  A
-# configuration that failed a check never gets a launcher, so it raises on the normal path every time.
-#
-# What is verified before any launcher exists (``_setup_problem``; the reason is kept in STATS["problem"]
-# and every call then takes the normal path): this Triton's ``JITFunction.run`` launches with the call
-# convention used here (its source is read, whitespace-normalised), compiled kernels carry ``run``,
-# ``function``, ``packed_metadata`` and ``launch_metadata``, and Triton's own per-argument specialization
-# (``native_specialize_impl``, what the binder calls) of a pointer depends on nothing but ``data_ptr() % 16``
-# (checked on real tensors of both pointer dtypes at 0..95 byte offsets, and again on the actual arguments
-# whenever a new alignment is first seen).  Per call the launcher also honours: the current device (another
-# than at registration: the normal path), the current stream, ``pre_run_hooks`` on the kernel (any: the normal
-# path) and launch enter/exit hooks (set: the launch metadata is built and the hooks passed, as Triton does).
-# Process-wide compile settings (TRITON_DEBUG, instrumentation, a stages-inspection hook) are taken as they
-# were at a configuration's first call.
+# -- the cached launch (candidates/_triton_launch.py says how and what it checks) ----------------------------
 
-STATS = {"normal": 0, "registered": 0, "problem": None}  # launches through Triton, launchers made, last refusal
-_LAUNCHERS: dict = {}  # configuration -> launch(x) -> output or None (the normal path must run); None: none
-_MAX_LAUNCHERS = 4096
-_SETUP: dict = {}  # device index -> problem (str) or None
-_POINTER_SPECS: dict = {}  # (device index, dtype) -> {aligned: Triton's specialization} or None
-_NORMAL = object()  # a kernels[] entry: launch through Triton every time for that alignment
+STATS = _triton_launch.new_stats()  # launches through Triton, launches made, last refusal
+_LAUNCHES = _triton_launch.Launches()  # configuration -> launch(x) -> output or None; None: none
 _Tensor = torch.Tensor
-_LAUNCH_CALL = ("kernel.run(grid_0, grid_1, grid_2, stream, kernel.function, kernel.packed_metadata, launch_metadata, "
-                "knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook, *bound_args.values())")
-_CONVENTION = ("device = driver.active.get_current_device()", "stream = driver.active.get_current_stream(device)",
-               "launch_metadata = kernel.launch_metadata(grid, stream, *bound_args.values())", _LAUNCH_CALL)
 
 
 def cached(x: torch.Tensor, dv: int, tile_size: int, options: tuple | None = None) -> torch.Tensor | None:
-    """The output of ``quantize(x, dv, tile_size)`` through the configuration's cached launcher, or None where
+    """The output of ``quantize(x, dv, tile_size)`` through the configuration's cached launch, or None where
     there is none (first call of a configuration, a bad input, another device...): then call ``quantize``."""
     if x.__class__ is not _Tensor:
         return None
     # _key(x, dv, tile_size, options), written out: this is the per-call path
-    launch = _LAUNCHERS.get((x.shape, x.stride(), x.dtype, x.get_device(), dv.__class__, dv, tile_size.__class__,
-                             tile_size, options))
+    launch = _LAUNCHES.by_key.get((x.shape, x.stride(), x.dtype, x.get_device(), dv.__class__, dv,
+                                   tile_size.__class__, tile_size, options))
     return None if launch is None else launch(x)
 
 
 def launcher(x: torch.Tensor, dv: int = 512, tile_size: int = 128, options: tuple | None = None) -> Any:
     """The configuration's launch function (``launch(x)`` -> output, or None: take the normal path), or None
     where it has none yet (benchmarks time it alone)."""
-    return _LAUNCHERS.get(_key(x, dv, tile_size, options)) if x.__class__ is _Tensor else None
+    return _LAUNCHES.get(_key(x, dv, tile_size, options)) if x.__class__ is _Tensor else None
 
 
 def _key(x: torch.Tensor, dv: int, tile_size: int, options: tuple | None) -> tuple:
@@ -241,178 +210,43 @@ def _key(x: torch.Tensor, dv: int, tile_size: int, options: tuple | None) -> tup
 
 
 def fast_path_status() -> dict:
-    """For checks and benchmarks: counters, launchers, and why the fast path is off if it is."""
-    return dict(STATS, launchers=sum(v is not None for v in _LAUNCHERS.values()), configurations=len(_LAUNCHERS),
-                triton=triton.__version__)
+    """For checks and benchmarks: counters, launches, and why the fast path is off if it is."""
+    return _LAUNCHES.status(STATS)
 
 
 def _register(x: torch.Tensor, dv: int, tile_size: int, options: tuple | None, rows: torch.Tensor,
               out: torch.Tensor, kernel: Any, grid: tuple, runtime_args: tuple, constants: dict,
               compiled: Any) -> None:
-    """After a normal launch of a checked input: make the configuration's launcher (None where it cannot be
-    made), keeping ``compiled`` for the alignment this launch had.  Never raises."""
-    if x.__class__ is not _Tensor:
-        return
-    key = _key(x, dv, tile_size, options)
-    if key in _LAUNCHERS:
-        return
-    if len(_LAUNCHERS) >= _MAX_LAUNCHERS:
-        _LAUNCHERS.clear()
-    launcher = None
-    try:
-        launcher = _make_launcher(x, rows, out, kernel, grid, runtime_args, constants, compiled)
-    except Exception as exc:  # noqa: BLE001 - the fast path is an optimisation: any surprise disables it here
-        STATS["problem"] = f"launcher setup failed: {exc!r}"
-    _LAUNCHERS[key] = launcher
-    STATS["registered"] += launcher is not None
-
-
-def _setup_problem(kernel: Any, device: int) -> str | None:
-    """Why launchers cannot be used with this Triton, or None (computed once per device)."""
-    if device in _SETUP:
-        return _SETUP[device]
-    problem = None
-    try:
-        import inspect
-        from triton.runtime.jit import JITFunction
-        if not isinstance(kernel, JITFunction) or type(kernel).run is not JITFunction.run:
-            problem = f"not a plain JITFunction: {type(kernel).__name__}"
-        else:
-            source = " ".join(inspect.getsource(JITFunction.run).split())
-            missing = [line for line in _CONVENTION if line not in source]
-            if missing:
-                problem = f"JITFunction.run launches differently in triton {triton.__version__}: no {missing[0]!r}"
-        if problem is None and _specialize_function() is None:
-            problem = "no native_specialize_impl in this Triton to check its pointer specialization with"
-    except Exception as exc:  # noqa: BLE001
-        problem = f"cannot inspect Triton: {exc!r}"
-    _SETUP[device] = problem
-    if problem:
-        STATS["problem"] = problem
-    return problem
-
-
-def _specialize_function() -> Any:
-    """Triton's per-argument specialization, as its binder calls it: ``(backend, arg, is_const, specialize,
-    align) -> (type, key)`` (Triton >= 3.5)."""
-    found = getattr(triton.runtime.jit, "native_specialize_impl", None)
-    if found is None:
-        try:
-            from triton._C.libtriton import native_specialize_impl as found
-        except ImportError:
-            return None
-    return found
-
-
-def _backend(kernel: Any, device: int) -> Any:
-    """The backend object the kernel's binder specializes with (Triton keeps it per device)."""
-    from triton.backends.compiler import BaseBackend
-    return next(v for v in kernel.device_caches[device] if isinstance(v, BaseBackend))
-
-
-def _pointer_specs(specialize: Any, backend: Any, dtype: torch.dtype, device: torch.device) -> dict | None:
-    """Triton's specialization of a ``dtype`` pointer by 16-byte alignment, from real tensors at byte offsets
-    0..95 of one allocation; None if it depends on anything else there (then no launcher is made)."""
-    size = torch.empty((), dtype=dtype).element_size()
-    buffer = torch.empty(256, dtype=torch.uint8, device=device)
-    seen: dict = {}
-    for offset in range(0, 96, size):
-        t = buffer[offset:offset + 64].view(dtype)
-        spec = specialize(backend, t, False, True, True)
-        if seen.setdefault(t.data_ptr() % 16 == 0, spec) != spec:
-            return None
-    return seen if len(seen) == 2 else None
+    """After a normal launch of a checked input: keep the configuration's launch (None where it cannot be
+    made).  Never raises."""
+    if x.__class__ is _Tensor:
+        _LAUNCHES.add(_key(x, dv, tile_size, options),
+                      lambda: _make_launcher(x, rows, out, kernel, grid, runtime_args, constants, compiled), STATS)
 
 
 def _make_launcher(x: torch.Tensor, rows: torch.Tensor, out: torch.Tensor, kernel: Any, grid: tuple,
                    runtime_args: tuple, constants: dict, compiled: Any) -> Any:
-    """The launch function of one configuration, or None where this Triton or input does not allow one."""
+    """``launch(x)`` of one configuration: allocate the output, find the rows, launch; None where this Triton
+    or input does not allow one."""
     if x.numel() == 0 or out.numel() == 0 or not out.is_contiguous():  # out: the result, as quantize returns it
         return None
-    device = triton.runtime.driver.active.get_current_device()
-    if device != x.get_device() or _setup_problem(kernel, device):
+    if list(kernel.arg_names[:2]) != ["x_ptr", "out_ptr"]:
         return None
-    specialize = _specialize_function()
-    backend = _backend(kernel, device)
-    specs = []
-    for dtype in (rows.dtype, out.dtype):
-        if (device, dtype) not in _POINTER_SPECS:
-            _POINTER_SPECS[(device, dtype)] = _pointer_specs(specialize, backend, dtype, rows.device)
-        specs.append(_POINTER_SPECS[(device, dtype)])
-    x_specs, out_specs = specs
-    if x_specs is None or out_specs is None:
-        STATS["problem"] = "Triton specializes pointers on more than their 16-byte alignment"
+    launch_rows = _triton_launch.make_launch(kernel, grid, rows, out, runtime_args, constants, compiled, STATS)
+    if launch_rows is None:
         return None
-
-    # Everything an argument of Triton's launch can be, fixed for this configuration.
     view = rows.data_ptr() == x.data_ptr() and rows.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
     rows_shape, rows_strides = tuple(rows.shape), rows.stride()
-    out_shape, out_dtype, out_device = tuple(out.shape), out.dtype, out.device
-    names = list(kernel.arg_names)  # the kernel's parameters in order; constants also holds num_warps (an option)
-    runtime_names = names[2:2 + len(runtime_args)]
-    if (names[:2] != ["x_ptr", "out_ptr"] or any(name in constants for name in runtime_names)
-            or sorted(names[2 + len(runtime_args):]) != sorted(k for k in constants if k in names)):
-        return None
-    values = dict(zip(runtime_names, runtime_args), **{k: v for k, v in constants.items() if k in names})
-    rest = tuple(values[name] for name in names[2:])  # bound_args.values() after the two pointers
-    grid_0 = grid[0]
-    get_device = triton.runtime.driver.active.get_current_device
-    if get_device is torch.cuda.current_device and hasattr(torch._C, "_cuda_getDevice"):
-        get_device = torch._C._cuda_getDevice  # the same, without the lazy-init check
-    get_stream = triton.runtime.driver.active.get_current_stream
-    runtime = triton.knobs.runtime
-    try:
-        from triton.knobs import HookChain
-    except ImportError:
-        HookChain = None
-    pre_run_hooks = getattr(kernel, "pre_run_hooks", ())  # the live list: hooks added later are seen
-    empty, fp8, normal = torch.empty, out_dtype, _NORMAL
-    if compiled is None or getattr(compiled, "function", None) is None:
-        return None
-    for attr in ("run", "packed_metadata", "launch_metadata"):
-        if not hasattr(compiled, attr):
-            return None
-
-    def entry(compiled: Any, rows: torch.Tensor, out: torch.Tensor) -> Any:
-        """What a later call with this alignment launches: (run, function, packed metadata, kernel), or _NORMAL
-        where Triton's specialization of these pointers is not the one the alignment predicts."""
-        if compiled is None or getattr(compiled, "function", None) is None:
-            return _NORMAL
-        if (specialize(backend, rows, False, True, True) != x_specs[rows.data_ptr() % 16 == 0]
-                or specialize(backend, out, False, True, True) != out_specs[out.data_ptr() % 16 == 0]):
-            return _NORMAL
-        return compiled.run, compiled.function, compiled.packed_metadata, compiled
-
-    kernels = [None, None, None, None]  # by alignment: 2 * (rows 16-byte aligned) + (output 16-byte aligned)
-    kernels[2 * (rows.data_ptr() % 16 == 0) + (out.data_ptr() % 16 == 0)] = entry(compiled, rows, out)
+    out_shape, out_dtype, out_device, empty = tuple(out.shape), out.dtype, out.device, torch.empty
 
     def launch(x: torch.Tensor) -> torch.Tensor | None:
-        if pre_run_hooks or get_device() != device:
-            return None
-        out = empty(out_shape, dtype=fp8, device=out_device)
+        out = empty(out_shape, dtype=out_dtype, device=out_device)
         if view:
             rows = x
         else:  # the layout cannot be viewed as rows: the copy prepare() makes
             rows = x.reshape(rows_shape)
             if rows.stride() != rows_strides:
                 return None
-        alignment = 2 * (rows.data_ptr() % 16 == 0) + (out.data_ptr() % 16 == 0)
-        known = kernels[alignment]
-        if known is None or known is normal:  # Triton's own launch (and, the first time, keep its kernel)
-            compiled = kernel[grid](rows, out, *runtime_args, **constants)
-            STATS["normal"] += 1
-            if known is None:
-                kernels[alignment] = entry(compiled, rows, out)
-            return out
-        run, function, packed, compiled = known
-        enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook
-        stream = get_stream(device)
-        if ((enter is None or enter.__class__ is HookChain and not enter.calls)
-                and (leave is None or leave.__class__ is HookChain and not leave.calls)):
-            run(grid_0, 1, 1, stream, function, packed, None, None, None, rows, out, *rest)
-        else:  # as JITFunction.run: metadata for the hooks, the hooks themselves
-            metadata = compiled.launch_metadata(grid, stream, rows, out, *rest)
-            run(grid_0, 1, 1, stream, function, packed, metadata, enter, leave, rows, out, *rest)
-        return out
+        return out if launch_rows(rows, out) else None
 
     return launch

@@ -69,3 +69,19 @@ def one_pass_kernel(x: torch.Tensor, cuda: str, cpu: str) -> ModuleType | None:
     else:
         return None
     return kernel if kernel.supports(x) else None
+
+
+class OnePass:
+    """A fused candidate's kernels: ``kernels(x)`` is ``one_pass_kernel(x, cuda, cpu)``, and once a CUDA input
+    has imported the Triton module, ``kernels.cached`` is that module's ``cached``: the configuration's cached
+    launch (``candidates/_triton_launch.py``), which the candidate tries first on later calls."""
+
+    def __init__(self, cuda: str, cpu: str) -> None:
+        self.cuda, self.cpu = cuda, cpu
+        self.cached = None
+
+    def __call__(self, x: torch.Tensor) -> ModuleType | None:
+        kernel = one_pass_kernel(x, self.cuda, self.cpu)
+        if kernel is not None and x.is_cuda:
+            self.cached = kernel.cached
+        return kernel

@@ -4,14 +4,12 @@ pass where neither is available)."""
 import torch
 
 from candidates._dequant import reference, rows_of
-from candidates._kernels import one_pass_kernel
+from candidates._kernels import OnePass
 from candidates.dequant_vectorized import dequant_vectorized
 from harness.core.candidates import candidate
 
 
-def _kernel(x: torch.Tensor):
-    """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another device)."""
-    return one_pass_kernel(x, "_dequant_triton", "_dequant_cpu")
+_kernel = OnePass("_dequant_triton", "_dequant_cpu")  # the device's kernel; on CUDA, its cached launches
 
 
 @candidate(target="dequantize_k_cache")
@@ -25,11 +23,20 @@ def dequant_fused(quant_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 1
     and round to bfloat16 to nearest even with torch's integer rounding, writing NaN as torch spells it
     on the device, so the output is bit-identical.  The preconditions and views are the oracle's, in its
     order, so the same inputs raise the same errors; a row layout that is not the packed one goes through
-    the oracle's own code.  Where no kernel is available it is the vectorised torch pass."""
+    the oracle's own code.  Where no kernel is available it is the vectorised torch pass.  On CUDA a
+    contiguous packed configuration (shape, strides, dtype, sizes) is checked and launched through Triton
+    once; later calls of it allocate the output and call the compiled kernel's launcher directly."""
+    if _kernel.cached is not None:
+        out = _kernel.cached(quant_k_cache, dv, tile_size, d)
+        if out is not None:
+            return out
     kernel = _kernel(quant_k_cache)
     if kernel is None:
         return dequant_vectorized(quant_k_cache, dv, tile_size, d)
     rows = rows_of(quant_k_cache, dv, tile_size, d)
     if rows is None:
         return reference(quant_k_cache, dv, tile_size, d)
+    if quant_k_cache.is_cuda:  # keeps the configuration's launch where the input is the rows themselves
+        return kernel.dequantize(rows, dv, tile_size, d, register=quant_k_cache).view(
+            rows.num_blocks, rows.block_size, 1, d)
     return kernel.dequantize(rows, dv, tile_size, d).view(rows.num_blocks, rows.block_size, 1, d)

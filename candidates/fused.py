@@ -3,21 +3,11 @@ C kernel on the CPU, a vectorised torch fallback elsewhere)."""
 
 import torch
 
-from candidates._kernels import one_pass_kernel, prepare
+from candidates._kernels import OnePass, prepare
 from harness.core.candidates import candidate
 
 FP8 = torch.float8_e4m3fn
-_cached = None  # _fused_triton.cached once a CUDA input has imported Triton: a configuration's cached launch
-
-
-def _kernel(x: torch.Tensor):
-    """The one-pass kernel for ``x``'s device, or None (no Triton, no C compiler, another dtype); on CUDA it
-    also keeps the Triton module's cached launch for the next calls."""
-    global _cached
-    kernel = one_pass_kernel(x, "_fused_triton", "_fused_cpu")
-    if kernel is not None and x.is_cuda:
-        _cached = kernel.cached
-    return kernel
+_kernel = OnePass("_fused_triton", "_fused_cpu")  # the device's kernel; on CUDA, its cached launches
 
 
 @candidate(target="quantize_k_cache")
@@ -33,8 +23,8 @@ def fused(input_k_cache: torch.Tensor, dv: int = 512, tile_size: int = 128) -> t
     configuration (shape, strides, dtype, dv, tile_size) is checked and launched through Triton once; later
     calls of it allocate the output and call the compiled kernel's launcher directly (the host path of a
     bare launch: no argument binding, no cache-key strings)."""
-    if _cached is not None:
-        out = _cached(input_k_cache, dv, tile_size)
+    if _kernel.cached is not None:
+        out = _kernel.cached(input_k_cache, dv, tile_size)
         if out is not None:
             return out
     kernel = _kernel(input_k_cache)

@@ -60,9 +60,11 @@ def main() -> int:
             raise AssertionError(f"no {error.__name__} for {case.name}")
     x = production_rows(5, 7, 3)  # other launch shapes: tokens per program not dividing the tokens, warps
     expected = dequantize_k_cache_slow(x)
-    for block_t, warps in ((1, 1), (2, 2), (4, 4), (16, 8)):
-        assert same_bits(through_kernel(x, 512, 128, 576, block_t=block_t, num_warps=warps), expected), (block_t, warps)
-    print("ok  launch shapes BLOCK_T 1, 2, 4, 16: bit-identical")
+    for block_t, warps, tiles, early in ((1, 1, 1, True), (2, 2, 2, False), (4, 4, 4, True), (16, 8, 1, False)):
+        got = through_kernel(x, 512, 128, 576, block_t=block_t, num_warps=warps, tiles_per_program=tiles,
+                             early_rope=early)
+        assert same_bits(got, expected), (block_t, warps, tiles, early)
+    print("ok  launch shapes BLOCK_T 1, 2, 4, 16, tiles per program 1, 2, 4, rope early and late: bit-identical")
     return 0
 
 

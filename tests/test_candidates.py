@@ -112,7 +112,7 @@ def test_a_project_with_two_targets_refuses_an_unmarked_candidate_and_an_unknown
 
 @pytest.mark.parametrize("spec, message", [
     ("nowhere/missing.py:fn", "candidate file not found"),
-    ("candidates/fused.py:nope", "no function 'nope' in candidates/fused.py; functions there: _kernel, fused"),
+    ("candidates/fused.py:nope", "no function 'nope' in candidates/fused.py; functions there: fused"),
     ("no_such_package.mod:fn", "no module named 'no_such_package'"),
     ("candidates.nope:fn", "no module named 'candidates.nope'"),
     ("just_a_name", "bad candidate spec"),

@@ -224,3 +224,31 @@ def test_fused_uses_the_triton_kernel_on_cuda():
     x = to_device(production_rows(8, 64, 22), "cuda")
     assert module._kernel(x) is not None and module._kernel(x).__name__ == "candidates._dequant_triton"
     assert_same_bytes(dequant_fused(x), dequantize_k_cache_slow(x))
+
+
+@cuda
+def test_fused_later_calls_take_the_cached_launch_and_stay_exact_on_cuda():
+    """The quantizer's host path, given to the dequantizer (issue 27): after a configuration's first call no
+    Triton dispatch, the same bytes; an input of the same shape and strides whose scales would sit off a
+    4-byte boundary is not served by that launch and raises what the oracle raises, every time."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    import torch
+
+    from candidates import _dequant_triton as kernel
+
+    x = to_device(production_rows(8, 64, 22), "cuda")
+    first = dequant_fused(x)
+    assert kernel.fast_path_status()["launchers"] >= 1, kernel.fast_path_status()
+    normal = kernel.STATS["normal"]
+    again = dequant_fused(x)
+    assert kernel.STATS["normal"] == normal  # not through kernel[grid](...)
+    assert_same_bytes(again, first)
+    assert_same_bytes(again, dequantize_k_cache_slow(x))
+    storage = torch.empty(x.numel() + 2, dtype=torch.uint8, device="cuda")
+    shifted = storage[2:].view(x.shape)
+    shifted.copy_(x.view(torch.uint8))
+    with pytest.raises(RuntimeError):
+        dequantize_k_cache_slow(shifted)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            dequant_fused(shifted)

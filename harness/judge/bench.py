@@ -56,7 +56,7 @@ class Timed(Protocol):
 
     def prepare(self, size: Case, move_inputs: bool = False, write_allowance_s: float = 0.0) -> dict: ...
     def round(self, n: int, start: int, first: int = 0) -> float: ...
-    def release(self, foreign_cpu: float | None = None, slack: float = 1.0) -> float | None: ...
+    def release(self, foreign_cpu: float | None = None) -> None: ...
     def time_case(self, case: Case) -> float: ...
     def suspend(self) -> None: ...
     def timed_output(self, index: int, digest: bool = False) -> Any: ...
@@ -155,10 +155,10 @@ class Bench(PairVoting):
                 with contextlib.suppress(Exception):  # the first failure is the one to report
                     timed.release()
             raise
-        # the load it saw: a runner's round-time cross-check allows for it, and on a loaded machine for how
-        # much longer than reported the baseline's honest rounds took
-        slack = baseline.release(load)
-        candidate.release(load, slack or 1.0)
+        # the load it saw: on a loaded machine a runner's rounds are checked by the CPU time they used, not
+        # by how long the judge waited for them
+        baseline.release(load)
+        candidate.release(load)
         timing = self._timing(size, n[1], converged, *rounds)
         self._check_physics(timing, getattr(candidate, "spec", ""))
         return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)

@@ -25,8 +25,9 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   runner that changed its own is failed (``StateChanged``), and one that changed another's (the others are
   stopped while it is timed) gets ``RunnerError``.
 - Timing replies are checked against the judge's own clock: a runner cannot report rounds longer than
-  the judge saw, nor (on the CPU) account for less than a fifth of the time the judge saw a median round
-  of 25 ms or more take: gross forgery of long rounds is caught, not a few percent; and
+  the judge saw, nor (on the CPU, on a quiet machine) account for less than a fifth of the time the judge
+  saw a median round of 25 ms or more take; and, loaded or not, nor for much less than the CPU time the
+  judge read from /proc for its rounds (``release``): gross forgery is caught, not a few percent; and
   on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
   otherwise slow the other runner down while this one is stopped).
 """
@@ -60,8 +61,11 @@ MAX_WALL_RATIO = 5.0
 # median of all rounds, not the rounds that happened to be long: those are the delayed ones at a size of
 # short rounds, and two of them once failed the baseline of a quiet run.
 MIN_CHECKED_ROUND_S = 0.025
-# ... and on a loaded machine (``release``), where a wake-up can wait tens of ms whatever the round's length
-LOADED_MIN_ROUND_S = 0.1
+# CPU seconds a runner may use per second its reports account for, per CPU it may run on (``release``):
+# honest rounds used 0.6-1.05 (the oracle and fused, fused on 2 threads, quiet and beside two busy processes);
+# reporting a tenth of the time is ~5 on this 2-core machine, quiet or loaded
+MAX_CPU_RATIO = 2.5
+MIN_CHECKED_CPU_S = 0.1
 # The input writing a runner reports (within the cache, before each call) counts up to this many times the
 # judge's estimate (``Bench._write_allowance``); a candidate's runner could claim more to hide slow calls
 WRITE_ALLOWANCE_QUIET, WRITE_ALLOWANCE_LOADED = 3.0, 10.0
@@ -134,9 +138,11 @@ class Runner(RunnerProcess):
         # its memory placement and fresh inputs first, outside the wall time checked below
         self.request(m.Place(start, n, first), m.Ok)
         stuck = self._settle_scheduling()
+        cpu_before = cpu_seconds(self._pid)
         began = time.perf_counter()
         reply, _ = self.request(m.Round(n, start, first), m.Timed)
         wall = time.perf_counter() - began
+        cpu_after = cpu_seconds(self._pid)
         self._check_scheduling(stuck)
         if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed
             count = self.reap_strays()
@@ -148,7 +154,8 @@ class Runner(RunnerProcess):
         # what the round should have taken by its own report: n timed calls, plus the untimed settling call
         # a runner makes before a round of several calls (worker.round); and the inputs it wrote before each
         # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
-        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance))
+        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance, cpu))
         return seconds
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
@@ -187,33 +194,36 @@ class Runner(RunnerProcess):
             exc.spec = self.spec  # type: ignore[attr-defined]
             raise exc
 
-    def release(self, foreign_cpu: float | None = None, slack: float = 1.0) -> float:
-        """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw:
-        where the median round lasted at least ``MIN_CHECKED_ROUND_S`` by the judge's clock, the median round
-        took at most ``MAX_WALL_RATIO`` times what the runner reported (medians, so that a round delayed by
-        the scheduler does not count).  Gross forgery of long rounds is caught, a few percent is not: a
-        runner is the candidate's own process.  While other processes took more than
-        ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge) each wake-up can
-        wait tens of ms behind them (a fully loaded 2-core machine once made honest 5 ms rounds take 25 ms),
-        a delay that does not grow with the round: then only rounds of at least ``LOADED_MIN_ROUND_S`` are
-        judged, and ``slack`` (the baseline's own median ratio in the same rounds, at most
-        ``MAX_WALL_RATIO``) scales the limit: an honest candidate under two busy processes once read 10x
-        where the baseline beside it read several times 1.  Returns this runner's median ratio (1.0 where
-        its rounds were too short to judge)."""
+    def release(self, foreign_cpu: float | None = None) -> None:
+        """End a timing size; on the CPU, the rounds' reported times must account for what the judge saw.
+
+        On a quiet machine, by the judge's clock: where the median round lasted at least
+        ``MIN_CHECKED_ROUND_S``, the median round took at most ``MAX_WALL_RATIO`` times what the runner
+        reported (medians, so that a round delayed by the scheduler does not count).  While other processes
+        took more than ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge), a
+        wake-up can wait tens of ms behind them whatever the round's length (an honest 5 ms round once took
+        25 ms, an honest candidate once read 10x), so the wall clock proves nothing there.  Always, by the
+        CPU time the runner used during its rounds (read from /proc by the judge, ``cpu_seconds``): at most
+        ``MAX_CPU_RATIO`` CPU seconds per CPU it may use for each second its report accounts for, once the
+        rounds used ``MIN_CHECKED_CPU_S``.  Being made to wait uses no CPU time, so load cannot make an
+        honest runner look forged; a runner that reports a tenth of what it computed used ~5x more CPU than
+        that allows.  Gross forgery is caught, a few percent is not: a runner is the candidate's own
+        process."""
         self.request(m.Release(), m.Ok)
-        # the pipe, the audit, waking threads: ~0.1-0.3 ms a round here, but each of the round's two wake-ups
-        # can wait for a scheduler tick on a loaded machine; this catches gross forgery, not a few percent
+        if self.device != "cpu":
+            return
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
-        minimum = LOADED_MIN_ROUND_S if loaded else MIN_CHECKED_ROUND_S
         most = WRITE_ALLOWANCE_LOADED if loaded else WRITE_ALLOWANCE_QUIET  # a loaded machine writes slower too
-        accounted = [(wall, timed + min(written, most * allowed)) for wall, timed, written, allowed in self._rounds]
-        ratios = [(wall, wall / max(a, 1e-9)) for wall, a in accounted]
-        limit = MAX_WALL_RATIO * (min(max(slack, 1.0), MAX_WALL_RATIO) if loaded else 1.0)
-        if self.device == "cpu" and underreported(ratios, minimum, limit):
-            raise RunnerError(f"its reported times account for {sum(a for _, a in accounted):.3g} s of rounds that "
-                              f"the judge saw take {sum(w for w, _ in accounted):.3g} s", self.spec)
-        judged = len(ratios) >= 2 and statistics.median(w for w, _ in ratios) >= minimum
-        return statistics.median(r for _, r in ratios) if judged else 1.0
+        accounted = [(wall, timed + min(written, most * allowed), cpu)
+                     for wall, timed, written, allowed, cpu in self._rounds]
+        reported = sum(a for _, a, _ in accounted)
+        if not loaded and underreported([(wall, wall / max(a, 1e-9)) for wall, a, _ in accounted]):
+            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds that the judge saw "
+                              f"take {sum(w for w, _, _ in accounted):.3g} s", self.spec)
+        used = [cpu for _, _, cpu in accounted if cpu is not None]
+        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, _cpus(self._pid)):
+            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds in which it used "
+                              f"{sum(used):.3g} s of CPU time on {_cpus(self._pid)} CPUs", self.spec)
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
         """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
@@ -246,6 +256,38 @@ class Runner(RunnerProcess):
 
 def _case(case: Any) -> dict:
     return {"name": case.name, "family": case.family, "params": dict(case.params), "seed": case.seed}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time ``pid`` has used (user + system, its own threads' and the children it waited for), read from
+    /proc by the judge; None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    try:  # fields 14-17 of proc(5), counted from the state (field 3) here
+        return sum(int(f) for f in fields[11:15]) / _TICKS
+    except (ValueError, IndexError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpus(pid: int) -> int:
+    """How many CPUs process ``pid`` may run on, as the judge reads it."""
+    try:
+        return max(1, len(os.sched_getaffinity(pid)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_underreported(cpu_s: float, reported_s: float, cpus: int) -> bool:
+    """Whether rounds that used ``cpu_s`` of CPU time on ``cpus`` CPUs could not have been the ``reported_s``
+    the runner's reports account for (judged once ``MIN_CHECKED_CPU_S`` was used: the kernel counts CPU
+    time in 10 ms ticks)."""
+    return cpu_s >= MIN_CHECKED_CPU_S and cpu_s > MAX_CPU_RATIO * cpus * reported_s
 
 
 def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHECKED_ROUND_S,

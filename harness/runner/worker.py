@@ -201,7 +201,7 @@ class Worker:
     def suspend(self) -> None:
         """In-process there is no other process to stop (a runner's handle stops its process group)."""
 
-    def release(self, foreign_cpu: float | None = None, slack: float = 1.0) -> None:
+    def release(self, foreign_cpu: float | None = None) -> None:
         self._calls, self._spacer, self._placed, self._kept, self._inputs, self._extra = [], None, None, [], None, None
         if self._clock is not None:
             self._clock.reset()
