@@ -15,15 +15,13 @@ from candidates import _cbuild
 from candidates._dequant import Rows, oracle_nan_bits
 
 SOURCE = Path(__file__).with_name("_dequant_cpu.c")
-FLAGS = _cbuild.KERNEL_FLAGS
 
 
 @lru_cache(maxsize=1)
 def load() -> ctypes.CDLL | None:
     i64, ptr = _cbuild.I64, _cbuild.PTR
     return _cbuild.load_kernels(SOURCE, "fused CPU dequantizer kernel",
-                                {"dequantize": [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_uint16, ctypes.c_int]},
-                                FLAGS)
+                                {"dequantize": [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_uint16, ctypes.c_int]})
 
 
 def supports(x: torch.Tensor) -> bool:

@@ -19,7 +19,6 @@ from candidates import _cbuild
 from candidates._kernels import prepare, saturates
 
 SOURCE = Path(__file__).with_name("_fused_cpu.c")
-FLAGS = _cbuild.KERNEL_FLAGS
 FUNCTIONS = {torch.bfloat16: "quantize_bf16", torch.float16: "quantize_f16", torch.float32: "quantize_f32"}
 
 
@@ -28,7 +27,7 @@ def load() -> ctypes.CDLL | None:
     i64, ptr, c_int = _cbuild.I64, _cbuild.PTR, ctypes.c_int
     kernel = [ptr, i64, i64, i64, ptr, i64, i64, i64, i64, c_int, c_int, c_int]
     return _cbuild.load_kernels(SOURCE, "fused CPU kernel", {**{name: kernel for name in FUNCTIONS.values()},
-                                                             "e4m3_from_floats": [ptr, ptr, i64, c_int, c_int]}, FLAGS)
+                                                             "e4m3_from_floats": [ptr, ptr, i64, c_int, c_int]})
 
 
 def supports(x: torch.Tensor) -> bool:

@@ -61,10 +61,11 @@ MAX_WALL_RATIO = 5.0
 # median of all rounds, not the rounds that happened to be long: those are the delayed ones at a size of
 # short rounds, and two of them once failed the baseline of a quiet run.
 MIN_CHECKED_ROUND_S = 0.025
-# CPU seconds a runner may use per second its reports account for, per CPU it may run on (``release``):
-# honest rounds used 0.6-1.05 (the oracle and fused, fused on 2 threads, quiet and beside two busy processes);
-# reporting a tenth of the time is ~5 on this 2-core machine, quiet or loaded
-MAX_CPU_RATIO = 2.5
+# CPU seconds a runner's main thread may use per second its reports account for (``release``): honest
+# rounds used 0.5-0.7 beside two busy processes (the oracle, and fused on 2 threads); rounds reported at a
+# tenth of what they took, 5 or more, quiet or loaded; and per round, for its own work around the calls
+MAX_CPU_RATIO = 2.0
+ROUND_CPU_S = 0.002
 MIN_CHECKED_CPU_S = 0.1
 # The input writing a runner reports (within the cache, before each call) counts up to this many times the
 # judge's estimate (``Bench._write_allowance``); a candidate's runner could claim more to hide slow calls
@@ -203,11 +204,10 @@ class Runner(RunnerProcess):
         took more than ``noise.FOREIGN_CPU_LIMIT`` of the CPUs (``foreign_cpu``, measured by the judge), a
         wake-up can wait tens of ms behind them whatever the round's length (an honest 5 ms round once took
         25 ms, an honest candidate once read 10x), so the wall clock proves nothing there.  Always, by the
-        CPU time the runner used during its rounds (read from /proc by the judge, ``cpu_seconds``): at most
-        ``MAX_CPU_RATIO`` CPU seconds per CPU it may use for each second its report accounts for, once the
-        rounds used ``MIN_CHECKED_CPU_S``.  Being made to wait uses no CPU time, so load cannot make an
-        honest runner look forged; a runner that reports a tenth of what it computed used ~5x more CPU than
-        that allows.  Gross forgery is caught, a few percent is not: a runner is the candidate's own
+        CPU time the runner's main thread used during its rounds (read from /proc by the judge,
+        ``cpu_seconds``): at most ``MAX_CPU_RATIO`` CPU seconds for each second its report accounts for
+        (``cpu_underreported``).  Being made to wait uses no CPU time, so load cannot make an honest runner
+        look forged; one that reports a tenth of what it computed used several times what that allows.  Gross forgery is caught, a few percent is not: a runner is the candidate's own
         process."""
         self.request(m.Release(), m.Ok)
         if self.device != "cpu":
@@ -221,9 +221,9 @@ class Runner(RunnerProcess):
             raise RunnerError(f"its reported times account for {reported:.3g} s of rounds that the judge saw "
                               f"take {sum(w for w, _, _ in accounted):.3g} s", self.spec)
         used = [cpu for _, _, cpu in accounted if cpu is not None]
-        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, _cpus(self._pid)):
-            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds in which it used "
-                              f"{sum(used):.3g} s of CPU time on {_cpus(self._pid)} CPUs", self.spec)
+        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, len(used)):
+            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds in which its main "
+                              f"thread alone used {sum(used):.3g} s of CPU time", self.spec)
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
         """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
@@ -259,35 +259,29 @@ def _case(case: Any) -> dict:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """CPU time ``pid`` has used (user + system, its own threads' and the children it waited for), read from
-    /proc by the judge; None where it cannot be read."""
+    """CPU time of ``pid``'s main thread (user + system) and of the children it waited for, read from /proc
+    by the judge; None where it cannot be read.  Not its other threads': a thread pool's workers spin for a
+    while after each parallel region (OpenMP's wait policy), on a loaded machine for longer than the work
+    itself, so their CPU time says little about the work done; the main thread runs every call."""
     try:
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as handle:
+            thread = handle.read().rsplit(b")", 1)[1].split()
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    try:  # fields 14-17 of proc(5), counted from the state (field 3) here
-        return sum(int(f) for f in fields[11:15]) / _TICKS
-    except (ValueError, IndexError):
+            process = handle.read().rsplit(b")", 1)[1].split()
+        # fields 14-15 (utime, stime) and 16-17 (cutime, cstime) of proc(5), counted here from field 3
+        return (int(thread[11]) + int(thread[12]) + int(process[13]) + int(process[14])) / _TICKS
+    except (OSError, ValueError, IndexError):
         return None
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpus(pid: int) -> int:
-    """How many CPUs process ``pid`` may run on, as the judge reads it."""
-    try:
-        return max(1, len(os.sched_getaffinity(pid)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def cpu_underreported(cpu_s: float, reported_s: float, cpus: int) -> bool:
-    """Whether rounds that used ``cpu_s`` of CPU time on ``cpus`` CPUs could not have been the ``reported_s``
-    the runner's reports account for (judged once ``MIN_CHECKED_CPU_S`` was used: the kernel counts CPU
-    time in 10 ms ticks)."""
-    return cpu_s >= MIN_CHECKED_CPU_S and cpu_s > MAX_CPU_RATIO * cpus * reported_s
+def cpu_underreported(cpu_s: float, reported_s: float, rounds: int) -> bool:
+    """Whether ``rounds`` rounds whose main thread used ``cpu_s`` of CPU time could not have been the
+    ``reported_s`` the runner's reports account for, each round allowed ``ROUND_CPU_S`` of its own work
+    (the pipe, the audit); judged once ``MIN_CHECKED_CPU_S`` was used (the kernel counts in 10 ms ticks)."""
+    return cpu_s >= MIN_CHECKED_CPU_S and cpu_s > MAX_CPU_RATIO * (reported_s + rounds * ROUND_CPU_S)
 
 
 def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHECKED_ROUND_S,
