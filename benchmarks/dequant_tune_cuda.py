@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, nargs="*", default=[128, 16384, 65536])
     args = ap.parse_args()
     copy = measure_copy_bandwidth("cuda")
-    print(f"{torch.cuda.get_device_name()}  copy bandwidth {copy / 1e9:.0f} GB/s (as harness measures it)")
+    print(f"{torch.cuda.get_device_name()}  copy bandwidth {copy:.0f} GB/s (as harness measures it)")
     shapes = list(itertools.product((1, 2, 4, 8, 16), (1, 2, 4), (1, 2, 4, 8), (True, False), (False,)))
     if args.quick:
         shapes = [s for s in shapes if s[2] in (2, 4) and s[1] in (1, 4)]
@@ -73,7 +73,7 @@ def main() -> int:
                   "quantizer fused (same bytes)": per_call_us(fused, q_in),
                   "dequant_fused as committed": per_call_us(dequant_fused, x)}
         for name, us in floors.items():
-            print(f"  {name:34s} {us:8.2f} us {nbytes / us / 1e3:7.0f} GB/s {100 * nbytes / us / 1e3 / (copy / 1e9):5.1f}%")
+            print(f"  {name:34s} {us:8.2f} us {nbytes / us / 1e3:7.0f} GB/s {100 * nbytes / us / 1e3 / copy:5.1f}%")
         results = []
         for block_t, tiles, warps, early, stream in shapes:
             options = dict(block_t=block_t, tiles_per_program=tiles, num_warps=warps, early_rope=early, stream=stream)
@@ -91,7 +91,7 @@ def main() -> int:
         best[tokens] = results
         for us, options in results[:12]:
             gbps = nbytes / us / 1e3
-            print(f"  {us:8.2f} us {gbps:7.0f} GB/s {100 * gbps / (copy / 1e9):5.1f}%  {options}")
+            print(f"  {us:8.2f} us {gbps:7.0f} GB/s {100 * gbps / copy:5.1f}%  {options}")
         print(f"  ({len(results)} exact shapes; worst {results[-1][0]:.2f} us)")
     if len(best) > 1:  # the shapes good everywhere: rank by the sum of ranks over the token counts
         ranks: dict = {}

@@ -3,7 +3,9 @@
 One program handles BLOCK_T tokens and TILES_PER_PROGRAM tiles of each (all four in production): it loads
 the codes as a [tokens, tiles, tile] block and the scales as [tokens, tiles], widens each code to float32,
 multiplies it by its tile's scale, rounds to bfloat16 and stores the row; the programs of the first tile
-group also copy the rope bytes.  Every step is integer or one IEEE float32 multiply, so nothing depends on
+group also copy the rope bytes (loaded with the codes, below MANY_TOKENS: small grids wait on every trip to
+memory).  A configuration seen before is launched through its cached launch (``cached``: the host path of
+a bare launch, ``candidates/_triton_launch.py``).  Every step is integer or one IEEE float32 multiply, so nothing depends on
 how the compiler or the hardware converts:
 - the e4m3fn code is decoded with integer operations (exponent + 120 and mantissa << 20 for normal codes,
   ``m * 2^-9`` for the subnormal ones, exact in float32), not with the conversion instruction;
@@ -27,9 +29,15 @@ import triton.language as tl
 from candidates import _triton_launch
 from candidates._dequant import Rows, oracle_nan_bits
 
-BLOCK_T, NUM_WARPS, STREAM = 8, 4, False  # production row: tokens per program, warps, streaming cache hints
-EARLY_ROPE = True  # the rope loaded with the codes
-# (tuned with benchmarks/dequant_gpu_check.py --tune)
+# The production row's launch shape: (tokens per program, warps, the rope loaded with the codes).  Up to
+# MANY_TOKENS, the best at 128, 16,384 and 65,536 tokens together of 123 shapes on an H200
+# (benchmarks/dequant_tune_cuda.py, dequant-tune-cuda-h200.log: 4.26 / 14.92 / 45.47 us where the large
+# shape took 5.59 / 15.60 / 48.14); on an H100, 4.69 us at 128 tokens and 63% of copy bandwidth at 16,384
+# (`harness bench`, gpu-session5-h100-bench.txt).  From MANY_TOKENS on, the best of 30 at 1,048,576 tokens
+# on an H100 (dequant_gpu_check-h100-tune.log: 686 us, 92%; the small shape took 741 us there).  The switch
+# lies between the sizes measured (65,536 and 1,048,576 tokens).
+SMALL_SHAPE, LARGE_SHAPE, MANY_TOKENS = (1, 2, True), (8, 4, False), 1 << 18
+NUM_WARPS, STREAM = 4, False  # other layouts' warps; streaming cache hints (off: no gain measured)
 MAX_ELEMENTS = 4096  # codes per program (tokens x tiles x padded tile) for the other layouts
 
 
@@ -94,20 +102,24 @@ def supports(x: torch.Tensor) -> bool:
 @lru_cache(maxsize=256)
 def _launch_plan(device: str, d: int, dv: int, tile_size: int, flat: bool, nan: int, block_t: int | None,
                  num_warps: int | None, stream: bool | None, tiles_per_program: int | None = None,
-                 early_rope: bool | None = None) -> tuple[int, int, dict]:
-    """Tokens per program, tile groups and the kernel's constants for one configuration, computed once."""
+                 early_rope: bool | None = None, many: bool = False) -> tuple[int, int, dict]:
+    """Tokens per program, tile groups and the kernel's constants for one configuration (``many``: at least
+    MANY_TOKENS tokens), computed once."""
     num_tiles = dv // tile_size
     tile_p2 = triton.next_power_of_2(tile_size)
     if tiles_per_program is None:
         tiles_per_program = min(triton.next_power_of_2(max(num_tiles, 1)), max(1, MAX_ELEMENTS // tile_p2))
-    if block_t is None:  # the production row (512 codes, all in one program) as tuned; else ~MAX_ELEMENTS
-        per_token = tiles_per_program * tile_p2
-        block_t = BLOCK_T if per_token == dv == 512 else max(1, min(64, MAX_ELEMENTS // per_token))
+    per_token = tiles_per_program * tile_p2
+    if per_token == dv == 512:  # the production row (512 codes, all in one program) as tuned
+        tuned_block_t, tuned_warps, tuned_early = LARGE_SHAPE if many else SMALL_SHAPE
+    else:  # ~MAX_ELEMENTS codes per program
+        tuned_block_t, tuned_warps, tuned_early = max(1, min(64, MAX_ELEMENTS // per_token)), NUM_WARPS, True
+    block_t = block_t or tuned_block_t
     constants = dict(D=d, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles,
                      TILES_PER_PROGRAM=tiles_per_program, ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)),
-                     NAN_BITS=nan, FLAT=flat, FULL_COLUMNS=tile_p2 == tile_size and num_tiles % tiles_per_program == 0,
-                     BLOCK_T=block_t, num_warps=num_warps or NUM_WARPS,
-                     EARLY_ROPE=EARLY_ROPE if early_rope is None else early_rope)
+                     NAN_BITS=nan, FLAT=flat, FULL_COLUMNS=tile_p2 == tile_size and 0 < num_tiles and num_tiles % tiles_per_program == 0,
+                     BLOCK_T=block_t, num_warps=num_warps or tuned_warps,
+                     EARLY_ROPE=tuned_early if early_rope is None else early_rope)
     if STREAM if stream is None else stream:  # read once, written once: hint both past the caches
         constants.update(EVICT="evict_first", STORE_CACHE=".cs")
     else:
@@ -131,7 +143,7 @@ def dequantize(rows: Rows, dv: int, tile_size: int, d: int, block_t: int | None 
         device = str(result.device)
         nan = oracle_nan_bits(device, tile_size, tokens)
         per_program, groups, constants = _launch_plan(device, d, dv, tile_size, flat, nan, block_t, num_warps, stream,
-                                                      tiles_per_program, early_rope)
+                                                      tiles_per_program, early_rope, tokens >= MANY_TOKENS)
         grid = (triton.cdiv(tokens, per_program), max(groups, 1))
         runtime_args = (tokens, block_size, rows.block_stride, rows.token_stride)
         compiled = _dequantize_kernel[grid](rows.data, result, *runtime_args, **constants)

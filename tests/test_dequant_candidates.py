@@ -252,3 +252,16 @@ def test_fused_later_calls_take_the_cached_launch_and_stay_exact_on_cuda():
     for _ in range(2):
         with pytest.raises(RuntimeError):
             dequant_fused(shifted)
+
+
+def test_a_row_of_rope_only_masks_the_kernels_tile_stores():
+    """dv=0: no tile exists, so the tile part must be masked (FULL_COLUMNS off); unmasked, it wrote decoded
+    rope bytes over the rope the same program copies, a race the GPU lost (32 of 384 elements) and the
+    sequential interpreter never shows."""
+    pytest.importorskip("triton", reason="Triton is not installed")
+    from candidates import _dequant_triton as kernel
+
+    _, _, constants = kernel._launch_plan("cuda", 64, 0, 16, True, 0x7FFF, None, None, None)
+    assert constants["NUM_TILES"] == 0 and constants["FULL_COLUMNS"] is False
+    _, _, production = kernel._launch_plan("cuda", 576, 512, 128, True, 0x7FFF, None, None, None)
+    assert production["FULL_COLUMNS"] is True
