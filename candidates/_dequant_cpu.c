@@ -12,12 +12,7 @@
  * cores: 22 ms a call with 4 KiB pages, 6.5 ms with huge pages, 2.6 ms into memory already touched).
  * Compiled on first use by candidates/_dequant_cpu.py (through candidates/_cbuild.py).
  */
-#include <stdint.h>
-#include <string.h>
-#include <sys/mman.h>
-
-static inline uint32_t bits_of(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+#include "_cpu_common.h"
 
 /* e4m3fn -> float32, exact.  Normal codes: exponent e + (127 - 7), mantissa m << 20; subnormal codes
  * (exponent field 0): m * 2^-9, exact in float32.  The NaN codes are told apart by the caller. */
@@ -36,16 +31,6 @@ static inline uint16_t bf16_rne(float f, uint32_t code, uint16_t nan_bits) {
     const uint16_t rounded = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
     const int is_nan = ((code & 0x7Fu) == 0x7Fu) | ((u & 0x7FFFFFFFu) > 0x7F800000u);
     return is_nan ? nan_bits : rounded;
-}
-
-static void advise_huge_pages(void *p, size_t n) {
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)1 << 21;
-    const uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + n) & ~(huge - 1);
-    if (end >= start + 2 * huge) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);  /* advice only */
-#else
-    (void)p; (void)n;
-#endif
 }
 
 void dequantize(const uint8_t *in, int64_t num_blocks, int64_t block_size, int64_t block_stride,

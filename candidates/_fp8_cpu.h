@@ -1,14 +1,10 @@
-/* What the CPU kernels share: float bits, a branch-free select, torch's float32 -> e4m3fn conversion and
- * the input dtypes read as their bits.  Included by _fused_cpu.c and _token_group_cpu.c (candidates/_cbuild.py
- * hashes this file with each source, so a change here rebuilds both). */
+/* What the quantizers' CPU kernels share (besides _cpu_common.h): a branch-free select, torch's float32 ->
+ * e4m3fn conversion and the input dtypes read as their bits.  Included by _fused_cpu.c and
+ * _token_group_cpu.c (candidates/_cbuild.py hashes this file with each source, so a change rebuilds both). */
 #ifndef HARNESS_FP8_CPU_H
 #define HARNESS_FP8_CPU_H
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
-
-static inline uint32_t bits_of(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+#include "_cpu_common.h"
 
 /* cond ? a : b with a mask, not a branch (gcc's if-conversion gave up on the ternaries) */
 static inline uint32_t select(int cond, uint32_t a, uint32_t b) {

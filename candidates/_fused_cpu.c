@@ -12,7 +12,6 @@
  * call (17 ms before: a scalar amax loop with strided loads, byte-lane selects), ~80% of copy bandwidth.
  * Compiled on first use by candidates/_fused_cpu.py; parallel over tokens with OpenMP.
  */
-#include <sys/mman.h>
 
 #include "_fp8_cpu.h"
 
@@ -59,20 +58,6 @@ static inline __attribute__((always_inline)) void NAME##_row(const U *row, const
         memcpy(rope_out, row + dv, (size_t)rope * sizeof(U));                                           \
     else                                                                                                \
         for (int64_t j = 0; j < rope; j++) memcpy(rope_out + j * sizeof(U), row + (dv + j) * cs, sizeof(U)); \
-}
-
-/* A large output is advised to the kernel as huge pages, as the dequantizer does: where it is fresh
- * memory (a plain process: glibc mmaps large blocks and returns them on free) each 4 KiB page otherwise
- * costs a fault on first touch (at 65,536 production tokens on 2 cores: 16 ms a call with 4 KiB pages,
- * 3.6 ms into memory already touched).  Advice only: heap memory already touched is left as it is. */
-static void advise_huge_pages(void *p, size_t n) {
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)1 << 21;
-    const uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + n) & ~(huge - 1);
-    if (end >= start + 2 * huge) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-    (void)p; (void)n;
-#endif
 }
 
 #define DEFINE_QUANTIZE(NAME, U, LOAD, ROUND, ABS_MASK, INF_BITS)                                       \

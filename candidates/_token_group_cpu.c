@@ -5,7 +5,8 @@
  * vectorises; the target's value families hold no NaN), clamped below at eps; scale = amax / 448.0f;
  * code = clamp(x / scale, -448, 448) in IEEE float32 (no fast-math, no contraction), rounded to e4m3fn to
  * nearest even by the conversion the fused K-cache kernel shares (_fp8_cpu.h; after the clamp no value
- * needs saturating).  Parallel over tokens with OpenMP; compiled on first use by _token_group_cpu.py.
+ * needs saturating).  Parallel over tokens with OpenMP; the codes, a large fresh output, advised as huge
+ * pages first (_cpu_common.h); compiled on first use by _token_group_cpu.py.
  */
 #include "_fp8_cpu.h"
 
@@ -13,6 +14,7 @@
 void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *codes, float *scales,    \
           float eps, int nthreads) {                                                                    \
     const int64_t groups = hidden / group;                                                              \
+    advise_huge_pages(codes, (size_t)(tokens * hidden));                                                \
     _Pragma("omp parallel for schedule(static) num_threads(nthreads)")                                  \
     for (int64_t t = 0; t < tokens; t++) {                                                              \
         for (int64_t g = 0; g < groups; g++) {                                                          \

@@ -225,6 +225,7 @@ def test_the_cpu_time_cross_check_holds_whatever_the_load():
     assert not cpu_underreported(0.47, 0.751, rounds=17)  # the oracle, the same run
     assert cpu_underreported(0.47, 0.0751, rounds=17)  # the same rounds reported at a tenth
     assert not cpu_underreported(0.05, 0.001, rounds=50)  # tiny rounds: their own work around the calls
+    assert not cpu_underreported(0.6, 0.05, rounds=20, calls=10_000)  # tiny calls, each its input written first
     assert not cpu_underreported(MIN_CHECKED_CPU_S / 2, 0.001, rounds=1)  # too few ticks to judge
 
 

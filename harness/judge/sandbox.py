@@ -62,11 +62,13 @@ MAX_WALL_RATIO = 5.0
 # short rounds, and two of them once failed the baseline of a quiet run.
 MIN_CHECKED_ROUND_S = 0.025
 # CPU seconds a runner's main thread may use per second its reports account for (``release``): honest
-# rounds used 0.5-0.7 beside two busy processes (the oracle, and fused on 2 threads); rounds reported at a
-# tenth of what they took, 5 or more, quiet or loaded; and per round, for its own work around the calls
+# rounds used 0.5-0.7 beside two busy processes (the oracle, and fused on 2 threads), 0.9-1.4 quiet (tiny
+# to production sizes), once 2.65 in the test suite (calls of a few us: the per-call allowance is for
+# those); rounds reported at a tenth of what they took, 5 or more, quiet or loaded.  Plus, per round and
+# per call, for the runner's own work around the calls
 MAX_CPU_RATIO = 2.0
-ROUND_CPU_S = 0.002
-MIN_CHECKED_CPU_S = 0.1
+ROUND_CPU_S, CALL_CPU_S = 0.002, 50e-6
+MIN_CHECKED_CPU_S = 0.2
 # The input writing a runner reports (within the cache, before each call) counts up to this many times the
 # judge's estimate (``Bench._write_allowance``); a candidate's runner could claim more to hide slow calls
 WRITE_ALLOWANCE_QUIET, WRITE_ALLOWANCE_LOADED = 3.0, 10.0
@@ -156,7 +158,7 @@ class Runner(RunnerProcess):
         # a runner makes before a round of several calls (worker.round); and the inputs it wrote before each
         # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
         cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance, cpu))
+        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance, cpu, n))
         return seconds
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
@@ -215,13 +217,14 @@ class Runner(RunnerProcess):
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
         most = WRITE_ALLOWANCE_LOADED if loaded else WRITE_ALLOWANCE_QUIET  # a loaded machine writes slower too
         accounted = [(wall, timed + min(written, most * allowed), cpu)
-                     for wall, timed, written, allowed, cpu in self._rounds]
+                     for wall, timed, written, allowed, cpu, _ in self._rounds]
         reported = sum(a for _, a, _ in accounted)
         if not loaded and underreported([(wall, wall / max(a, 1e-9)) for wall, a, _ in accounted]):
             raise RunnerError(f"its reported times account for {reported:.3g} s of rounds that the judge saw "
                               f"take {sum(w for w, _, _ in accounted):.3g} s", self.spec)
         used = [cpu for _, _, cpu in accounted if cpu is not None]
-        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, len(used)):
+        calls = sum(r[-1] for r in self._rounds)
+        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, len(used), calls):
             raise RunnerError(f"its reported times account for {reported:.3g} s of rounds in which its main "
                               f"thread alone used {sum(used):.3g} s of CPU time", self.spec)
 
@@ -277,11 +280,14 @@ def cpu_seconds(pid: int) -> float | None:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_underreported(cpu_s: float, reported_s: float, rounds: int) -> bool:
-    """Whether ``rounds`` rounds whose main thread used ``cpu_s`` of CPU time could not have been the
-    ``reported_s`` the runner's reports account for, each round allowed ``ROUND_CPU_S`` of its own work
-    (the pipe, the audit); judged once ``MIN_CHECKED_CPU_S`` was used (the kernel counts in 10 ms ticks)."""
-    return cpu_s >= MIN_CHECKED_CPU_S and cpu_s > MAX_CPU_RATIO * (reported_s + rounds * ROUND_CPU_S)
+def cpu_underreported(cpu_s: float, reported_s: float, rounds: int, calls: int = 0) -> bool:
+    """Whether ``rounds`` rounds of ``calls`` calls in all, whose main thread used ``cpu_s`` of CPU time,
+    could not have been the ``reported_s`` the runner's reports account for, each round allowed
+    ``ROUND_CPU_S`` and each call ``CALL_CPU_S`` of the runner's own work around it (the pipe, the audit, the
+    loop, writing the call's input); judged once ``MIN_CHECKED_CPU_S`` was used (the kernel counts in 10 ms
+    ticks).  As with the judge's clock, forgery of tiny calls goes unseen: their own work dwarfs them."""
+    allowed = reported_s + rounds * ROUND_CPU_S + calls * CALL_CPU_S
+    return cpu_s >= MIN_CHECKED_CPU_S and cpu_s > MAX_CPU_RATIO * allowed
 
 
 def underreported(rounds: list[tuple[float, float]], minimum_s: float = MIN_CHECKED_ROUND_S,
