@@ -8,3 +8,4 @@ python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_dequant_candidates.p
 python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
   --candidate candidates/dequant_fused.py:dequant_fused --json "$OUT/dequant-bench.json" > "$OUT/dequant-bench.log" 2>&1
 echo "dequant bench exit $?"; grep "│\|machine:" "$OUT/dequant-bench.log" | tail -12
+python3 benchmarks/dequant_tune_cuda.py --quick --tokens 128 16384 2>&1 | tee "$OUT/dequant-tune-quick.log" | head -24
