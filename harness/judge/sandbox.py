@@ -209,8 +209,8 @@ class Runner(RunnerProcess):
         CPU time the runner's main thread used during its rounds (read from /proc by the judge,
         ``cpu_seconds``): at most ``MAX_CPU_RATIO`` CPU seconds for each second its report accounts for
         (``cpu_underreported``).  Being made to wait uses no CPU time, so load cannot make an honest runner
-        look forged; one that reports a tenth of what it computed used several times what that allows.  Gross forgery is caught, a few percent is not: a runner is the candidate's own
-        process."""
+        look forged; one that reports a tenth of what it computed used several times what that allows.
+        Gross forgery is caught, a few percent is not: a runner is the candidate's own process."""
         self.request(m.Release(), m.Ok)
         if self.device != "cpu":
             return
@@ -222,10 +222,13 @@ class Runner(RunnerProcess):
         if not loaded and underreported([(wall, wall / max(a, 1e-9)) for wall, a, _ in accounted]):
             raise RunnerError(f"its reported times account for {reported:.3g} s of rounds that the judge saw "
                               f"take {sum(w for w, _, _ in accounted):.3g} s", self.spec)
-        used = [cpu for _, _, cpu in accounted if cpu is not None]
+        # CPU time is spent writing inputs however long it takes, so here the writing a runner reports counts
+        # in full, up to what the judge saw the round take (the cap above guards the judge's clock)
+        worked = sum(timed + min(written, max(wall - timed, 0.0)) for wall, timed, written, _, _, _ in self._rounds)
+        used = [r[4] for r in self._rounds if r[4] is not None]
         calls = sum(r[-1] for r in self._rounds)
-        if len(used) == len(accounted) and cpu_underreported(sum(used), reported, len(used), calls):
-            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds in which its main "
+        if len(used) == len(self._rounds) and cpu_underreported(sum(used), worked, len(used), calls):
+            raise RunnerError(f"its reported times account for {worked:.3g} s of rounds in which its main "
                               f"thread alone used {sum(used):.3g} s of CPU time", self.spec)
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
