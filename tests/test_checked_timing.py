@@ -25,11 +25,12 @@ def judged(tmp_path_factory):
     for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again"):
         argv += ["--candidate", f"{CHEATS}:{name}"]
     code = main(argv)
-    return code, {c.name: c for c in schema.load(out / "quantize_k_cache-cpu.json").candidates}
+    run = schema.load(out / "quantize_k_cache-cpu.json")
+    return code, {c.name: c for c in run.candidates}, run.noise
 
 
 def test_a_function_wrong_only_on_production_rows_fails_verification_there(judged):
-    _, by_name = judged
+    _, by_name, _ = judged
     c = by_name["right_only_on_small_rows"]
     assert c.verdict == "fail" and c.timings == ()
     assert [f.case for f in c.verification.failures] == ["prod-4096"]
@@ -37,36 +38,36 @@ def test_a_function_wrong_only_on_production_rows_fails_verification_there(judge
 
 
 def test_a_function_wrong_only_while_timed_is_caught_by_the_checked_call(judged):
-    code, by_name = judged
+    code, by_name, noise_notes = judged
     c = by_name["wrong_while_gc_is_off"]
     assert c.verification.passed  # right wherever it is called with the collector on
     assert c.verdict == "fail" and c.timings == () and code == 1
     assert c.error.startswith("was wrong while timed at prod-4096 (round 1, call "), c.error
 
 
-def _loaded(timing) -> bool:
+def _loaded(timing, noise_notes=()) -> bool:
     """Other processes took CPUs while it was timed (a busy CI machine): the run says its timings are not to
-    be trusted, so only a gross difference is asserted (the memo's fake speedup was 10x)."""
-    return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT
+    be trusted (exit 3, "noisy machine"), and rightly: beside one busy process, the oracle timed against
+    itself read anywhere from 0.01x to 59x at small sizes (a call now and then waits ~32 ms for a thread the
+    busy process holds; benchmarks/NOTES.md), so no speedup bound holds there, not even against the memo's
+    fake 10x.  Then no bound is asserted."""
+    return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT or any(
+        n.startswith("other processes used ") for n in noise_notes)  # (a timing too short to say has no figure)
 
 
 def test_a_memo_of_past_answers_earns_no_speedup(judged):
-    _, by_name = judged
+    code, by_name, noise_notes = judged
     c = by_name["memo_by_sample"]
     assert c.verdict == "pass", c.error
     (timing,) = c.timings
-    if _loaded(timing):
-        assert timing.speedup < 2.0, (timing.label, timing.foreign_cpu)
-    else:
+    if not _loaded(timing, noise_notes):
         assert timing.verdict != stats.FASTER and timing.speedup < 1.2, (timing.label, timing.pair_speedups)
 
 
 def test_the_unchanged_oracle_as_a_candidate_is_no_faster_and_no_slower(judged):
-    _, by_name = judged
+    code, by_name, noise_notes = judged
     (timing,) = by_name["oracle_again"].timings
-    if _loaded(timing):
-        assert 0.5 < timing.speedup < 2.0, (timing.label, timing.foreign_cpu)
-    else:
+    if not _loaded(timing, noise_notes):
         assert timing.verdict not in (stats.FASTER, stats.SLOWER), (timing.label, timing.pair_speedups)
 
 

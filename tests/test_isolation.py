@@ -279,13 +279,17 @@ def test_a_candidate_that_pins_the_other_runners(isolated, tmp_path, monkeypatch
         assert max(pinned) > 0
         assert attacker.verdict in ("fail", "error")
         assert attacker.error.startswith("changed another runner's scheduling (CPU affinity of its threads {"), attacker.error
-    # the unchanged oracle beside it is not read 12x faster (the attack's effect here); bounds wide enough for
-    # a 2-core machine that other work is loading
+    # the unchanged oracle beside it is not read 12x faster (the attack's effect here), bounds wide enough for
+    # a 2-core machine; where other processes took CPUs while it was timed the run says its timings are not to
+    # be trusted (exit 3, "noisy machine"), rightly (the oracle against itself read 0.01x-59x beside one busy
+    # process: NOTES.md), and no bound is asserted
     assert honest.verdict == "pass", honest.error
     timing = honest.timings[0]
-    assert timing.speedup < 4.0, timing
-    if (timing.foreign_cpu or 0) <= noise.FOREIGN_CPU_LIMIT:  # (a process beside the suite can slow either side)
-        assert 0.25 < timing.speedup, timing
+    noise_notes = schema.load(tmp_path / "out" / "quantize_k_cache-cpu.json").noise
+    loaded = (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT or any(
+        n.startswith("other processes used ") for n in noise_notes)  # (a timing too short to say has no figure)
+    if not loaded:
+        assert 0.25 < timing.speedup < 4.0, timing
 
 
 @needs_two_cpus

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.judge.noise import FOREIGN_CPU_LIMIT
 from harness.runner import snapshot
 from harness.core.config import BenchConfig
 from harness.judge.sandbox import spawn
@@ -251,7 +252,11 @@ def test_editing_and_restoring_the_oracle_during_a_run_changes_nothing(tmp_path)
     assert honest["verdict"] == "pass" and honest["timings"], (honest["error"], done.stderr[-2000:])
     for cand in (attacker, honest):  # timed against the baseline's runner, restarted or not
         for timing in cand["timings"]:
-            assert timing["speedup"] < 1.5 and not timing["label"].startswith("faster"), (cand["name"], timing["label"])
+            loaded = (timing["foreign_cpu"] or 0) > FOREIGN_CPU_LIMIT or any(
+                n.startswith("other processes used ") for n in run["noise"])
+            if not loaded:  # loaded, the run says not to trust its timings: rightly, the oracle against itself
+                # read 0.01x-59x beside one busy process (NOTES.md); no bound is asserted
+                assert timing["speedup"] < 1.5 and not timing["label"].startswith("faster"), (cand["name"], timing["label"])
     if state["killed"]:  # the baseline died while the attacker was judged: not restarted quietly
         assert attacker["verdict"] == "error" and not attacker["timings"], attacker
     if state["restored"]:
