@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
@@ -74,14 +74,23 @@ MIN_CHECKED_CPU_S = 0.2
 WRITE_ALLOWANCE_QUIET, WRITE_ALLOWANCE_LOADED = 3.0, 10.0
 
 
+class _Round(NamedTuple):
+    """One timed round as the judge saw it."""
+    wall: float  # the judge's clock around the request
+    timed: float  # seconds the runner reported for its calls (and its settling call)
+    written: float  # seconds it reported writing inputs
+    allowed: float  # the judge's estimate of that writing
+    cpu: float | None  # CPU seconds of its main thread, read from /proc (None: unreadable)
+    calls: int
+
+
 class Runner(RunnerProcess):
     """The judge's handle on the runner of one function: calls to verify it, and timing requests checked
     against the judge's own clock and the scheduling the judge gave it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # per round: (judge's wall time, timed seconds reported, input-writing seconds reported, their allowance)
-        self._rounds: list[tuple[float, float, float, float]] = []
+        self._rounds: list[_Round] = []
         self._write_allowance = 0.0  # seconds a call a round may spend writing inputs (``prepare``)
         self._warming = True  # the prepare request in flight warms up (and so reports a per-call time)
 
@@ -158,7 +167,8 @@ class Runner(RunnerProcess):
         # a runner makes before a round of several calls (worker.round); and the inputs it wrote before each
         # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
         cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-        self._rounds.append((wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance, cpu, n))
+        self._rounds.append(_Round(wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance,
+                                   cpu, n))
         return seconds
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
@@ -216,20 +226,19 @@ class Runner(RunnerProcess):
             return
         loaded = foreign_cpu is not None and foreign_cpu > FOREIGN_CPU_LIMIT
         most = WRITE_ALLOWANCE_LOADED if loaded else WRITE_ALLOWANCE_QUIET  # a loaded machine writes slower too
-        accounted = [(wall, timed + min(written, most * allowed), cpu)
-                     for wall, timed, written, allowed, cpu, _ in self._rounds]
-        reported = sum(a for _, a, _ in accounted)
-        if not loaded and underreported([(wall, wall / max(a, 1e-9)) for wall, a, _ in accounted]):
-            raise RunnerError(f"its reported times account for {reported:.3g} s of rounds that the judge saw "
-                              f"take {sum(w for w, _, _ in accounted):.3g} s", self.spec)
+        rounds = self._rounds
+        accounted = [r.timed + min(r.written, most * r.allowed) for r in rounds]
+        if not loaded and underreported([(r.wall, r.wall / max(a, 1e-9)) for r, a in zip(rounds, accounted)]):
+            raise RunnerError(f"its reported times account for {sum(accounted):.3g} s of rounds that the judge saw "
+                              f"take {sum(r.wall for r in rounds):.3g} s", self.spec)
         # CPU time is spent writing inputs however long it takes, so here the writing a runner reports counts
         # in full, up to what the judge saw the round take (the cap above guards the judge's clock)
-        worked = sum(timed + min(written, max(wall - timed, 0.0)) for wall, timed, written, _, _, _ in self._rounds)
-        used = [r[4] for r in self._rounds if r[4] is not None]
-        calls = sum(r[-1] for r in self._rounds)
-        if len(used) == len(self._rounds) and cpu_underreported(sum(used), worked, len(used), calls):
+        worked = sum(r.timed + min(r.written, max(r.wall - r.timed, 0.0)) for r in rounds)
+        used = sum(r.cpu for r in rounds if r.cpu is not None)
+        if all(r.cpu is not None for r in rounds) and cpu_underreported(used, worked, len(rounds),
+                                                                        sum(r.calls for r in rounds)):
             raise RunnerError(f"its reported times account for {worked:.3g} s of rounds in which its main "
-                              f"thread alone used {sum(used):.3g} s of CPU time", self.spec)
+                              f"thread alone used {used:.3g} s of CPU time", self.spec)
 
     def timed_output(self, index: int, digest: bool = False) -> Outcome | str:
         """What timed call ``index`` of its last round returned (or, cheaply, its ``worker.output_digest``)."""
