@@ -47,9 +47,9 @@ def test_a_function_wrong_only_while_timed_is_caught_by_the_checked_call(judged)
 
 def _loaded(timing, noise_notes=()) -> bool:
     """Other processes took CPUs while it was timed (a busy CI machine): the run says its timings are not to
-    be trusted (exit 3, "noisy machine"), and rightly: beside one busy process, the oracle timed against
-    itself read anywhere from 0.01x to 59x at small sizes (a call now and then waits ~32 ms for a thread the
-    busy process holds; benchmarks/NOTES.md), so no speedup bound holds there, not even against the memo's
+    be trusted (exit 3, "noisy machine"), and rightly: beside busy processes, the oracle timed against
+    itself read anywhere from 0.01x to 59x at small sizes (a call now and then waits ~32 ms, as if for a
+    thread a busy process holds; benchmarks/NOTES.md), so no speedup bound holds there, not even against the memo's
     fake 10x.  Then no bound is asserted."""
     return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT or any(
         n.startswith("other processes used ") for n in noise_notes)  # (a timing too short to say has no figure)

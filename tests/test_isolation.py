@@ -281,8 +281,8 @@ def test_a_candidate_that_pins_the_other_runners(isolated, tmp_path, monkeypatch
         assert attacker.error.startswith("changed another runner's scheduling (CPU affinity of its threads {"), attacker.error
     # the unchanged oracle beside it is not read 12x faster (the attack's effect here), bounds wide enough for
     # a 2-core machine; where other processes took CPUs while it was timed the run says its timings are not to
-    # be trusted (exit 3, "noisy machine"), rightly (the oracle against itself read 0.01x-59x beside one busy
-    # process: NOTES.md), and no bound is asserted
+    # be trusted (exit 3, "noisy machine"), rightly (the oracle against itself read 0.01x-59x beside busy
+    # processes: NOTES.md), and no bound is asserted
     assert honest.verdict == "pass", honest.error
     timing = honest.timings[0]
     noise_notes = schema.load(tmp_path / "out" / "quantize_k_cache-cpu.json").noise

@@ -255,7 +255,7 @@ def test_editing_and_restoring_the_oracle_during_a_run_changes_nothing(tmp_path)
             loaded = (timing["foreign_cpu"] or 0) > FOREIGN_CPU_LIMIT or any(
                 n.startswith("other processes used ") for n in run["noise"])
             if not loaded:  # loaded, the run says not to trust its timings: rightly, the oracle against itself
-                # read 0.01x-59x beside one busy process (NOTES.md); no bound is asserted
+                # read 0.01x-59x beside busy processes (NOTES.md); no bound is asserted
                 assert timing["speedup"] < 1.5 and not timing["label"].startswith("faster"), (cand["name"], timing["label"])
     if state["killed"]:  # the baseline died while the attacker was judged: not restarted quietly
         assert attacker["verdict"] == "error" and not attacker["timings"], attacker
