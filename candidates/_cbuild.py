@@ -58,7 +58,8 @@ def _kernel_flags() -> list[str]:
     FMAs, no fast-math), OpenMP.  On x86-64, 512-bit vectors where the CPU has them: gcc's tuning for Intel's
     AVX-512 server parts (what -march=native picks on a Xeon) otherwise keeps to 256-bit registers (gcc 12:
     no zmm register in the fused kernel with -march=sapphirerapids or icelake-server, 2302 with this EPYC's
-    native tuning), which halves the throughput of the kernels' compute-bound part, the division."""
+    native tuning): that code, built and run on an EPYC, took 1.4-1.7x as long on one thread
+    (benchmarks/cpu_kernel_flags.py)."""
     flags = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fopenmp", "-shared", "-fPIC"]
     if platform.machine().lower() in ("x86_64", "amd64"):
         flags.insert(2, "-mprefer-vector-width=512")  # no effect where the CPU has no AVX-512

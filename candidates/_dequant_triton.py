@@ -5,8 +5,8 @@ the codes as a [tokens, tiles, tile] block and the scales as [tokens, tiles], wi
 multiplies it by its tile's scale, rounds to bfloat16 and stores the row; the programs of the first tile
 group also copy the rope bytes (loaded with the codes, below MANY_TOKENS: small grids wait on every trip to
 memory).  A configuration seen before is launched through its cached launch (``cached``: the host path of
-a bare launch, ``candidates/_triton_launch.py``).  Every step is integer or one IEEE float32 multiply, so nothing depends on
-how the compiler or the hardware converts:
+a bare launch, ``candidates/_triton_launch.py``).  Every step is integer or one IEEE float32 multiply, so
+nothing depends on how the compiler or the hardware converts:
 - the e4m3fn code is decoded with integer operations (exponent + 120 and mantissa << 20 for normal codes,
   ``m * 2^-9`` for the subnormal ones, exact in float32), not with the conversion instruction;
 - the product is ``a * b`` of two float32 values: one ``mul`` (no addition follows, so nothing can be
@@ -117,7 +117,8 @@ def _launch_plan(device: str, d: int, dv: int, tile_size: int, flat: bool, nan: 
     block_t = block_t or tuned_block_t
     constants = dict(D=d, DV=dv, TILE=tile_size, TILE_P2=tile_p2, NUM_TILES=num_tiles,
                      TILES_PER_PROGRAM=tiles_per_program, ROPE=d - dv, ROPE_P2=triton.next_power_of_2(max(d - dv, 1)),
-                     NAN_BITS=nan, FLAT=flat, FULL_COLUMNS=tile_p2 == tile_size and 0 < num_tiles and num_tiles % tiles_per_program == 0,
+                     NAN_BITS=nan, FLAT=flat,
+                     FULL_COLUMNS=tile_p2 == tile_size and 0 < num_tiles and num_tiles % tiles_per_program == 0,
                      BLOCK_T=block_t, num_warps=num_warps or tuned_warps,
                      EARLY_ROPE=tuned_early if early_rope is None else early_rope)
     if STREAM if stream is None else stream:  # read once, written once: hint both past the caches
@@ -164,8 +165,9 @@ DEFAULT_OPTIONS = (None, None, None, None, None)
 
 
 def cached(x: torch.Tensor, dv: int, tile_size: int, d: int) -> torch.Tensor | None:
-    """``dequantize(rows_of(x, ...), dv, tile_size, d)``, viewed as ``(num_blocks, block_size, 1, d)``, through the configuration's cached launch, or None
-    where there is none (first call of a configuration, a layout that needs checks, another device...)."""
+    """``dequantize(rows_of(x, ...), dv, tile_size, d)``, viewed as ``(num_blocks, block_size, 1, d)``,
+    through the configuration's cached launch, or None where there is none (first call of a configuration,
+    a layout that needs checks, another device...)."""
     if x.__class__ is not _Tensor:
         return None
     # _key(x, dv, tile_size, d, DEFAULT_OPTIONS), written out: this is the per-call path

@@ -50,6 +50,9 @@ def machine_state() -> MachineState:
     return MachineState(load, governor)
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # the kernel's CPU-time unit
+
+
 def _machine_ticks() -> tuple[int, int] | None:
     """Ticks all CPUs spent busy (user, nice, system, irq, softirq, steal) since boot, and of those the
     steal: time a virtual machine's CPUs were ready to run but its host ran something else."""
@@ -62,11 +65,13 @@ def _machine_ticks() -> tuple[int, int] | None:
         return None
 
 
-def stat_fields(pid: int) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (state first), or None if it is gone.
-    The one reader of that file: ``sandbox`` takes process states and groups from it, this module CPU ticks."""
+def stat_fields(pid: int, tid: int | None = None) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` (``tid``: of that thread's ``/proc/PID/task/TID/stat``) after the
+    command name (state first), or None if it is gone.  The one reader of that file: ``strays`` takes process
+    states and groups from it, this module CPU ticks."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
@@ -81,12 +86,24 @@ def _process_ticks(pid: int) -> int:
         return 0
 
 
+def main_thread_cpu_s(pid: int) -> float | None:
+    """CPU seconds of ``pid``'s main thread (user + system) and of the children it waited for; None where
+    unreadable.  Not its other threads': a thread pool's workers spin for a while after each parallel region
+    (OpenMP's wait policy), on a loaded machine for longer than the work itself, so their CPU time says
+    little about the work done; the main thread runs every call (``sandbox.Runner.release`` checks it)."""
+    thread, process = stat_fields(pid, pid), stat_fields(pid)
+    try:  # fields 14-15 (utime, stime) of the thread, 16-17 (cutime, cstime) of the process in proc(5)
+        return (int(thread[11]) + int(thread[12]) + int(process[13]) + int(process[14])) / TICKS_PER_S
+    except (TypeError, IndexError, ValueError):
+        return None
+
+
 class CpuWatch:
     """Foreign CPU share over a stretch of timing: ``start(pids)`` ... ``share()`` (and ``steal()``, the part
     of it the host of a virtual machine took)."""
 
     def __init__(self) -> None:
-        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._tick = TICKS_PER_S
         self._cpus = os.cpu_count() or 1
         self._start: tuple[float, int, int, int] | None = None
         self._pids: tuple[int, ...] = ()

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
-from harness.judge.noise import FOREIGN_CPU_LIMIT
+from harness.judge.noise import FOREIGN_CPU_LIMIT, main_thread_cpu_s
 from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
                                    _pin)
 from harness.judge.strays import _LIVE, become_subreaper, death, has_strays, kill_strays
@@ -150,11 +150,12 @@ class Runner(RunnerProcess):
         # its memory placement and fresh inputs first, outside the wall time checked below
         self.request(m.Place(start, n, first), m.Ok)
         stuck = self._settle_scheduling()
-        cpu_before = cpu_seconds(self._pid)
+        on_cpu = self.device == "cpu"  # the CPU-time check is the CPU's (``release``): no /proc reads on CUDA
+        cpu_before = main_thread_cpu_s(self._pid) if on_cpu else None
         began = time.perf_counter()
         reply, _ = self.request(m.Round(n, start, first), m.Timed)
         wall = time.perf_counter() - began
-        cpu_after = cpu_seconds(self._pid)
+        cpu_after = main_thread_cpu_s(self._pid) if on_cpu else None
         self._check_scheduling(stuck)
         if self.device == "cpu" and has_strays(self._pid):  # could run while the other runner is timed
             count = self.reap_strays()
@@ -217,9 +218,9 @@ class Runner(RunnerProcess):
         wake-up can wait tens of ms behind them whatever the round's length (an honest 5 ms round once took
         25 ms, an honest candidate once read 10x), so the wall clock proves nothing there.  Always, by the
         CPU time the runner's main thread used during its rounds (read from /proc by the judge,
-        ``cpu_seconds``): at most ``MAX_CPU_RATIO`` CPU seconds for each second its report accounts for
-        (``cpu_underreported``).  Being made to wait uses no CPU time, so load cannot make an honest runner
-        look forged; one that reports a tenth of what it computed used several times what that allows.
+        ``noise.main_thread_cpu_s``): at most ``MAX_CPU_RATIO`` CPU seconds for each second its report
+        accounts for (``cpu_underreported``).  Being made to wait uses no CPU time, so load cannot make an
+        honest runner look forged; one that reports a tenth of what it computed used several times that.
         Gross forgery is caught, a few percent is not: a runner is the candidate's own process."""
         self.request(m.Release(), m.Ok)
         if self.device != "cpu":
@@ -271,25 +272,6 @@ class Runner(RunnerProcess):
 
 def _case(case: Any) -> dict:
     return {"name": case.name, "family": case.family, "params": dict(case.params), "seed": case.seed}
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time of ``pid``'s main thread (user + system) and of the children it waited for, read from /proc
-    by the judge; None where it cannot be read.  Not its other threads': a thread pool's workers spin for a
-    while after each parallel region (OpenMP's wait policy), on a loaded machine for longer than the work
-    itself, so their CPU time says little about the work done; the main thread runs every call."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as handle:
-            thread = handle.read().rsplit(b")", 1)[1].split()
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            process = handle.read().rsplit(b")", 1)[1].split()
-        # fields 14-15 (utime, stime) and 16-17 (cutime, cstime) of proc(5), counted here from field 3
-        return (int(thread[11]) + int(thread[12]) + int(process[13]) + int(process[14])) / _TICKS
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cpu_underreported(cpu_s: float, reported_s: float, rounds: int, calls: int = 0) -> bool:
