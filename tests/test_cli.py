@@ -436,6 +436,9 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
     assert proc.returncode == 3 and "noisy machine" in proc.stderr, (run.candidates[0].error, run.noise, run.checkout_changes, proc.stderr[-2000:])
     assert run.noise and run.noise[0].startswith("other processes used ")
     assert run.candidates[0].foreign_cpu > 0.25
+    # several torch threads beside busy processes: the run says what to do (--threads 1), once
+    advice = [n for n in run.noise if "--threads 1" in n]
+    assert len(advice) == (1 if run.environment.threads > 1 else 0), run.noise
     from harness.render import report
 
     assert "⚠️ **The machine was noisy during this run" in report.markdown(run)

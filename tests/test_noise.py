@@ -94,3 +94,9 @@ def test_a_burst_at_one_size_is_flagged_at_that_size_and_a_loaded_whole_once():
     assert loaded_timing("fused", Watched(0.5), [("prod-4096", burst), ("prod-65536", burst)]) == [
         "other processes used 50% of the CPUs while fused was timed"]
     assert loaded_timing("fused", Watched(None), [("prod-4096", Watched(None))]) == []  # not readable: nothing said
+
+
+def test_several_threads_beside_other_processes_get_advice_and_one_thread_none():
+    assert noise.threads_advice(None) == "" and noise.threads_advice(1) == ""
+    advice = noise.threads_advice(2)
+    assert advice.startswith("the runners' ops ran on 2 threads") and "--threads 1" in advice

@@ -165,6 +165,18 @@ class Watched:
         return f"other processes used {self.foreign or 0.0:.0%} of the CPUs{host}"
 
 
+def threads_advice(threads: int | None) -> str:
+    """What to do about timings beside other processes when the runners' ops ran on several threads: a
+    parallel op waits for its slowest thread, so one thread waiting for a CPU another process holds stalls
+    the whole call, now and then by a time slice or more (measured: a 0.27 ms call, 2 threads beside one
+    busy process: 32 ms at worst; with 1 thread at most 2.2 ms)."""
+    if not threads or threads < 2:
+        return ""
+    return (f"the runners' ops ran on {threads} threads: beside other processes a call waits for its slowest "
+            "thread, and at times for a whole time slice of another process; --threads 1 times on one CPU and "
+            "holds steadier on a shared machine")
+
+
 def loaded_timing(candidate: str, whole: Watched, sizes: Sequence[tuple[str, Watched]]) -> list[str]:
     """Why one candidate's timings may not be trusted: other processes took CPU over its whole timing, or
     over one size of it (a burst there, diluted in the whole, still decided that size's verdict)."""

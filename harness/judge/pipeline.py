@@ -158,7 +158,7 @@ class Pipeline:
             target=self.target.name, function=self.target.function_name, source=self.target.source,
             baseline=self.baseline_spec, policy=opts.policy,
             created=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
-            environment=env, candidates=tuple(self.finished), noise=tuple(self._noise()),
+            environment=env, candidates=tuple(self.finished), noise=tuple(self._noise(threads)),
             bench=opts.bench.settings(threads) if timed else None, baseline_profile=baseline_profile,
             checkout_changes=tuple(changed), policy_text=self.target.policy_text.get(opts.policy, ""),
         )
@@ -206,13 +206,16 @@ class Pipeline:
                 runner.close()
         self.progress("done", name="round trips", ok=True)
 
-    def _noise(self) -> list[str]:
-        """Why the timings may not be trusted: other processes took CPU while a size was timed, or the
-        baseline's medians at one size disagree across candidates (see ``noise``)."""
+    def _noise(self, threads: int | None) -> list[str]:
+        """Why the timings may not be trusted: other processes took CPU while a size was timed (and on the
+        CPU with several threads, what to do about it), or the baseline's medians at one size disagree
+        across candidates (see ``noise``)."""
         found = []
         for c in self.finished:
             found += noise.loaded_timing(c.name, noise.Watched(c.foreign_cpu, c.steal_cpu),
                                          [(t.size, noise.Watched(t.foreign_cpu, t.steal_cpu)) for t in c.timings])
+        if found and self.options.device == "cpu" and (advice := noise.threads_advice(threads)):
+            found.append(advice)
         for size in self.plan.sizes:
             baselines = [noise.BaselineTiming(c.name, t.baseline.median_s, t.baseline.stderr_s)
                          for c in self.finished for t in c.timings if t.size == size.name]
