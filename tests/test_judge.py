@@ -123,3 +123,15 @@ def test_correct_candidates_still_pass_and_are_timed(judged):
     c = by_name["unusual_but_correct"]
     assert c.verdict == "pass" and c.verification.cases > 80 and c.timings
     assert code == 1 and run.checkout_changes == ()
+
+
+def test_each_candidate_says_where_its_judging_time_went(judged):
+    """Every candidate's stages are wall seconds the judge measured: a timed one loaded, was verified and
+    timed; one that failed verification was never timed; the report sums them in one line."""
+    _, by_name, _, run = judged
+    timed, wrong = by_name["unusual_but_correct"].stages, by_name["quantize"].stages
+    assert timed.load_s > 0 and timed.verify_s > 0 and timed.time_s > 0 and timed.profile_s == 0  # --no-profile
+    assert wrong.verify_s > 0 and wrong.time_s == 0 and wrong.wait_s == 0
+    line = report.markdown(run)
+    total = sum(c.stages.total_s for c in run.candidates)
+    assert f"Judging {len(run.candidates)} candidates took {total:.1f} s: loading " in line

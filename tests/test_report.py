@@ -195,3 +195,13 @@ def test_how_the_pairs_of_runners_voted_is_shown_and_escaped(run):
     voted = dataclasses.replace(run, candidates=tuple(
         dataclasses.replace(c, timings=(honest, *c.timings[1:])) if c is cand else c for c in run.candidates))
     assert schema.load_text(schema.dumps(voted)) == voted  # the votes are part of the one JSON schema
+
+
+def test_the_stages_line_sums_candidates_and_leaves_out_what_took_no_time():
+    from harness.core.fmt import stages_line
+    from harness.core.result import CandidateResult, Stages
+
+    cands = [CandidateResult(name=n, spec=f"c.py:{n}", doc="", verdict="pass", stages=Stages(1.0, 2.0, 0.0, 3.0, 0.5))
+             for n in ("a", "b")]
+    assert stages_line(cands) == "judging 2 candidates took 13.0 s: loading 2.0 s, verifying 4.0 s, timing 6.0 s, profiling 1.0 s"
+    assert stages_line([CandidateResult(name="a", spec="c.py:a", doc="", verdict="pass")]) == ""  # an older result

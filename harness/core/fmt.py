@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from harness.core import stats
 
 if TYPE_CHECKING:
-    from harness.core.result import Environment
+    from harness.core.result import CandidateResult, Environment
 
 
 class WithInterval(Protocol):
@@ -48,6 +48,23 @@ def machine_line(e: "Environment") -> str:
     if e.load_start is not None:
         parts.append(f"load average {e.load_start:.2f}" + (f" → {e.load_end:.2f}" if e.load_end is not None else ""))
     return " · ".join(parts)
+
+
+STAGE_WORDS = (("load_s", "loading"), ("verify_s", "verifying"), ("wait_s", "waiting for the device"),
+               ("time_s", "timing"), ("profile_s", "profiling"))
+
+
+def stages_line(candidates: "tuple[CandidateResult, ...] | list[CandidateResult]") -> str:
+    """Where judging the candidates took its time, summed over them (with ``--jobs`` they overlap, so the sum
+    can exceed the run's wall time): 'judging 3 candidates took 41.2 s: loading 3.1 s, verifying 20.4 s,
+    timing 16.5 s, profiling 1.2 s' ('' when nothing was measured, e.g. a result from an older harness)."""
+    totals = {key: sum(getattr(c.stages, key) for c in candidates) for key, _ in STAGE_WORDS}
+    total = sum(totals.values())
+    if total <= 0:
+        return ""
+    parts = [f"{words} {value:.1f} s" for (key, words), value in zip(STAGE_WORDS, totals.values()) if value >= 0.05]
+    n = len(candidates)
+    return f"judging {n} candidate{'s' * (n != 1)} took {total:.1f} s: " + ", ".join(parts)
 
 
 def fmt_time(seconds: float | None, space: bool = True) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterator
 
 from harness.judge import noise
 from harness.runner.audit import StateChanged
@@ -21,7 +22,7 @@ from harness.judge.bench import Bench, InputsDiffer, TimingFailed
 from harness.core.candidates import Described
 from harness.judge.plan import RunPlan
 from harness.judge.pool import RunnerPool
-from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Verdict, Verification
+from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Stages, Verdict, Verification
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError
 from harness.core.target import Case
@@ -41,6 +42,24 @@ def _suspend_all_but(pairs: list[tuple[Runner, Runner]], index: int) -> None:
     for i, pair in enumerate(pairs):
         for r in pair if i != index else ():
             r.suspend()
+
+
+class Stopwatch:
+    """Wall seconds by stage for one candidate (``result.Stages``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def stamped(self, result: CandidateResult) -> CandidateResult:
+        return dataclasses.replace(result, stages=Stages(**{f"{k}_s": v for k, v in self.seconds.items()}))
 
 
 @dataclass
@@ -67,24 +86,25 @@ class CandidateTask:
         """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""
         result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR,
                                  control=self.plan.is_control(cand))
+        watch = Stopwatch()
         self.progress("step", name=f"{cand.name}: load it in its runner")
         try:
-            with self.hold():
+            with watch.stage("load"), self.hold():
                 runner = runner or self.pool.take(cand.spec)
                 runner.ready()
         except (LoadFailed, RunnerError) as exc:
-            return dataclasses.replace(result, error=str(exc))
+            return watch.stamped(dataclasses.replace(result, error=str(exc)))
         finally:
             if self.ahead:
                 self.pool.start_ahead(self._upcoming(cand))
         try:
-            result = self._judge(runner, cand, result)
+            result = self._judge(runner, cand, result, watch)
         finally:
             left = runner.close()
         if left:
             note = f"left {left} process{'es' if left > 1 else ''} running after its calls (killed by the judge)"
             result = dataclasses.replace(result, notes=(*result.notes, note))
-        return result
+        return watch.stamped(result)
 
     def _upcoming(self, cand: Described) -> str | None:
         """The candidate after ``cand`` in the plan, whose runner is started while ``cand`` is judged."""
@@ -92,7 +112,7 @@ class CandidateTask:
         i = specs.index(cand.spec) if cand.spec in specs else len(specs)
         return specs[i + 1] if i + 1 < len(specs) else None
 
-    def _judge(self, runner: Runner, cand: Described, result: CandidateResult) -> CandidateResult:
+    def _judge(self, runner: Runner, cand: Described, result: CandidateResult, watch: Stopwatch) -> CandidateResult:
         opts, domain = self.plan.options, self.plan.domains[cand.spec]
         try:
             if runner.load_state_changes:
@@ -102,37 +122,42 @@ class CandidateTask:
             verification = None
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
-                verification = self.verifier.verify(
-                    runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), domain,
-                    sizes=self.plan.sizes if opts.time else (), fail_fast=opts.fail_fast)
+                with watch.stage("verify"):
+                    verification = self.verifier.verify(
+                        runner, cand.spec, lambda i, n: self.progress("advance", done=i, total=n), domain,
+                        sizes=self.plan.sizes if opts.time else (), fail_fast=opts.fail_fast)
                 result = dataclasses.replace(result, verdict=verdict_of(verification),
                                              error=None if verification is None else verification.reason(),
                                              verification=verification)
                 if verification.passed and self.round_trips is not None:
                     self.progress("step", name=f"{cand.name}: round trips")
-                    self.round_trips.collect(self.plan.target, runner, cand.spec, domain)
-                    self.round_trips.check(self.plan.target, runner, cand.spec, domain)
+                    with watch.stage("verify"):
+                        self.round_trips.collect(self.plan.target, runner, cand.spec, domain)
+                        self.round_trips.check(self.plan.target, runner, cand.spec, domain)
             else:
                 result = dataclasses.replace(result, verdict=Verdict.UNTESTED)
             if opts.time and (verification is None or verification.passed):
-                with self.lane():
-                    result = self._timed(runner, cand, result)
+                with contextlib.ExitStack() as lane:
+                    with watch.stage("wait"):
+                        lane.enter_context(self.lane())
+                    result = self._timed(runner, cand, result, watch)
             return result
         except (RunnerError, TimingFailed, StateChanged, InputsDiffer) as exc:
             self.pool.retire(getattr(exc, "spec", ""))
             return failed(result, exc, self.pool.baseline_spec, self.plan.baseline_spec)
 
-    def _timed(self, runner: Runner, cand: Described, result: CandidateResult) -> CandidateResult:
+    def _timed(self, runner: Runner, cand: Described, result: CandidateResult, watch: Stopwatch) -> CandidateResult:
         """``result`` with the candidate's timings (and profile), measured in its runner and in more pairs."""
         runner.reap_strays()  # nothing it started may run while it or the baseline is timed
         extra: list[Runner] = []
         notes: list[str] = []
         try:
-            pairs = [(self.pool.baseline(), runner), *self._more_pairs(cand, extra)]
-            watch = noise.CpuWatch()
-            watch.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra + self.pool.extra])
-            timings, case_timings, notes = self._time(pairs, cand, extra)
-            foreign, steal = watch.share(), watch.steal()  # while the extra runners' CPU time is readable
+            with watch.stage("time"):
+                pairs = [(self.pool.baseline(), runner), *self._more_pairs(cand, extra)]
+                cpu = noise.CpuWatch()
+                cpu.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra + self.pool.extra])
+                timings, case_timings, notes = self._time(pairs, cand, extra)
+                foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
             left = sum(r.close() for r in extra)
         if left:
@@ -143,7 +168,8 @@ class CandidateTask:
         sizes = self.plan.candidate_sizes(cand)
         if self.plan.options.profile and sizes and not result.control:  # at its headline size: the largest timed
             largest = max(sizes, key=self.plan.target.case_bytes)
-            result = dataclasses.replace(result, profile=self.profile(cand.spec, runner, largest))
+            with watch.stage("profile"):
+                result = dataclasses.replace(result, profile=self.profile(cand.spec, runner, largest))
         return result
 
     # -- timing ---------------------------------------------------------------------------------

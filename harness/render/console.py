@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, machine_line, plain
+from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, machine_line, plain, stages_line
 from harness.render.report import best_candidate, case_test, find_target, verdict_text
 from harness.render.runs import run_label
 from harness.render.history import headline_names
@@ -226,6 +226,8 @@ def render(result: RunResult, console: Console, show_reproducer: bool = False) -
         reproducers(result, console)
     if any(c.timings for c in result.candidates):  # what the figures depend on
         console.print(text(f"machine: {machine_line(result.environment)}", "dim"))
+    if spent := stages_line(result.candidates):
+        console.print(text(spent, "dim"))
     for trip in result.round_trips:
         if trip.inverse_target == result.target:  # shown once, with the inverse target's result
             mark = ("round trip ok", "green") if trip.passed else ("round trip FAILED", "bold red")

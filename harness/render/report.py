@@ -22,7 +22,7 @@ import re
 from harness.core import stats
 from harness.core.config import PRECISION_ROUNDS
 from harness.core.fmt import (change_note, fmt_bytes, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
-                         md_text, py_comment)
+                         md_text, py_comment, stages_line)
 from harness.core.fmt import md_table as _table
 from harness.core.result import CandidateResult, Profile, RunResult, Verdict
 from harness.core.target import Case, Target, TargetError, get_target
@@ -348,6 +348,8 @@ def _footer(result: RunResult, local: bool = True) -> list[str]:
                 if e.load_start is not None and e.load_end is not None else "")
         governor = f"CPU frequency governor {md_code(e.governor)}" if e.governor else ""
         lines.append("Machine: " + " · ".join(x for x in (load, governor) if x))
+    if spent := stages_line(result.candidates):
+        lines.append(md_text(spent[0].upper() + spent[1:]))
     if e.isolation:
         lines.append(f"Runners: each in a fresh process loading the run's snapshot of the sources; isolation: "
                      f"{md_text(e.isolation)}")
