@@ -62,6 +62,13 @@ class BenchConfig:
             return 3 if self.confirm_margin > 0 else 1
         return self.processes + (self.processes % 2 == 0)
 
+    @property
+    def likely_pairs(self) -> int:
+        """The runner pairs most candidates will be timed in: every pair ``processes`` asks for, and with one,
+        a second (any verdict but a large speedup needs one).  Their runners are started ahead: the
+        baseline's while the first candidate is verified, each candidate's during its own verification."""
+        return self.processes if self.most_pairs == 1 else max(self.processes, 2)
+
     def calls_per_round(self, case_bytes: int, per_call_s: float) -> int:
         """Calls in one round: about ``round_target_s`` of them, but no more fresh inputs than
         ``buffer_bytes`` holds (the judge decides; a runner estimates it to reserve memory at ``prepare``)."""

@@ -39,13 +39,6 @@ from harness.judge.verify import TimedCheck, Verifier
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
 
 
-def likely_pairs(config: BenchConfig) -> int:
-    """The runner pairs most candidates will be timed in: every pair ``--processes`` asks for, and with one,
-    a second (any verdict but a large speedup needs one); the baseline's runners for them load while the
-    first candidate is verified."""
-    return config.processes if config.most_pairs == 1 else max(config.processes, 2)
-
-
 def make_task(run_plan: RunPlan, progress: Progress, copy_gbps: float | None,
               round_trips: RoundTrips | None = None) -> CandidateTask:
     """The judge's tools for the plan's candidates: a runner pool, a verifier, a bench."""
@@ -177,7 +170,7 @@ class Pipeline:
         opts = self.options
         task.pool.start_ahead(self.candidates[0].spec)
         if opts.time:  # loads during the first candidate's verification; waited for before any timing
-            task.pool.start_baselines(likely_pairs(opts.bench))
+            task.pool.start_baselines(opts.bench.likely_pairs)
         for cand in self.candidates:
             self._done(task.judge(cand))
 

@@ -3,7 +3,8 @@ judge worker, ``--jobs``: each worker has a pool of its own).
 
 The baseline's runners live for the whole run — the first pair's, and one per extra pair a size may need
 (``Bench.another_pair``) — so each candidate is timed against the same warm processes; the next candidate's
-runner is started ahead, to import while the one before is judged.  A baseline runner found dead is never
+runner is started ahead, to import while the one before is judged, and a candidate's spares (the runners of
+its extra timing pairs) while it is verified.  A baseline runner found dead is never
 restarted quietly: the candidate judged meanwhile gets ``error`` naming it, and its replacement starts
 from the run's snapshot (``snapshot``), not from the checkout.
 """
@@ -28,6 +29,7 @@ class RunnerPool:
         self.first: Runner | None = None  # the baseline's runner of the first pair
         self.extra: list[Runner] = []  # the baseline's runners of pairs 2, 3...
         self._ahead: dict[str, Runner] = {}  # candidate spec -> its runner, started ahead
+        self._spares: dict[str, list[Runner]] = {}  # candidate spec -> runners for its extra timing pairs
 
     @property
     def baseline_spec(self) -> str:
@@ -48,10 +50,27 @@ class RunnerPool:
         """``spec``'s runner: the one started ahead, else a new one."""
         return self._ahead.pop(spec, None) or self.start(spec)
 
+    def start_spares(self, spec: str, count: int) -> list[Runner]:
+        """Start ``count`` more runners of ``spec`` for its extra timing pairs (``take_spare``), so that they
+        import while it is verified rather than while the device's timing lane waits for them."""
+        spares = self._spares.setdefault(spec, [])
+        while len(spares) < count:
+            spares.append(self.start(spec))
+        return spares
+
+    def take_spare(self, spec: str) -> Runner:
+        """A runner of ``spec`` for one more timing pair: a spare started ahead, else a new one."""
+        spares = self._spares.get(spec)
+        return spares.pop(0) if spares else self.start(spec)
+
+    def drop_spares(self, spec: str) -> int:
+        """Close the spares ``spec`` did not need; how many processes they had left running."""
+        return sum(runner.close() for runner in self._spares.pop(spec, []))
+
     def idle(self) -> list[Runner]:
-        """Runners no pair is using: those started ahead (still importing, perhaps) and the baseline's extra
-        ones; stopped while anything is timed (a pair's runners are resumed when it is timed)."""
-        return [*self._ahead.values(), *self.extra]
+        """Runners no pair is using: those started ahead (still importing, perhaps), spares, and the
+        baseline's extra ones; stopped while anything is timed (a pair's runners are resumed when it is timed)."""
+        return [*self._ahead.values(), *(r for spares in self._spares.values() for r in spares), *self.extra]
 
     # -- the baseline ---------------------------------------------------------------------------
     def start_baselines(self, pairs: int) -> None:
@@ -133,4 +152,6 @@ class RunnerPool:
         for runner in (self.first, *self._ahead.values(), *self.extra):
             if runner is not None:
                 runner.close()
+        for spec in list(self._spares):
+            self.drop_spares(spec)
         self.first, self.extra, self._ahead = None, [], {}

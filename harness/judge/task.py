@@ -101,10 +101,32 @@ class CandidateTask:
             result = self._judge(runner, cand, result, watch)
         finally:
             left = runner.close()
+            spares_left = self.pool.drop_spares(cand.spec)
+        if spares_left:
+            result = dataclasses.replace(result, notes=(*result.notes, f"left {spares_left} process"
+                                         f"{'es' if spares_left > 1 else ''} running in its spare timing runners "
+                                         "(killed by the judge)"))
         if left:
             note = f"left {left} process{'es' if left > 1 else ''} running after its calls (killed by the judge)"
             result = dataclasses.replace(result, notes=(*result.notes, note))
         return watch.stamped(result)
+
+    def _start_spares(self, cand: Described, watch: Stopwatch) -> None:
+        """The runners of the extra timing pairs it will likely need, started now, to import while it is
+        verified instead of while the device's timing lane waits for them.  Beside other judges of the same
+        device (no ``ahead``), each loads as a verification step: nothing imports while anyone times."""
+        count = self.plan.options.bench.likely_pairs - 1
+        if count <= 0:
+            return
+        if self.ahead:
+            self.pool.start_spares(cand.spec, count)
+            return
+        with watch.stage("load"), self.hold():
+            try:
+                for spare in self.pool.start_spares(cand.spec, count):
+                    spare.ready()
+            except (LoadFailed, RunnerError):
+                self.pool.drop_spares(cand.spec)  # a pair that needs one starts it afresh and says what went wrong
 
     def _upcoming(self, cand: Described) -> str | None:
         """The candidate after ``cand`` in the plan, whose runner is started while ``cand`` is judged."""
@@ -119,6 +141,8 @@ class CandidateTask:
                 return dataclasses.replace(result, verdict=Verdict.FAIL, error="changed process state when imported: "
                                            + "; ".join(runner.load_state_changes))
             runner.start_job()
+            if opts.time:
+                self._start_spares(cand, watch)
             verification = None
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
@@ -180,7 +204,7 @@ class CandidateTask:
         ``started`` as soon as it exists: the caller closes them, whatever happens."""
         pairs: list[tuple[Runner, Runner]] = []
         for _ in range(self.plan.options.bench.processes - 1 if count is None else count):
-            started.append(self.pool.start(cand.spec))
+            started.append(self.pool.take_spare(cand.spec))
             pair = (self.pool.extra_baseline(len(started) - 1), started[-1])
             for r in pair:
                 try:

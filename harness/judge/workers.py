@@ -53,13 +53,12 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
 def _ready() -> bool:
     """The worker's baseline runners loaded, as a verification step (not while another worker times); a
     baseline that cannot be loaded is the run's usage error, raised in the judge."""
-    from harness.judge.pipeline import likely_pairs
     from harness.judge.sandbox import LoadFailed, RunnerError
 
     task = _WORKER["task"]
     if task.plan.options.time and not _WORKER["baselines"]:
         with _WORKER["lanes"].work():
-            task.pool.start_baselines(likely_pairs(task.plan.options.bench))
+            task.pool.start_baselines(task.plan.options.bench.likely_pairs)
             task.pool.baseline()
             for runner in task.pool.extra:
                 try:
