@@ -50,3 +50,11 @@ def test_a_worker_killed_mid_run_leaves_a_complete_result(tmp_path):
     assert len(killed) == 2  # a worker was killed while candidates were being verified
     assert [r.name for r, _ in judged] == ["a", "b", "c"] and sorted(r.name for r in finished) == ["a", "b", "c"]
     assert [r.verdict for r, _ in judged] == ["pass", "pass", "pass"]  # re-judged by fresh workers, not lost
+
+
+def test_jobs_by_default_fit_the_machine_and_the_candidates():
+    from harness.judge.plan import default_jobs
+
+    assert default_jobs(8, cpus=2) == 1  # this CI's size: one judge, runners started ahead
+    assert default_jobs(8, cpus=16) == 4 and default_jobs(2, cpus=16) == 2 and default_jobs(24, cpus=128) == 8
+    assert default_jobs(1, cpus=64) == 1

@@ -173,7 +173,7 @@ class Stages:
 
     load_s: float = 0.0  # starting its runner and importing it
     verify_s: float = 0.0  # every case, round trips included
-    wait_s: float = 0.0  # waiting for its device's timing lane while other candidates were timed
+    wait_s: float = 0.0  # waiting while other candidates were timed on its device (``--jobs``)
     time_s: float = 0.0  # the size ladder and regression cases, extra runner pairs included
     profile_s: float = 0.0
 

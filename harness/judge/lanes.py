@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,13 +24,19 @@ class Lanes:
         self._gate = os.open(folder / f"{device}.gate", os.O_RDWR | os.O_CREAT, 0o600)
         self._lane = os.open(folder / f"{device}.lane", os.O_RDWR | os.O_CREAT, 0o600)
         self._timing = False  # this worker holds the lane alone: its own verification steps need nothing more
+        self.blocked_s = 0.0  # seconds this worker has waited for the locks, all told (``task.Stopwatch``)
+
+    def _lock(self, fd: int, how: int) -> None:
+        start = time.perf_counter()
+        fcntl.flock(fd, how)
+        self.blocked_s += time.perf_counter() - start
 
     @contextmanager
     def timing(self) -> Iterator[None]:
         """The device alone: every other worker's verification step finished, none starting."""
-        fcntl.flock(self._gate, fcntl.LOCK_EX)  # no new step starts anywhere
+        self._lock(self._gate, fcntl.LOCK_EX)  # no new step starts anywhere
         try:
-            fcntl.flock(self._lane, fcntl.LOCK_EX)  # the steps in flight are done
+            self._lock(self._lane, fcntl.LOCK_EX)  # the steps in flight are done
             self._timing = True
             try:
                 yield
@@ -45,9 +52,9 @@ class Lanes:
         if self._timing:
             yield
             return
-        fcntl.flock(self._gate, fcntl.LOCK_EX)  # the turnstile: blocked while a timer waits or times
+        self._lock(self._gate, fcntl.LOCK_EX)  # the turnstile: blocked while a timer waits or times
         fcntl.flock(self._gate, fcntl.LOCK_UN)
-        fcntl.flock(self._lane, fcntl.LOCK_SH)
+        self._lock(self._lane, fcntl.LOCK_SH)
         try:
             yield
         finally:

@@ -45,18 +45,22 @@ def _suspend_all_but(pairs: list[tuple[Runner, Runner]], index: int) -> None:
 
 
 class Stopwatch:
-    """Wall seconds by stage for one candidate (``result.Stages``)."""
+    """Wall seconds by stage for one candidate (``result.Stages``); time a stage spent blocked on its
+    device's lanes (``blocked``: seconds so far, all told) counts as waiting, not as the stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, blocked: Callable[[], float] = lambda: 0.0) -> None:
         self.seconds: dict[str, float] = {}
+        self._blocked = blocked
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, blocked = time.perf_counter(), self._blocked()
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            waited = self._blocked() - blocked
+            for key, seconds in ((name, time.perf_counter() - start - waited), ("wait", waited)):
+                self.seconds[key] = self.seconds.get(key, 0.0) + seconds
 
     def stamped(self, result: CandidateResult) -> CandidateResult:
         return dataclasses.replace(result, stages=Stages(**{f"{k}_s": v for k, v in self.seconds.items()}))
@@ -75,18 +79,20 @@ class CandidateTask:
     lane: Callable[[], ContextManager] = contextlib.nullcontext  # held while timing and profiling
     hold: Callable[[], ContextManager] = contextlib.nullcontext  # held while a runner loads
     ahead: bool = True  # start the next candidate's runner while this one is judged
+    blocked: Callable[[], float] = lambda: 0.0  # seconds spent waiting for the device's lanes, all told
 
     def share_device(self, lanes: Any) -> None:
         """Judge beside other judges of the same device (``lanes.Lanes``): verification steps and runner
         loads hold the lane shared, timing holds it alone; no runner is started ahead."""
         self.verifier.hold = self.hold = lanes.work
         self.lane, self.ahead = lanes.timing, False
+        self.blocked = lambda: lanes.blocked_s
 
     def judge(self, cand: Described, runner: Runner | None = None) -> CandidateResult:
         """``cand`` judged in ``runner`` (default: its runner from the pool), which is closed after."""
         result = CandidateResult(name=cand.name, spec=cand.spec, doc=cand.doc, verdict=Verdict.ERROR,
                                  control=self.plan.is_control(cand))
-        watch = Stopwatch()
+        watch = Stopwatch(self.blocked)
         self.progress("step", name=f"{cand.name}: load it in its runner")
         try:
             with watch.stage("load"), self.hold():
@@ -161,9 +167,9 @@ class CandidateTask:
             else:
                 result = dataclasses.replace(result, verdict=Verdict.UNTESTED)
             if opts.time and (verification is None or verification.passed):
-                with contextlib.ExitStack() as lane:
+                with contextlib.ExitStack() as held:
                     with watch.stage("wait"):
-                        lane.enter_context(self.lane())
+                        held.enter_context(self.lane())
                     result = self._timed(runner, cand, result, watch)
             return result
         except (RunnerError, TimingFailed, StateChanged, InputsDiffer) as exc:

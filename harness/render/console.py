@@ -222,12 +222,12 @@ def render(result: RunResult, console: Console, show_reproducer: bool = False) -
         console.print(text(note, "dim"))
     for change in result.checkout_changes:
         console.print(line(("the checkout changed during the run:", "bold red"), f" {change}"))
+    if spent := stages_line(result.candidates):
+        console.print(text(spent, "dim"))
     if show_reproducer:
         reproducers(result, console)
     if any(c.timings for c in result.candidates):  # what the figures depend on
         console.print(text(f"machine: {machine_line(result.environment)}", "dim"))
-    if spent := stages_line(result.candidates):
-        console.print(text(spent, "dim"))
     for trip in result.round_trips:
         if trip.inverse_target == result.target:  # shown once, with the inverse target's result
             mark = ("round trip ok", "green") if trip.passed else ("round trip FAILED", "bold red")

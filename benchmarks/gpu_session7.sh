@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Device calls of the session of 2026-12-07 (issues 25 and 27); logs and times in $OUT.
+#   PART=kernels: the dequantizer's CUDA tests (which warm the Triton cache) and `harness bench` of
+#     dequant_fused at 128 / 16,384 / 262,144 / 1,048,576 tokens (the small launch shape below 262,144
+#     tokens, the 1M-token tune from there on), then the six built-ins of the two K-cache targets,
+#     `harness run --device cuda --quick` per target with --jobs 1 and --jobs 3, wall time and where it went.
+#   PART=many: N (24) thin wrappers over the quantizer's built-ins, --jobs J (6), and SEQ (6) of them with
+#     --jobs 1 for the sequential rate per candidate.
+set -uo pipefail
+. "$(dirname "$0")/_gpu_setup.sh"
+elapsed() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$1" "$(date +%s.%N)"; }
+timed_run() {  # timed_run LABEL ARGS...: one harness run, its wall time, verdicts and stages into $OUT/runs.txt
+  local label=$1; shift
+  local start; start=$(date +%s.%N)
+  python3 -m harness run --device cuda --quick "$@" --out "$OUT/$label" > "$OUT/$label.log" 2>&1
+  local code=$?
+  echo "$label: exit $code, $(elapsed "$start") s  [harness run --device cuda --quick $*]" | tee -a "$OUT/runs.txt"
+  grep "judging\|noisy" "$OUT/$label.log" | tee -a "$OUT/runs.txt"
+  grep -A30 "┃ candidate .*┃ verdict" "$OUT/$label.log" | grep "│" | cut -c1-150 | tee -a "$OUT/runs.txt"
+}
+if [ "${PART:-kernels}" = kernels ]; then
+  python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_dequant_candidates.py tests/test_fused_triton.py 2>&1 | tail -3 | tee "$OUT/test_cuda.log"
+  python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
+    --candidate candidates/dequant_fused.py:dequant_fused --json "$OUT/dequant-bench.json" > "$OUT/dequant-bench.log" 2>&1
+  echo "dequant bench exit $?"; grep "│\|machine:" "$OUT/dequant-bench.log" | tail -8 | cut -c1-170
+  for jobs in 1 3; do
+    for target in quantize_k_cache dequantize_k_cache; do
+      timed_run "$target-jobs$jobs" --target "$target" --jobs "$jobs"
+    done
+  done
+else
+  args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
+  timed_run "many-jobs${J:-6}" --target quantize_k_cache --no-profile --jobs "${J:-6}" $args
+  seq=$(python3 benchmarks/many_candidates.py "${SEQ:-6}" /tmp/wrappers_seq.py)
+  timed_run "seq-jobs1" --target quantize_k_cache --no-profile --jobs 1 $seq
+fi
