@@ -58,3 +58,31 @@ def test_jobs_by_default_fit_the_machine_and_the_candidates():
     assert default_jobs(8, cpus=2) == 1  # this CI's size: one judge, runners started ahead
     assert default_jobs(8, cpus=16) == 4 and default_jobs(2, cpus=16) == 2 and default_jobs(24, cpus=128) == 8
     assert default_jobs(1, cpus=64) == 1
+
+
+def test_workers_are_placed_one_gpu_lane_each_and_a_cpu_each(monkeypatch):
+    """Several GPUs: dealt round-robin, so each has its own timing lane; every worker's runners get a CPU of
+    their own (on CUDA the runners of one judge share one core; two workers' must not).  One GPU: no
+    placement on a GPU at all (the worker keeps what the judge sees)."""
+    from harness.judge.workers import Placement, placement, visible_gpus
+
+    places = [placement(slot, ["0", "1"], [0, 1, 2, 3, 4, 5, 6, 7]) for slot in range(4)]
+    assert places == [Placement("0", 0), Placement("1", 1), Placement("0", 2), Placement("1", 3)]
+    assert [placement(slot, ["0"], [5, 9]) for slot in range(3)] == [Placement(None, 5), Placement(None, 9),
+                                                                      Placement(None, 5)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert visible_gpus("cuda") == ["2", "3"] and visible_gpus("cpu") == []
+
+
+def test_a_worker_pins_its_cuda_runners_to_its_own_cpu():
+    import os
+
+    from harness.judge import process
+
+    first = sorted(os.sched_getaffinity(0))
+    assert process.runner_cpus("cuda") == first[:1] and process.runner_cpus("cpu") is None
+    process.pin_runners(first[-1])
+    try:
+        assert process.runner_cpus("cuda") == [first[-1]] and process.runner_cpus("cpu") is None
+    finally:
+        process._WORKER_CPU.clear()

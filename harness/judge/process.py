@@ -245,17 +245,26 @@ def _import_path() -> list[str]:
     return [os.path.abspath(p or os.getcwd()) for p in sys.path]
 
 
+_WORKER_CPU: list[int] = []  # a judge worker's own CPU for its runners on CUDA (``pin_runners``)
+
+
+def pin_runners(cpu: int) -> None:
+    """In a judge worker (``--jobs``): its runners on CUDA share ``cpu``, not the judge's first CPU, so that
+    workers verifying side by side do not all run their candidates on one core."""
+    _WORKER_CPU[:] = [cpu]
+
+
 def runner_cpus(device: str) -> list[int] | None:
-    """The CPUs a runner may use: on CUDA one, the judge's first, shared by every runner, so that a
-    function's host-side work (Python, dispatch, launches) runs on the same core whichever runner it is
-    in; None (no pinning) on the CPU.  Set when the runner starts, so torch sizes its thread pool to it
+    """The CPUs a runner may use: on CUDA one, the judge's first (a judge worker's own), shared by every
+    runner of that judge, so that a function's host-side work (Python, dispatch, launches) runs on the same
+    core whichever runner it is in; None (no pinning) on the CPU.  Set when the runner starts, so torch sizes its thread pool to it
     (moved there later, torch's idle threads spun on that one core beside the launching thread: the slow
     loop measured 3x slower).  On an H200's host, A-vs-A pairs of a launch-bound function with runners on
     four CPUs were off by up to 40% (SD of pair speedups 6.7% and 13.9%), on one shared CPU by up to 8.5%
     (SD 1.2-3.6%; benchmarks/NOTES.md, "Runner pairs on CUDA")."""
     if device != "cuda" or not hasattr(os, "sched_getaffinity"):
         return None
-    return sorted(os.sched_getaffinity(0))[:1]
+    return list(_WORKER_CPU) or sorted(os.sched_getaffinity(0))[:1]
 
 
 def _pin(pids: tuple[int, ...], device: str) -> None:

@@ -4,7 +4,10 @@
 A worker is a judge for the tasks it is given: it never imports candidate code; it keeps a runner pool of
 its own (its baseline's runners live as long as it does), takes candidates from the judge one at a time
 (``task.CandidateTask``) and sends back their ``CandidateResult`` — data.  Workers verify concurrently and
-take turns at the device (``lanes``).  Every runner a worker starts loads the run's snapshot
+take turns at the device (``lanes``).  Each worker has a place (``placement``): on a machine of several GPUs
+one of them (workers dealt round-robin, one timing lane per GPU), and on CUDA a CPU of its own that its
+runners share (one worker's pairs all launch from one core; two workers' never from the same one while
+there are cores enough).  Every runner a worker starts loads the run's snapshot
 (``snapshot``), and the judge hands out no candidate until every worker has imported what it needs, so
 no candidate's runner can edit code a worker has yet to read.  A worker that dies takes only its own
 candidate with it: that one gets ``error: its judge worker was lost``, and the others are judged on.
@@ -13,13 +16,16 @@ candidate with it: that one gets ``error: its judge worker was lost``, and the o
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import multiprocessing
+import os
 import queue
 import tempfile
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from harness.runner import snapshot
 from harness.judge.plan import RunPlan
@@ -28,17 +34,48 @@ from harness.core.result import CandidateResult, Verdict
 _WORKER: dict[str, Any] = {}  # in a worker: its task
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one judge worker works: its GPU (None: the machine's only one, or the CPU) and the CPU its
+    runners share on CUDA."""
+    gpu: str | None
+    cpu: int
+
+
+def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int]) -> Placement:
+    """Worker ``slot``'s place: GPUs and CPUs dealt round-robin."""
+    return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)])
+
+
+def visible_gpus(device: str) -> list[str]:
+    """The GPUs this judge may give its workers, as ``CUDA_VISIBLE_DEVICES`` names them."""
+    if device != "cuda":
+        return []
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        return [g.strip() for g in named.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot, lane_folder: str,
-           events: Any, started: Any) -> None:
-    """A worker's start: its judge's tools, its baseline's runners loaded (as a verification step).  It
-    waits for every other worker to have got this far (``started``, a barrier) before taking a candidate."""
+           events: Any, started: Any, place: Any) -> None:
+    """A worker's start: its place (``place``: a queue of them; before anything touches the GPU), its
+    judge's tools, its baseline's runners loaded (as a verification step).  It waits for every other worker
+    to have got this far (``started``, a barrier) before taking a candidate."""
+    from harness.judge import process
     from harness.judge.lanes import Lanes
     from harness.judge.pipeline import make_task
 
+    where: Placement = place.get(timeout=300)
+    if where.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = where.gpu  # the worker and every runner it starts see that GPU alone
+    process.pin_runners(where.cpu)
     snapshot.during(sources).__enter__()  # for the worker's whole life: every runner it starts loads this copy
     snapshot.Finder(sources).install()  # and what it imports from now on is served from the snapshot too
     started.wait(timeout=300)
-    lanes = Lanes(lane_folder, run_plan.options.device)
+    lanes = Lanes(lane_folder, run_plan.options.device + (where.gpu or ""))  # one timing lane per device
 
     def progress(event: str, **details: Any) -> None:
         if event == "step":
@@ -47,7 +84,7 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
     task = make_task(run_plan, progress, copy_gbps)
     task.share_device(lanes)
     atexit.register(task.pool.close)
-    _WORKER.update(task=task, lanes=lanes, baselines=False)
+    _WORKER.update(task=task, lanes=lanes, baselines=False, gpu=where.gpu)
 
 
 def _ready() -> bool:
@@ -73,7 +110,12 @@ def _judge(spec: str) -> tuple[CandidateResult, int | None]:
     _ready()
     task = _WORKER["task"]
     cand = next(c for c in task.plan.candidates if c.spec == spec)
-    return task.judge(cand), task.pool.threads
+    result = task.judge(cand)
+    if _WORKER["gpu"] is not None:  # one of several GPUs: which one judged it
+        from harness.core.machine import where_judged
+
+        result = dataclasses.replace(result, judged_on=f"{where_judged(task.plan.options.device)} (GPU {_WORKER['gpu']})")
+    return result, task.pool.threads
 
 
 def judge_in_workers(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot,
@@ -101,13 +143,16 @@ def _judge_some(run_plan: RunPlan, cands: list, copy_gbps: float | None, sources
     """Judge ``cands`` in a fresh pool of workers, into ``done``; those left unfinished by a broken pool."""
     jobs = min(run_plan.options.jobs, len(cands))
     context = multiprocessing.get_context("spawn")
-    events, started = context.Queue(), context.Barrier(jobs)
+    events, started, places = context.Queue(), context.Barrier(jobs), context.Queue()
+    gpus, cpus = visible_gpus(run_plan.options.device), sorted(os.sched_getaffinity(0))
+    for slot in range(jobs):
+        places.put(placement(slot, gpus, cpus))
     relay = threading.Thread(target=_relay, args=(events, progress), daemon=True)
     relay.start()
     try:
         with tempfile.TemporaryDirectory(prefix="harness-lanes-") as folder, \
                 ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
-                                    initargs=(run_plan, copy_gbps, sources, folder, events, started)) as pool:
+                                    initargs=(run_plan, copy_gbps, sources, folder, events, started, places)) as pool:
             for ready in [pool.submit(_ready) for _ in range(jobs)]:  # every worker started (the barrier) before
                 ready.result()  # any candidate is handed out
             futures = [(cand, pool.submit(_judge, cand.spec)) for cand in cands]
