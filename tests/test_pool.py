@@ -11,10 +11,9 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
     started, taken, dropped = [], [], []
     real_start, real_take, real_drop = RunnerPool.start_spares, RunnerPool.take_spare, RunnerPool.drop_spares
 
-    def start_spares(self, spec, count):
-        spares = real_start(self, spec, count)
-        started.append((spec, [r.pid for r in spares]))
-        return spares
+    def start_spares(self, spec, count, hold=None):
+        real_start(self, spec, count, hold)
+        started.append((spec, [r.pid for r in self._spares[spec]]))
 
     def take_spare(self, spec):
         runner = real_take(self, spec)

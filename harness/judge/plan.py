@@ -82,6 +82,12 @@ class RunPlan:
         oracle = self.target.oracle
         return cand.wraps is not None and cand.wraps == f"{getattr(oracle, '__module__', '')}:{getattr(oracle, '__name__', '')}"
 
+    def after(self, cand: Described) -> str | None:
+        """The spec of the candidate after ``cand`` (whose runner is started while ``cand`` is judged)."""
+        specs = [c.spec for c in self.candidates]
+        i = specs.index(cand.spec) if cand.spec in specs else len(specs)
+        return specs[i + 1] if i + 1 < len(specs) else None
+
     def candidate_sizes(self, cand: Described) -> list[Case]:
         """The sizes ``cand`` is timed at: those its domain admits."""
         return [s for s in self.sizes if self.domains[cand.spec].admits(s.params)]

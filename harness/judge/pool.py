@@ -12,7 +12,7 @@ from the run's snapshot (``snapshot``), not from the checkout.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, ContextManager
 
 from harness.core.candidates import absolute
 from harness.core.errors import UsageError
@@ -50,13 +50,24 @@ class RunnerPool:
         """``spec``'s runner: the one started ahead, else a new one."""
         return self._ahead.pop(spec, None) or self.start(spec)
 
-    def start_spares(self, spec: str, count: int) -> list[Runner]:
+    def start_spares(self, spec: str, count: int, hold: Callable[[], ContextManager] | None = None) -> None:
         """Start ``count`` more runners of ``spec`` for its extra timing pairs (``take_spare``), so that they
-        import while it is verified rather than while the device's timing lane waits for them."""
+        import while it is verified rather than while the device's timing lane waits for them.  With
+        ``hold`` (beside other judges of the same device: ``lanes``), they load now, as a verification step
+        holding it, so that nothing imports while anyone times; one that fails to load leaves none (a pair
+        that needs one starts it afresh and says what went wrong)."""
         spares = self._spares.setdefault(spec, [])
-        while len(spares) < count:
-            spares.append(self.start(spec))
-        return spares
+        if hold is None:
+            while len(spares) < count:
+                spares.append(self.start(spec))
+            return
+        with hold():
+            try:
+                while len(spares) < count:
+                    spares.append(self.start(spec))
+                    spares[-1].ready()
+            except (LoadFailed, RunnerError):
+                self.drop_spares(spec)
 
     def take_spare(self, spec: str) -> Runner:
         """A runner of ``spec`` for one more timing pair: a spare started ahead, else a new one."""

@@ -102,7 +102,7 @@ class CandidateTask:
             return watch.stamped(dataclasses.replace(result, error=str(exc)))
         finally:
             if self.ahead:
-                self.pool.start_ahead(self._upcoming(cand))
+                self.pool.start_ahead(self.plan.after(cand))
         try:
             result = self._judge(runner, cand, result, watch)
         finally:
@@ -117,29 +117,6 @@ class CandidateTask:
             result = dataclasses.replace(result, notes=(*result.notes, note))
         return watch.stamped(result)
 
-    def _start_spares(self, cand: Described, watch: Stopwatch) -> None:
-        """The runners of the extra timing pairs it will likely need, started now, to import while it is
-        verified instead of while the device's timing lane waits for them.  Beside other judges of the same
-        device (no ``ahead``), each loads as a verification step: nothing imports while anyone times."""
-        count = self.plan.options.bench.likely_pairs - 1
-        if count <= 0:
-            return
-        if self.ahead:
-            self.pool.start_spares(cand.spec, count)
-            return
-        with watch.stage("load"), self.hold():
-            try:
-                for spare in self.pool.start_spares(cand.spec, count):
-                    spare.ready()
-            except (LoadFailed, RunnerError):
-                self.pool.drop_spares(cand.spec)  # a pair that needs one starts it afresh and says what went wrong
-
-    def _upcoming(self, cand: Described) -> str | None:
-        """The candidate after ``cand`` in the plan, whose runner is started while ``cand`` is judged."""
-        specs = [c.spec for c in self.plan.candidates]
-        i = specs.index(cand.spec) if cand.spec in specs else len(specs)
-        return specs[i + 1] if i + 1 < len(specs) else None
-
     def _judge(self, runner: Runner, cand: Described, result: CandidateResult, watch: Stopwatch) -> CandidateResult:
         opts, domain = self.plan.options, self.plan.domains[cand.spec]
         try:
@@ -147,8 +124,9 @@ class CandidateTask:
                 return dataclasses.replace(result, verdict=Verdict.FAIL, error="changed process state when imported: "
                                            + "; ".join(runner.load_state_changes))
             runner.start_job()
-            if opts.time:
-                self._start_spares(cand, watch)
+            if opts.time:  # its extra timing pairs' runners import while it is verified, not while the lane waits
+                with watch.stage("load"):
+                    self.pool.start_spares(cand.spec, opts.bench.likely_pairs - 1, None if self.ahead else self.hold)
             verification = None
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
@@ -220,21 +198,11 @@ class CandidateTask:
                 if r.load_state_changes:
                     raise ChangedInExtraRunner("changed process state when imported again for timing", r.spec)
             if self.plan.options.verify:
-                self._spot_check(pair[1], cand)
+                spot_check(self.plan, self.verifier, pair[1], cand)
             for r in pair:
                 r.reap_strays()
             pairs.append(pair)
         return pairs
-
-    def _spot_check(self, runner: Runner, cand: Described, cases: int = SPOT_CHECKED_CASES) -> None:
-        """The first named cases of its domain, again, in a candidate's extra timing runner: a function that
-        is right in the process it was verified in must be right in the ones it is timed in too."""
-        domain = self.plan.domains[cand.spec]
-        for case in [c for c in self.plan.target.named_cases() if domain.admits(c.params)][:cases]:
-            verdict = self.verifier.check(case, runner)
-            if not verdict.passed:  # it was timed only because every case passed when verified
-                raise ChangedInExtraRunner(f"in a second runner, for timing, it failed {case.name}, which it passed "
-                                           f"when verified: {verdict.reason}", runner.spec)
 
     def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described,
               started: list[Runner]) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
@@ -289,6 +257,18 @@ class CandidateTask:
 
     def profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         return profile_in(self.pool, spec, runner, size, self.progress)
+
+
+def spot_check(plan: RunPlan, verifier: Verifier, runner: Runner, cand: Described,
+               cases: int = SPOT_CHECKED_CASES) -> None:
+    """The first named cases of its domain, again, in a candidate's extra timing runner: a function that is
+    right in the process it was verified in must be right in the ones it is timed in too."""
+    domain = plan.domains[cand.spec]
+    for case in [c for c in plan.target.named_cases() if domain.admits(c.params)][:cases]:
+        verdict = verifier.check(case, runner)
+        if not verdict.passed:  # it was timed only because every case passed when verified
+            raise ChangedInExtraRunner(f"in a second runner, for timing, it failed {case.name}, which it passed "
+                                       f"when verified: {verdict.reason}", runner.spec)
 
 
 def profile_in(pool: RunnerPool, spec: str, runner: Runner, size: Case, progress: Progress) -> Profile | None:
