@@ -49,8 +49,8 @@ def _positive(kind: type, minimum: float = 0, inclusive: bool = False) -> Callab
 
 
 def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> None:
-    p.add_argument("--target", help="the function under optimisation (default: every target in oracles/, or the "
-                                    "one the --candidate specs are marked for)")
+    p.add_argument("--target", help="the function under optimisation (default: every target, in oracles/ or declared "
+                                    "in pyproject.toml, or the one the --candidate specs are marked for)")
     p.add_argument("--candidate", action="append", default=[], metavar="SPEC",
                    help="path/to/file.py:function or package.module:function; repeatable "
                         "(default: every candidate marked in candidates/)")
@@ -84,7 +84,8 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
         p.add_argument("--baseline", metavar="SPEC", help="time against this instead of the oracle (the original)")
         p.add_argument("--sizes", nargs="+", metavar="SIZE",
                        help="sizes to time, in the target's notation (harness list shows it)")
-        p.add_argument("--quick", action="store_true", help="fewer sizes and a smaller time budget")
+        p.add_argument("--quick", action="store_true", help="fewer sizes (a declared target's first; harness list shows the ladder) "
+                                                               "and a smaller time budget")
         p.add_argument("--budget", type=_positive(float),
                        help="at most this many seconds of timing per candidate and size; rounds stop earlier once "
                             f"the verdict is decided (default {DEFAULTS.budget_s:g}, quick {DEFAULTS.quick_budget_s:g})")
