@@ -44,3 +44,17 @@ def test_the_chart_draws_every_series():
     assert svg.startswith("<?xml")
     for s in charts.size_series(run):
         assert s.label.replace("·", "&#183;") in svg or s.label in svg
+
+
+def test_one_timed_size_draws_without_warnings():
+    """A run timed at one size (--quick of a declared target): one point, on an axis that spans something."""
+    import warnings
+
+    pytest.importorskip("matplotlib", reason="charts need matplotlib (in the [test] extra)")
+    run = _run()
+    run = dataclasses.replace(run, candidates=tuple(dataclasses.replace(c, timings=c.timings[:1]) for c in run.candidates))
+    assert {t.bytes_moved for c in run.candidates for t in c.timings} and len(
+        {t.size for c in run.candidates for t in c.timings}) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert charts.speedup_by_size(run).startswith("<?xml")

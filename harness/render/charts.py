@@ -100,9 +100,13 @@ def speedup_by_size(run: RunResult) -> str:
     figure, axes = _figure(f"{run.function}: speedup by size ({run.environment.device_name})",
                            "bytes moved per call")
     axes.set_xscale("log")
-    for line in size_series(run):
+    series = size_series(run)
+    for line in series:
         axes.errorbar(line.x, line.y, yerr=_errors(line.y, line.intervals), marker=line.marker, color=line.colour,
                       capsize=3, label=_label(line.label))
+    xs = {x for line in series for x in line.x}
+    if len(xs) == 1:  # one size: matplotlib's log axis would span nothing (a divide-by-zero warning)
+        axes.set_xlim(min(xs) / 2, min(xs) * 2)
     return _svg(figure, axes)
 
 
