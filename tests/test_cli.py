@@ -32,6 +32,15 @@ def test_list_names_each_candidate_spec(capsys):
                  "candidates/fused.py:fused"):
         assert spec in out
     assert "quantize_k_cache" in out
+    from harness.core.candidates import discover
+
+    docs = {c.spec: " ".join(c.doc.split("\n\n")[0].split()) for c in discover("quantize_k_cache", ["quantize_k_cache", "dequantize_k_cache", "per_token_group_quant_fp8"])}
+    for line in out.splitlines():  # each docstring's first paragraph, cut only where a word ends, and marked
+        spec = next((s for s in docs if line.startswith(f"  {s} ")), None)
+        shown = line[len(spec) + 2:].strip() if spec else None
+        if shown and shown != docs[spec]:
+            assert shown.endswith(" …") and docs[spec].startswith(shown[:-2]), (line, docs[spec])
+            assert docs[spec][len(shown) - 2] == " ", (line, docs[spec])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -113,8 +114,13 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         params = sorted({k for case in target.named_cases() for k in case.params})
         out.print(f"  --where over: {tty.escape(', '.join(params))}", highlight=False)
         for cand in discover(target.name, list(targets)):
-            first = tty.plain(cand.doc.splitlines()[0]) if cand.doc else ""
-            out.print(f"  {tty.plain(cand.spec):<45} {first[:70]}", highlight=False, markup=False)
+            spec = tty.plain(cand.spec)
+            first = tty.plain(" ".join(cand.doc.split("\n\n")[0].split())) if cand.doc else ""
+            first = textwrap.shorten(first, max(30, out.width - 48), placeholder=" …") if first else ""
+            if len(spec) > 45:  # a long spec on its own line, its words below, in the column
+                out.print(f"  {spec}", highlight=False, markup=False)
+                spec = ""
+            out.print(f"  {spec:<45} {first}".rstrip(), highlight=False, markup=False)
             if cand.supports:
                 out.print(f"  {'':<45} supports only {tty.plain(cand.supports.text)}", highlight=False, markup=False)
     return EXIT_OK
