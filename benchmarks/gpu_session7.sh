@@ -4,6 +4,8 @@
 #     dequant_fused at 128 / 16,384 / 262,144 / 1,048,576 tokens (the small launch shape below 262,144
 #     tokens, the 1M-token tune from there on), then the six built-ins of the two K-cache targets,
 #     `harness run --device cuda --quick` per target with --jobs 1 and --jobs 3, wall time and where it went.
+#   PART=all: the dequantizer bench, the six built-ins with the default --jobs, 24 wrappers likewise, as
+#     far as BUDGET_S (560) allows.
 #   PART=many: N (24) thin wrappers over the quantizer's built-ins, --jobs J (6), and SEQ (6) of them with
 #     --jobs 1 for the sequential rate per candidate.
 set -uo pipefail
@@ -18,7 +20,20 @@ timed_run() {  # timed_run LABEL ARGS...: one harness run, its wall time, verdic
   grep "judging\|noisy" "$OUT/$label.log" | tee -a "$OUT/runs.txt"
   grep -A30 "┃ candidate .*┃ verdict" "$OUT/$label.log" | grep "│" | cut -c1-150 | tee -a "$OUT/runs.txt"
 }
-if [ "${PART:-kernels}" = kernels ]; then
+T0=$(date +%s)
+left() { echo $(( ${BUDGET_S:-560} - ($(date +%s) - T0) )); }  # seconds this call has left
+if [ "${PART:-kernels}" = all ]; then  # one call of everything, most needed first, each step only if time is left
+  python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
+    --candidate candidates/dequant_fused.py:dequant_fused --json "$OUT/dequant-bench.json" > "$OUT/dequant-bench.log" 2>&1
+  echo "dequant bench exit $? ($(left) s left)"; grep "│\|machine:" "$OUT/dequant-bench.log" | tail -8 | cut -c1-170
+  python3 -m harness verify --device cuda --target quantize_k_cache --examples 3 --candidate candidates/fused.py:fused > /dev/null 2>&1
+  for target in quantize_k_cache dequantize_k_cache; do
+    [ "$(left)" -gt 120 ] && timed_run "$target-default" --target "$target"
+  done
+  args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
+  [ "$(left)" -gt 150 ] && timed_run many-default --target quantize_k_cache --no-profile $args
+  echo "($(left) s left)"
+elif [ "${PART:-kernels}" = kernels ]; then
   python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_dequant_candidates.py tests/test_fused_triton.py 2>&1 | tail -3 | tee "$OUT/test_cuda.log"
   python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
     --candidate candidates/dequant_fused.py:dequant_fused --json "$OUT/dequant-bench.json" > "$OUT/dequant-bench.log" 2>&1
