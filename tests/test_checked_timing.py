@@ -52,7 +52,7 @@ def _loaded(timing, noise_notes=()) -> bool:
     thread a busy process holds; benchmarks/NOTES.md), so no speedup bound holds there, not even against the memo's
     fake 10x.  Then no bound is asserted."""
     return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT or any(
-        n.startswith("other processes used ") for n in noise_notes)  # (a timing too short to say has no figure)
+        n.kind == "load" for n in noise_notes)  # (a timing too short to say has no figure)
 
 
 def test_a_memo_of_past_answers_earns_no_speedup(judged):

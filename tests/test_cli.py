@@ -443,10 +443,11 @@ def test_a_loaded_machine_is_flagged_in_the_report_and_the_exit_code(tmp_path):
             hog.wait()
     run = schema.load(tmp_path / "b.json")
     assert proc.returncode == 3 and "noisy machine" in proc.stderr, (run.candidates[0].error, run.noise, run.checkout_changes, proc.stderr[-2000:])
-    assert run.noise and run.noise[0].startswith("other processes used ")
+    assert run.noise and run.noise[0].text.startswith("other processes used ") and run.noise[0].kind == "load"
+    assert run.noise[0].candidate == "fused" and run.noise[0].figure > 0.25
     assert run.candidates[0].foreign_cpu > 0.25
     # several torch threads beside busy processes: the run says what to do (--threads 1), once
-    advice = [n for n in run.noise if "--threads 1" in n]
+    advice = [n for n in run.noise if n.kind == "advice" and "--threads 1" in n.text]
     assert len(advice) == (1 if run.environment.threads > 1 else 0), run.noise
     from harness.render import report
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from harness.judge import noise
+from harness.core.result import Noise
 from harness.judge.noise import BaselineTiming, CpuWatch, Watched, baseline_disagreements, loaded_timing
 
 
@@ -21,7 +22,8 @@ def test_a_baseline_that_measured_100x_apart_is_flagged_with_both_numbers():
     (found,) = baseline_disagreements("prod-4096", [BaselineTiming("amax", 250e-6, 5e-6),
                                                     BaselineTiming("fused", 30e-3, 1e-3),
                                                     BaselineTiming("slow", 260e-6, 5e-6)])
-    assert found.startswith("the baseline measured 250 μs beside amax and 30.0 ms beside fused at prod-4096")
+    assert found.text.startswith("the baseline measured 250 μs beside amax and 30.0 ms beside fused at prod-4096")
+    assert found.kind == "baseline" and found.size == "prod-4096" and found.figure == pytest.approx(120)
 
 
 def test_a_difference_within_the_standard_errors_is_not_flagged():
@@ -90,13 +92,15 @@ def test_a_burst_at_one_size_is_flagged_at_that_size_and_a_loaded_whole_once():
     quiet, burst = Watched(0.02, 0.0), Watched(0.55, None)
     assert loaded_timing("fused", quiet, [("prod-4096", quiet), ("prod-65536", quiet)]) == []
     assert loaded_timing("fused", Watched(0.1), [("prod-4096", burst), ("prod-65536", quiet)]) == [
-        "other processes used 55% of the CPUs while fused was timed at prod-4096"]
+        Noise("load", "other processes used 55% of the CPUs while fused was timed at prod-4096", "fused", "prod-4096",
+              0.55)]
     assert loaded_timing("fused", Watched(0.5), [("prod-4096", burst), ("prod-65536", burst)]) == [
-        "other processes used 50% of the CPUs while fused was timed"]
+        Noise("load", "other processes used 50% of the CPUs while fused was timed", "fused", None, 0.5)]
     assert loaded_timing("fused", Watched(None), [("prod-4096", Watched(None))]) == []  # not readable: nothing said
 
 
 def test_several_threads_beside_other_processes_get_advice_and_one_thread_none():
-    assert noise.threads_advice(None) == "" and noise.threads_advice(1) == ""
+    assert noise.threads_advice(None) is None and noise.threads_advice(1) is None
     advice = noise.threads_advice(2)
-    assert advice.startswith("the runners' ops ran on 2 threads") and "--threads 1" in advice
+    assert advice.kind == "advice" and advice.text.startswith("the runners' ops ran on 2 threads")
+    assert "--threads 1" in advice.text

@@ -15,6 +15,7 @@ from rich.console import Console
 from harness.render import console, report
 
 from harness.core import result, stats
+from harness.core.result import Noise
 
 from harness.core import schema
 from harness.cli.commands import main
@@ -101,7 +102,7 @@ def test_the_terminal_renderer_reads_no_markup_from_a_result(saved):
         dataclasses.replace(good, verdict="[bogus]")
     good = dataclasses.replace(good, name=odd + "\\", timings=tuple(
         dataclasses.replace(t, label=odd, size=odd) for t in good.timings))
-    run = dataclasses.replace(run, candidates=(good, bad), function=odd, policy=odd, baseline=odd, noise=(odd,),
+    run = dataclasses.replace(run, candidates=(good, bad), function=odd, policy=odd, baseline=odd, noise=(Noise("load", odd),),
                               checkout_changes=(odd,))
     buffer = io.StringIO()
     console.render(run, Console(file=buffer, width=400, color_system=None), show_reproducer=True)
@@ -242,10 +243,10 @@ def test_a_result_built_with_control_characters_holds_none_and_loads_back(saved,
     failure = dataclasses.replace(bad.verification.failures[0], reason="raised \x1b[2J\x07 \ud800 boom")
     bad = dataclasses.replace(bad, doc="doc\x1b]0;owned\x07", error="a\rb",
                               verification=dataclasses.replace(bad.verification, failures=(failure,)))
-    built = dataclasses.replace(run, candidates=(good, bad), noise=("\x9b load",))
+    built = dataclasses.replace(run, candidates=(good, bad), noise=(Noise("load", "\x9b load"),))
     assert built.candidates[1].doc == "doc?]0;owned?"
     assert built.candidates[1].verification.failures[0].reason == "raised ?[2J? ? boom"
-    assert built.candidates[1].error == "a?b" and built.noise == ("? load",)
+    assert built.candidates[1].error == "a?b" and built.noise == (Noise("load", "? load"),)
     assert good is built.candidates[0]  # nothing to clean: the very same object
     assert schema.load_text(schema.dumps(built)) == built
     path = tmp_path / "built.json"
@@ -254,3 +255,14 @@ def test_a_result_built_with_control_characters_holds_none_and_loads_back(saved,
     md.encode("utf-8")
     assert report.markdown(schema.load(path)) == md
     assert export_tests(schema.load(path)) == export_tests(built)
+
+
+def test_a_result_from_before_noise_was_records_loads_its_notes_as_words(saved):
+    run, _ = saved
+    data = json.loads(schema.dumps(dataclasses.replace(run, noise=(Noise("load", "other processes used 40% ..."),))))
+    data["noise"] = ["other processes used 40% of the CPUs while fused was timed"]  # as such files hold them
+    assert schema.load_text(json.dumps(data)).noise == (
+        Noise("other", "other processes used 40% of the CPUs while fused was timed"),)
+    data["noise"] = [{"kind": "gremlins", "text": "x"}]
+    with pytest.raises(ValueError, match="kind"):
+        schema.load_text(json.dumps(data))

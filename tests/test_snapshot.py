@@ -253,7 +253,7 @@ def test_editing_and_restoring_the_oracle_during_a_run_changes_nothing(tmp_path)
     for cand in (attacker, honest):  # timed against the baseline's runner, restarted or not
         for timing in cand["timings"]:
             loaded = (timing["foreign_cpu"] or 0) > FOREIGN_CPU_LIMIT or any(
-                n.startswith("other processes used ") for n in run["noise"])
+                n["text"].startswith("other processes used ") for n in run["noise"])
             if not loaded:  # loaded, the run says not to trust its timings: rightly, the oracle against itself
                 # read 0.01x-59x beside busy processes (NOTES.md); no bound is asserted
                 assert timing["speedup"] < 1.5 and not timing["label"].startswith("faster"), (cand["name"], timing["label"])

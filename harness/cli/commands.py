@@ -214,7 +214,7 @@ def _exit_code(runs: list[result.RunResult], err: Console) -> int:
     ok = ok and all(r.passed for run in runs for r in run.round_trips)
     if not ok:
         return EXIT_FAILED
-    noisy = [n for run in runs for n in run.noise]
+    noisy = [n.text for run in runs for n in run.noise]
     for note in noisy:
         err.print(f"[yellow]noisy machine:[/] {tty.escape(note)}", highlight=False)
     return EXIT_NOISY if noisy else EXIT_OK

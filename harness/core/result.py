@@ -50,6 +50,7 @@ class SpeedVerdict(StrEnum):
 
 # The enumerated fields (with the enums above): what the harness writes, and so all a result file may hold.
 KernelClock = Literal["device", "cpu"]
+NoiseKind = Literal["load", "baseline", "advice", "other"]
 EXCEPTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # AssertionError, torch.OutOfMemoryError
 
 
@@ -246,6 +247,18 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """One reason a run's timings may not be trusted (``judge.noise``): in words, and the figures behind it."""
+
+    kind: NoiseKind  # "load": other processes took CPU while it was timed; "baseline": the baseline's medians at
+    # one size disagree across candidates; "advice": what to do about the load; "other": from an older result
+    text: str
+    candidate: str | None = None  # whose timing it concerns ("load")
+    size: str | None = None  # at which size (None: the whole timing)
+    figure: float | None = None  # "load": the share of the CPUs others took; "baseline": slowest / fastest median
+
+
+@dataclass(frozen=True)
 class RoundTrip:
     """One pair of passing candidates, a forward target's and its inverse's, checked on the round-trip
     property over the inverse target's round-trip cases."""
@@ -310,7 +323,7 @@ class RunResult:
     policy_text: str = ""  # what the policy accepts, in the target's words
     round_trips: tuple[RoundTrip, ...] = ()  # pairs with the target this one inverts or that inverts it
     round_trip_text: str = ""  # the round-trip property, in the inverse target's words
-    noise: tuple[str, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
+    noise: tuple[Noise, ...] = ()  # why the timings may not be trusted (other processes, a drifting baseline)
     chart: str | None = None  # an SVG beside the local report, linked from it (``charts``; never in a PR comment)
     gate: Gate | None = None  # run --against / --compare: this run against a reference
 

@@ -138,6 +138,8 @@ def load_text(text: str, source: str = "result") -> RunResult:
         raise ValueError(f"{source} is not a harness result: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
         raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
+    if isinstance(data.get("noise"), list):  # a result from before noise was records: its notes, as words
+        data["noise"] = [{"kind": "other", "text": n} if isinstance(n, str) else n for n in data["noise"]]
     try:
         check_text(data, "result")
         return from_dict(RunResult, data, "result")

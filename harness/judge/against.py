@@ -80,7 +80,7 @@ def against(run_plan: RunPlan, result: RunResult, ref: str, commit: str, fail_sl
     here = candidates_dir().resolve()
     checks: list[GateCheck] = []
     skipped: list[str] = []
-    noise: list[str] = list(result.noise)
+    noise: list[str] = [n.text for n in result.noise]
     with tempfile.TemporaryDirectory(prefix="harness-against-") as tmp:
         there = extract(commit, Path(tmp))
         variant = snapshot.take([], run_plan.target.source_refs, packages={"candidates": there})
@@ -99,7 +99,7 @@ def against(run_plan: RunPlan, result: RunResult, ref: str, commit: str, fail_sl
                 skipped.append(f"{cand.name}: not gated (timing against the reference failed: {judged.error})")
                 continue
             checks += [GateCheck(cand.name, t.size, t.speedup, t.speedup_ci, t.verdict, t.label) for t in judged.timings]
-            noise += [n for n in timed.noise if n not in noise]
+            noise += [n.text for n in timed.noise if n.text not in noise]
             noise += [f"the checkout changed while it was gated: {', '.join(timed.checkout_changes)}"] \
                 if timed.checkout_changes else []
     return gate.verdict(reference, checks, fail_slower, noise, skipped)

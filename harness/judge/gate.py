@@ -142,7 +142,7 @@ def against_saved(previous: RunResult, current: RunResult, fail_slower: float, n
     if (why := mismatch(previous, current)) is not None:
         return Gate(reference, fail_slower, "failed", f"cannot be compared: {why}")
     found = changes(previous, current, fail_slower)
-    return verdict(reference, [c.check() for c in found], fail_slower, current.noise)
+    return verdict(reference, [c.check() for c in found], fail_slower, [n.text for n in current.noise])
 
 
 def _label(run: RunResult) -> str:

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from harness.core.result import Noise
+
 FOREIGN_CPU_LIMIT = 0.25  # share of all CPUs other processes may take while a candidate is timed
 MIN_WATCH_S = 0.5  # shorter stretches are not judged: /proc counts CPU time in ticks of 10 ms
 # The baseline's medians at one size, beside different candidates, may differ by this factor: on a quiet
@@ -165,24 +167,25 @@ class Watched:
         return f"other processes used {self.foreign or 0.0:.0%} of the CPUs{host}"
 
 
-def threads_advice(threads: int | None) -> str:
+def threads_advice(threads: int | None) -> Noise | None:
     """What to do about timings beside other processes when the runners' ops ran on several threads: a
     parallel op waits for its slowest thread, so one thread waiting for a CPU another process holds stalls
     the whole call, now and then by a time slice or more (measured: a 0.27 ms call, 2 threads beside one
     busy process: 32 ms at worst; with 1 thread at most 2.2 ms)."""
     if not threads or threads < 2:
-        return ""
-    return (f"the runners' ops ran on {threads} threads: beside other processes a call waits for its slowest "
-            "thread, and at times for a whole time slice of another process; --threads 1 times on one CPU and "
-            "holds steadier on a shared machine")
+        return None
+    return Noise("advice", f"the runners' ops ran on {threads} threads: beside other processes a call waits for "
+                 "its slowest thread, and at times for a whole time slice of another process; --threads 1 times on "
+                 "one CPU and holds steadier on a shared machine")
 
 
-def loaded_timing(candidate: str, whole: Watched, sizes: Sequence[tuple[str, Watched]]) -> list[str]:
+def loaded_timing(candidate: str, whole: Watched, sizes: Sequence[tuple[str, Watched]]) -> list[Noise]:
     """Why one candidate's timings may not be trusted: other processes took CPU over its whole timing, or
     over one size of it (a burst there, diluted in the whole, still decided that size's verdict)."""
     if whole.loaded:
-        return [f"{whole.words()} while {candidate} was timed"]
-    return [f"{watched.words()} while {candidate} was timed at {size}" for size, watched in sizes if watched.loaded]
+        return [Noise("load", f"{whole.words()} while {candidate} was timed", candidate, None, whole.foreign)]
+    return [Noise("load", f"{watched.words()} while {candidate} was timed at {size}", candidate, size, watched.foreign)
+            for size, watched in sizes if watched.loaded]
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ class BaselineTiming:
     stderr_s: float
 
 
-def baseline_disagreements(size: str, timings: Sequence[BaselineTiming]) -> list[str]:
+def baseline_disagreements(size: str, timings: Sequence[BaselineTiming]) -> list[Noise]:
     """The baseline's slowest and fastest medians at one size, in words, when one is more than
     ``BASELINE_DRIFT`` times the other and they differ by more than three combined standard errors."""
     found = []
@@ -205,7 +208,8 @@ def baseline_disagreements(size: str, timings: Sequence[BaselineTiming]) -> list
     if low.median_s > 0 and high.median_s / low.median_s > BASELINE_DRIFT and spread > 3 * se:
         from harness.core.fmt import fmt_time
 
-        found.append(f"the baseline measured {fmt_time(low.median_s)} beside {low.candidate} and "
-                     f"{fmt_time(high.median_s)} beside {high.candidate} at {size} (the same function on the "
-                     f"same inputs): the machine's speed changed during the run")
+        found.append(Noise("baseline", f"the baseline measured {fmt_time(low.median_s)} beside {low.candidate} and "
+                           f"{fmt_time(high.median_s)} beside {high.candidate} at {size} (the same function on "
+                           "the same inputs): the machine's speed changed during the run", None, size,
+                           high.median_s / low.median_s))
     return found

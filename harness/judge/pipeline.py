@@ -29,7 +29,7 @@ from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
 from harness.judge.pool import RunnerPool
-from harness.core.result import CandidateResult, Profile, RunResult, Verdict
+from harness.core.result import CandidateResult, Noise, Profile, RunResult, Verdict
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, RunnerError, spawn
 from harness.core.target import Case, Target
@@ -199,7 +199,7 @@ class Pipeline:
                 runner.close()
         self.progress("done", name="round trips", ok=True)
 
-    def _noise(self, threads: int | None) -> list[str]:
+    def _noise(self, threads: int | None) -> list[Noise]:
         """Why the timings may not be trusted: other processes took CPU while a size was timed (and on the
         CPU with several threads, what to do about it), or the baseline's medians at one size disagree
         across candidates (see ``noise``)."""
@@ -207,7 +207,7 @@ class Pipeline:
         for c in self.finished:
             found += noise.loaded_timing(c.name, noise.Watched(c.foreign_cpu, c.steal_cpu),
                                          [(t.size, noise.Watched(t.foreign_cpu, t.steal_cpu)) for t in c.timings])
-        if found and self.options.device == "cpu" and (advice := noise.threads_advice(threads)):
+        if found and self.options.device == "cpu" and (advice := noise.threads_advice(threads)) is not None:
             found.append(advice)
         for size in self.plan.sizes:
             baselines = [noise.BaselineTiming(c.name, t.baseline.median_s, t.baseline.stderr_s)

@@ -209,7 +209,7 @@ def make_console(stderr: bool = False) -> Console:
 
 def render(result: RunResult, console: Console, show_reproducer: bool = False) -> None:
     for note in result.noise:
-        console.print(line(("noisy machine, timings may be off:", "bold yellow"), f" {note}"))
+        console.print(line(("noisy machine, timings may be off:", "bold yellow"), f" {note.text}"))
     for part in (*sizes_tables(result, console.width), failures(result), summary_table(result, console.width)):
         if part is not None:
             console.print(part)

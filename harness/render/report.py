@@ -86,7 +86,7 @@ def _noise_warning(result: RunResult) -> str:
         return ""
     more = f" (and {len(result.noise) - 1} more in the footer)" if len(result.noise) > 1 else ""
     return (f"> ⚠️ **The machine was noisy during this run: the timings below may be off.** "
-            f"{md_text(result.noise[0])}{more}.\n\n")
+            f"{md_text(result.noise[0].text)}{more}.\n\n")
 
 
 def _headline(result: RunResult) -> str:
@@ -375,7 +375,7 @@ def _footer(result: RunResult, local: bool = True) -> list[str]:
                f"their rounds."
                if b.processes == 1 and b.confirm_margin > 0 else "")
         )
-    alerts = [f"Noisy machine: {md_text(note)}" for note in result.noise]
+    alerts = [f"Noisy machine: {md_text(note.text)}" for note in result.noise]
     alerts += [f"Checkout changed during the run: {md_code(change)}" for change in result.checkout_changes]
     if local:
         return ["---\n\n" + "<br>\n".join(lines + alerts) + "\n"]
