@@ -252,3 +252,32 @@ def test_prepare_faults_in_the_memory_its_rounds_use():
         assert _resident_bytes(runner.pid) < prepared + (4 << 20)  # a few pages of the interpreter's own, at most
     finally:
         runner.close()
+
+
+def _sleep_a_while() -> None:
+    import time
+
+    time.sleep(30)
+
+
+def test_the_judges_own_helpers_are_never_strays_but_an_adopted_process_is():
+    """The judge kills live children that are not runners (what a runner detached is adopted by it), but
+    not its own judge workers nor multiprocessing's resource tracker (killed, it warned "process died
+    unexpectedly" in every --jobs run with round trips)."""
+    import multiprocessing
+    import subprocess
+    import sys
+
+    from harness.judge import strays
+
+    helper = multiprocessing.get_context("spawn").Process(target=_sleep_a_while, daemon=True)
+    helper.start()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        found = strays._strays(session=-1)  # no runner's session: only what the judge itself holds
+        assert other.pid in found and helper.pid not in found
+    finally:
+        other.kill()
+        other.wait()
+        helper.kill()
+        helper.join()

@@ -86,3 +86,15 @@ def test_a_worker_pins_its_cuda_runners_to_its_own_cpu():
         assert process.runner_cpus("cuda") == [first[-1]] and process.runner_cpus("cpu") is None
     finally:
         process._WORKER_CPU.clear()
+
+
+def test_round_trips_are_taken_with_two_jobs_too(tmp_path):
+    """With --jobs the workers judge; the judge then loads each passing candidate once more for its round
+    trips (a few importing at once): every pair of the K-cache targets' passing candidates, as with one job."""
+    from harness.core import schema
+
+    out = tmp_path / "out"
+    assert main(["verify", "--examples", "3", "--jobs", "2", "--json", str(out / "v.json")]) == 0
+    for target in ("quantize_k_cache", "dequantize_k_cache"):
+        run = schema.load(out / f"v-{target}.json")
+        assert len(run.round_trips) == 9 and all(r.passed for r in run.round_trips), run.round_trips

@@ -31,7 +31,7 @@ from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
 from harness.judge.pool import RunnerPool
 from harness.core.result import CandidateResult, Noise, Profile, RunResult, Verdict
 from harness.judge.roundtrip import RoundTrips
-from harness.judge.sandbox import LoadFailed, RunnerError, spawn
+from harness.judge.sandbox import LoadFailed, Runner, RunnerError, spawn
 from harness.core.target import Case, Target
 from harness.judge.task import CandidateTask
 from harness.judge.verify import TimedCheck, Verifier
@@ -180,22 +180,31 @@ class Pipeline:
 
     def _round_trips(self, task: CandidateTask) -> None:
         """With ``--jobs``, round trips are taken here once the workers are done: each passing candidate is
-        loaded once more, in a runner of this judge, and collects or checks its round trips."""
+        loaded once more, in a runner of this judge (all of them importing at once), and collects or checks
+        its round trips."""
         assert self.round_trips is not None
         self.progress("phase", name="round trips", total=1)
-        for cand in self.candidates:
-            outcome = next((r for r in self.finished if r.spec == cand.spec), None)
-            if outcome is None or outcome.verification is None or not outcome.verification.passed:
-                continue
-            runner = task.pool.start(cand.spec)
-            try:
-                runner.ready()
-                runner.start_job()
-                self.round_trips.collect(self.target, runner, cand.spec, self.plan.domains[cand.spec])
-                self.round_trips.check(self.target, runner, cand.spec, self.plan.domains[cand.spec])
-            except (LoadFailed, RunnerError, StateChanged):
-                pass  # it was judged: a runner that fails now leaves its round trips untaken
-            finally:
+        passed = {r.spec for r in self.finished if r.verification is not None and r.verification.passed}
+        queue = [c for c in self.candidates if c.spec in passed]
+        window = max(2, self.options.jobs or 1)  # runners importing at once
+        started: dict[str, Runner] = {}
+        try:
+            for i, cand in enumerate(queue):
+                for upcoming in queue[i:i + window]:
+                    if upcoming.spec not in started:
+                        started[upcoming.spec] = task.pool.start(upcoming.spec)
+                runner = started.pop(cand.spec)
+                try:
+                    runner.ready()
+                    runner.start_job()
+                    self.round_trips.collect(self.target, runner, cand.spec, self.plan.domains[cand.spec])
+                    self.round_trips.check(self.target, runner, cand.spec, self.plan.domains[cand.spec])
+                except (LoadFailed, RunnerError, StateChanged):
+                    pass  # it was judged: a runner that fails now leaves its round trips untaken
+                finally:
+                    runner.close()
+        finally:
+            for runner in started.values():
                 runner.close()
         self.progress("done", name="round trips", ok=True)
 

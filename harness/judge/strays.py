@@ -91,15 +91,24 @@ def has_strays(runner: int) -> bool:
     """Whether a runner has a descendant, or the judge an adopted orphan (a quick check, between rounds)."""
     if not os.path.exists("/proc/self/task"):
         return False
-    candidates = _children(runner) | (_children(os.getpid()) - _LIVE)
+    candidates = _children(runner) | (_children(os.getpid()) - _LIVE - _helpers())
     return any((_stat(p) or ("Z",))[0] != "Z" for p in candidates)  # a killed child may linger as a zombie
+
+
+def _helpers() -> set[int]:
+    """The judge's own helper processes, never strays: its judge workers (``--jobs``) and multiprocessing's
+    resource tracker (an orphan a runner leaves is adopted by the judge, but is neither)."""
+    import multiprocessing
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)
+    return {p.pid for p in multiprocessing.active_children() if p.pid} | ({tracker} if tracker else set())
 
 
 def _strays(session: int) -> list[int]:
     """Live processes a runner started: its descendants and the rest of its session (other than the
-    runner), and orphans re-parented to the judge that are not runners (the judge starts no other
-    long-lived process)."""
-    me, table = os.getpid(), _processes()
+    runner), and orphans re-parented to the judge that are neither runners nor its helpers (``_helpers``)."""
+    me, table, helpers = os.getpid(), _processes(), _helpers()
     found = {session}
     for _ in range(len(table)):  # descendants, however deep (a detached child leaves the session)
         grown = found | {pid for pid, (_, ppid, _, _) in table.items() if ppid in found}
@@ -108,7 +117,7 @@ def _strays(session: int) -> list[int]:
         found = grown
     return [pid for pid, (state, ppid, _, sid) in table.items()
             if state != "Z" and pid not in (session, me) and pid not in _LIVE
-            and (pid in found or sid == session or ppid == me)]
+            and (pid in found or sid == session or (ppid == me and pid not in helpers))]
 
 
 def _reap_zombies() -> None:
