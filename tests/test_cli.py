@@ -332,8 +332,10 @@ def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh
     counter = tmp_path / "imports"
     base = tmp_path / "base.py"
     base.write_text("import os, time\n" + wait
-                    + f"n = int(open({str(counter)!r}).read()) + 1 if os.path.exists({str(counter)!r}) else 1\n"
-                    + f"open({str(counter)!r}, 'w').write(str(n))\n"
+                    # the n-th import (runners import at once: a marker file each, created exclusively)
+                    + "n = 1\nwhile True:\n    try:\n"
+                    + f"        os.close(os.open({str(counter)!r} + f'.{{n}}', os.O_CREAT | os.O_EXCL)); break\n"
+                    + "    except FileExistsError:\n        n += 1\n"
                     + "def base(input_k_cache, dv=512, tile_size=128):\n"
                     + "    if n == 2:\n        os._exit(3)\n    _wait(2.0e-3)\n")
     cands = tmp_path / "cands.py"
