@@ -21,7 +21,7 @@ def main(paths: list[str]) -> int:
     for path in paths:
         run = schema.load(path)
         print(f"{path}: {run.target} on {run.environment.device_name or run.environment.device}, "
-              f"noise: {'; '.join(run.noise) or 'none flagged'}")
+              f"noise: {'; '.join(n.text for n in run.noise) or 'none flagged'}")
         sizes = dict.fromkeys(t.size for c in run.candidates for t in c.timings)
         for size in sizes:
             for c in run.candidates:

@@ -261,6 +261,7 @@ def test_a_result_from_before_noise_was_records_loads_its_notes_as_words(saved):
     run, _ = saved
     data = json.loads(schema.dumps(dataclasses.replace(run, noise=(Noise("load", "other processes used 40% ..."),))))
     data["noise"] = ["other processes used 40% of the CPUs while fused was timed"]  # as such files hold them
+    data["schema"] = 1
     assert schema.load_text(json.dumps(data)).noise == (
         Noise("other", "other processes used 40% of the CPUs while fused was timed"),)
     data["noise"] = [{"kind": "gremlins", "text": "x"}]

@@ -98,3 +98,37 @@ def test_round_trips_are_taken_with_two_jobs_too(tmp_path):
     for target in ("quantize_k_cache", "dequantize_k_cache"):
         run = schema.load(out / f"v-{target}.json")
         assert len(run.round_trips) == 9 and all(r.passed for r in run.round_trips), run.round_trips
+
+
+def test_the_default_number_of_jobs_shrinks_to_fit_memory_and_an_explicit_one_does_not(monkeypatch):
+    """Each job keeps runners of its own: the machine's default gives way (down to one) where its runners
+    would not fit; a number the user asked for is the user's to change (a usage error, as before)."""
+    import pytest
+
+    from harness.core.errors import UsageError
+    from harness.judge import plan as plan_module
+
+    monkeypatch.setattr(plan_module, "default_jobs", lambda candidates, cpus=None: 8)
+    options = dict(target="quantize_k_cache", sizes=["4096"], candidates=[f"candidates/{n}.py:{n}" for n in (
+        "slow_loop", "fused", "amax_vectorized")])
+    one = plan_target(RunOptions(jobs=1, **options))
+    need = {}
+    monkeypatch.setattr(plan_module, "available_memory", lambda device: need["bytes"])
+    need["bytes"] = 1 << 50
+    assert plan_target(RunOptions(jobs=None, **options)).options.jobs == 8
+    # room for one job's runners, not for two
+    per_job = 2 * one.options.bench.most_pairs * (2 * one.target.case_bytes(one.sizes[0])
+                                                  + 2 * max(one.target.case_bytes(one.sizes[0]), one.options.bench.buffer_bytes))
+    need["bytes"] = int(per_job * 1.5)
+    assert plan_target(RunOptions(jobs=None, **options)).options.jobs == 1
+    with pytest.raises(UsageError, match="needs about"):
+        plan_target(RunOptions(jobs=2, **options))
+
+
+def test_run_and_verify_default_their_jobs_to_the_machine_and_bench_keeps_one_judge():
+    from harness.cli.arguments import parser
+    from harness.cli.options import run_options
+
+    assert run_options(parser().parse_args(["run"]), True, True).jobs is None  # plan_target: default_jobs
+    assert run_options(parser().parse_args(["run", "--jobs", "3"]), True, True).jobs == 3
+    assert run_options(parser().parse_args(["bench"]), False, True).jobs == 1

@@ -53,7 +53,7 @@ def run_options(args: argparse.Namespace, verify: bool, time: bool) -> "RunOptio
         policy=getattr(args, "policy", None), seed=getattr(args, "seed", 0),
         examples=min(examples, DEFAULTS.quick_examples) if quick else examples,
         quick=quick, sizes=getattr(args, "sizes", None), verify=verify, time=time, where=args.where,
-        fail_fast=getattr(args, "fail_fast", False), jobs=getattr(args, "jobs", None),
+        fail_fast=getattr(args, "fail_fast", False), jobs=args.jobs if hasattr(args, "jobs") else 1,  # None: the machine's default
         cluster=getattr(args, "cluster", None),
         profile=time and verify and not getattr(args, "no_profile", True), timeout=args.timeout,
         bench=BenchConfig(target_rse=getattr(args, "rse", DEFAULTS.target_rse), budget_s=budget,

@@ -23,7 +23,8 @@ from typing import Literal
 from harness.core.text import SchemaError, clean, shown
 from harness.core.verification import CaseFailure, FailureKind, FamilyCount, Verification  # noqa: F401  (in the schema)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: noise as records (``Noise``), stages; a version-1 file still loads (``schema``)
+READABLE_SCHEMAS = (1, 2)
 MAX_PAIRS = 64  # runner pairs one size can be timed in (--processes is at most 16): more is not a harness result
 
 

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.core.result import SCHEMA_VERSION, CandidateResult, RunResult
+from harness.core.result import READABLE_SCHEMAS, SCHEMA_VERSION, CandidateResult, RunResult
 from harness.core.text import SchemaError, check_text, shown
 
 
@@ -136,10 +136,11 @@ def load_text(text: str, source: str = "result") -> RunResult:
         raise ValueError(f"{source} is not a harness result: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ValueError(f"{source} is not a harness result: {' '.join(str(exc).split())[:200]}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or "candidates" not in data:
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS or "candidates" not in data:
         raise ValueError(f"{source} is not a harness result (schema {SCHEMA_VERSION})")
-    if isinstance(data.get("noise"), list):  # a result from before noise was records: its notes, as words
+    if data["schema"] == 1 and isinstance(data.get("noise"), list):  # noise was words: kept, as "other" notes
         data["noise"] = [{"kind": "other", "text": n} if isinstance(n, str) else n for n in data["noise"]]
+        data["schema"] = SCHEMA_VERSION
     try:
         check_text(data, "result")
         return from_dict(RunResult, data, "result")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,9 @@ from typing import Iterator
 
 class Lanes:
     def __init__(self, folder: str | Path, device: str) -> None:
-        folder = Path(folder)
-        self._gate = os.open(folder / f"{device}.gate", os.O_RDWR | os.O_CREAT, 0o600)
-        self._lane = os.open(folder / f"{device}.lane", os.O_RDWR | os.O_CREAT, 0o600)
+        folder, name = Path(folder), re.sub(r"[^A-Za-z0-9_.-]", "_", device)  # a GPU's name may hold "/" (MIG)
+        self._gate = os.open(folder / f"{name}.gate", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lane = os.open(folder / f"{name}.lane", os.O_RDWR | os.O_CREAT, 0o600)
         self._timing = False  # this worker holds the lane alone: its own verification steps need nothing more
         self.blocked_s = 0.0  # seconds this worker has waited for the locks, all told (``task.Stopwatch``)
 

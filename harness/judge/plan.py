@@ -168,13 +168,21 @@ def plan_target(options: RunOptions, targets: Mapping[str, Target] | None = None
     for cand in candidates:  # before any case: one line, not one TypeError per case
         if (why := cand.mismatch(expected)) is not None:
             raise UsageError(why)
-    if options.jobs is None:
+    defaulted = options.jobs is None
+    if defaulted:
         options = dataclasses.replace(options, jobs=default_jobs(len(candidates)))
     domains = _domains(options, target, candidates)
     partial = RunPlan(options, target, tuple(candidates), domains, ())
     result = dataclasses.replace(partial, sizes=tuple(_sizes(partial)))
-    if options.time and options.cluster is None:
-        _check_memory(result)
+    while options.time and options.cluster is None:
+        try:
+            _check_memory(result)
+            break
+        except UsageError:
+            if not defaulted or result.options.jobs == 1:
+                raise
+            # the machine's default number of jobs does not fit its memory: fewer, down to one, before failing
+            result = dataclasses.replace(result, options=dataclasses.replace(result.options, jobs=result.options.jobs // 2))
     if options.time and options.sizes:
         _oracle_accepts(result)
     return result

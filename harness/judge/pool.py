@@ -69,6 +69,10 @@ class RunnerPool:
             except (LoadFailed, RunnerError):
                 self.drop_spares(spec)
 
+    def spares(self, spec: str) -> list[Runner]:
+        """``spec``'s spares not taken yet."""
+        return list(self._spares.get(spec, ()))
+
     def take_spare(self, spec: str) -> Runner:
         """A runner of ``spec`` for one more timing pair: a spare started ahead, else a new one."""
         spares = self._spares.get(spec)

@@ -60,6 +60,7 @@ class RunnerProcess:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.suspended = False
+        self._closed = False
         self.strays_killed = 0
         self.load_state_changes: tuple[str, ...] = ()
         self.threads: int | None = None
@@ -115,7 +116,10 @@ class RunnerProcess:
     def close(self) -> int:
         """Stop the runner and everything it started; the number of its processes that were still running.
         The runner is killed, not asked to exit: it holds nothing worth a clean shutdown, and torch's
-        takes most of a second."""
+        takes most of a second.  Closing it again does nothing (its pid may belong to another process by then)."""
+        if self._closed:
+            return self.strays_killed
+        self._closed = True
         self.resume()
         self.reap_strays()  # first, to count them: in a PID namespace the runner's death kills them uncounted
         self._kill()

@@ -156,7 +156,7 @@ def kill_strays(session: int, runner: int | None = None) -> int:
     that is not a runner is killed at once: an orphan is re-parented to the judge (a subreaper) or, in a PID
     namespace, to the runner, so even a chain of fork, exit, setsid, fork... is caught as each link is
     orphaned.  Gives up after ``STRAYS_DEADLINE_S``."""
-    me = os.getpid()
+    me, helpers = os.getpid(), _helpers()
     killed: set[int] = set()
     found = [p for p in _strays(session) if p != runner]  # the runner is killed by ``Runner._kill``, not here
     if not found:
@@ -184,7 +184,7 @@ def kill_strays(session: int, runner: int | None = None) -> int:
         if now - scanned > 0.01:  # the whole table now and then (descendants that are not orphans yet) ...
             found, scanned = [p for p in _strays(session) if p != runner], now
         else:  # ... and in between only the orphans' new parents: quick enough to win a race with fork
-            orphans = (_children(me) | (_children(runner) if runner else set())) - _LIVE - {me, session, runner}
+            orphans = (_children(me) | (_children(runner) if runner else set())) - _LIVE - helpers - {me, session, runner}
             found = [p for p in orphans if (_stat(p) or ("Z",))[0] != "Z"]
             if not found:
                 time.sleep(0.001)

@@ -124,9 +124,9 @@ class CandidateTask:
                 return dataclasses.replace(result, verdict=Verdict.FAIL, error="changed process state when imported: "
                                            + "; ".join(runner.load_state_changes))
             runner.start_job()
-            if opts.time:  # its extra timing pairs' runners import while it is verified, not while the lane waits
-                with watch.stage("load"):
-                    self.pool.start_spares(cand.spec, opts.bench.likely_pairs - 1, None if self.ahead else self.hold)
+            spares = opts.bench.likely_pairs - 1  # its extra timing pairs' runners, loaded before the lane is taken
+            if opts.time and self.ahead:  # alone: they import in the background while it is verified
+                self.pool.start_spares(cand.spec, spares)
             verification = None
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
@@ -145,6 +145,9 @@ class CandidateTask:
             else:
                 result = dataclasses.replace(result, verdict=Verdict.UNTESTED)
             if opts.time and (verification is None or verification.passed):
+                if not self.ahead:  # beside other judges: now that it passed, as a held step (none imports while one times)
+                    with watch.stage("load"):
+                        self.pool.start_spares(cand.spec, spares, self.hold)
                 with contextlib.ExitStack() as held:
                     with watch.stage("wait"):
                         held.enter_context(self.lane())
@@ -163,7 +166,8 @@ class CandidateTask:
             with watch.stage("time"):
                 pairs = [(self.pool.baseline(), runner), *self._more_pairs(cand, extra)]
                 cpu = noise.CpuWatch()
-                cpu.start([pairs[0][0].pid, pairs[0][1].pid], lambda: [r.pid for r in extra + self.pool.extra])
+                cpu.start([pairs[0][0].pid, pairs[0][1].pid],  # and every runner that may join: its CPU is ours
+                          lambda: [r.pid for r in extra + self.pool.extra + self.pool.spares(cand.spec)])
                 timings, case_timings, notes = self._time(pairs, cand, extra)
                 foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
