@@ -6,6 +6,8 @@
 #     `harness run --device cuda --quick` per target with --jobs 1 and --jobs 3, wall time and where it went.
 #   PART=all: the dequantizer bench, the six built-ins with the default --jobs, 24 wrappers likewise, as
 #     far as BUDGET_S (560) allows.
+#   PART=short: warm the Triton cache, the six built-ins with the default --jobs, then the dequantizer at
+#     128 and 16,384 tokens, as far as BUDGET_S allows.
 #   PART=many: N (24) thin wrappers over the quantizer's built-ins, --jobs J (6), and SEQ (6) of them with
 #     --jobs 1 for the sequential rate per candidate.
 set -uo pipefail
@@ -33,6 +35,19 @@ if [ "${PART:-kernels}" = all ]; then  # one call of everything, most needed fir
   args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
   [ "$(left)" -gt 150 ] && timed_run many-default --target quantize_k_cache --no-profile $args
   echo "($(left) s left)"
+elif [ "${PART:-kernels}" = short ]; then  # little device time: the six built-ins first, then the 128-token bench
+  for spec in quantize_k_cache:candidates/fused.py:fused dequantize_k_cache:candidates/dequant_fused.py:dequant_fused; do
+    python3 -m harness verify --device cuda --target "${spec%%:*}" --examples 3 --candidate "${spec#*:}" > /dev/null 2>&1
+  done
+  echo "Triton cache warm ($(left) s left)"
+  for target in quantize_k_cache dequantize_k_cache; do
+    [ "$(left)" -gt 90 ] && timed_run "$target-default" --target "$target"
+  done
+  if [ "$(left)" -gt 60 ]; then
+    python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 --budget 3 \
+      --candidate candidates/dequant_fused.py:dequant_fused > "$OUT/dequant-bench.log" 2>&1
+    echo "dequant bench exit $? ($(left) s left)"; grep "│\|machine:" "$OUT/dequant-bench.log" | tail -6 | cut -c1-170
+  fi
 elif [ "${PART:-kernels}" = kernels ]; then
   python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_dequant_candidates.py tests/test_fused_triton.py 2>&1 | tail -3 | tee "$OUT/test_cuda.log"
   python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
