@@ -235,7 +235,8 @@ def test_processes_times_each_size_in_that_many_runner_pairs(capsys, tmp_path):
     assert len(timing.pair_speedups) in (2, 3) and run.bench.processes == 2  # a third if the two disagreed
     voted = [s for s, v in zip(timing.pair_speedups, timing.pair_verdicts)
              if stats.verdict_class(v) == stats.verdict_class(timing.verdict)] or timing.pair_speedups
-    assert timing.speedup_ci[0] <= min(voted) and max(voted) <= timing.speedup_ci[1]
+    if not run.noise:  # beside busy processes a disturbed pair votes for nothing and its interval is left out
+        assert timing.speedup_ci[0] <= min(voted) and max(voted) <= timing.speedup_ci[1]
     assert "timed in 2 pairs of runner processes" in report.markdown(run)
     from harness.cli.options import run_options
     from harness.cli.arguments import parser
@@ -315,7 +316,9 @@ def test_the_baselines_extra_runner_serves_every_candidate_and_every_runner_is_c
                               candidates=[f"{waits}:first", f"{waits}:second"], bench=BenchConfig(budget_s=3.0))).run()
     pairs = {c.name: max(1, len(c.timings[0].pair_speedups)) for c in run.candidates}
     assert started.count(f"{waits}:base") == max(2, *pairs.values())  # one runner per pair, whatever the candidates
-    assert started.count(f"{waits}:first") == pairs["first"] and started.count(f"{waits}:second") == pairs["second"]
+    # each candidate: its runner and the spare its likely second pair takes (started while it is verified),
+    # used or not (a busy machine can make one pair decide alone), and any third pair's
+    assert started.count(f"{waits}:first") == max(2, pairs["first"]) and started.count(f"{waits}:second") == max(2, pairs["second"])
     assert set(sandbox._LIVE) <= live_before  # every runner of the run was closed
     if not run.noise:  # a quiet machine decides each pair inside the floor: a second pair, the same baseline runner
         assert all(n >= 2 for n in pairs.values()), pairs
