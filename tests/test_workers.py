@@ -55,9 +55,10 @@ def test_a_worker_killed_mid_run_leaves_a_complete_result(tmp_path):
 def test_jobs_by_default_fit_the_machine_and_the_candidates():
     from harness.judge.plan import default_jobs
 
-    assert default_jobs(8, cpus=2) == 1  # this CI's size: one judge, runners started ahead
-    assert default_jobs(8, cpus=16) == 4 and default_jobs(2, cpus=16) == 2 and default_jobs(24, cpus=128) == 8
-    assert default_jobs(1, cpus=64) == 1
+    assert default_jobs(8, "cpu", cpus=2) == 1 and default_jobs(8, "cpu", cpus=64) == 1  # one device: one judge
+    assert default_jobs(8, "cuda", gpus=1, cpus=16) == 1  # one GPU: timing takes turns (measured: no gain)
+    assert default_jobs(24, "cuda", gpus=4, cpus=64) == 4 and default_jobs(2, "cuda", gpus=4, cpus=64) == 2
+    assert default_jobs(24, "cuda", gpus=8, cpus=16) == 4  # as many as the CPUs feed
 
 
 def test_workers_are_placed_one_gpu_lane_each_and_a_cpu_each(monkeypatch):
@@ -108,7 +109,7 @@ def test_the_default_number_of_jobs_shrinks_to_fit_memory_and_an_explicit_one_do
     from harness.core.errors import UsageError
     from harness.judge import plan as plan_module
 
-    monkeypatch.setattr(plan_module, "default_jobs", lambda candidates, cpus=None: 8)
+    monkeypatch.setattr(plan_module, "default_jobs", lambda candidates, device, gpus=None, cpus=None: 8)
     options = dict(target="quantize_k_cache", sizes=["4096"], candidates=[f"candidates/{n}.py:{n}" for n in (
         "slow_loop", "fused", "amax_vectorized")])
     one = plan_target(RunOptions(jobs=1, **options))

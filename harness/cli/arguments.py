@@ -73,7 +73,7 @@ def _add_common(p: argparse.ArgumentParser, timing: bool, verifying: bool) -> No
                        help=f"property-based examples per candidate, at least 1 (default {DEFAULTS.examples})")
         p.add_argument("--jobs", type=_positive(int, 1, inclusive=True),
                        help="judge this many candidates at once, each in a judge worker of its own: verification "
-                            "runs concurrently, timing takes turns (default: one per 4 CPUs, at most 8; 1 on up to 7 CPUs)")
+                            "runs concurrently, timing takes turns (default: one per GPU on a machine of several, else 1)")
         p.add_argument("--cluster", metavar="ADDRESS",
                        help="judge the candidates on the Dask cluster whose scheduler is at ADDRESS "
                             "(tcp://host:8786; workers started from this project: see README)")

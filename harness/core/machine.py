@@ -22,6 +22,16 @@ def where_judged(device: str) -> str:
     return f"{socket.gethostname()}: {device_name(device)}"
 
 
+def visible_gpus(device: str) -> list[str]:
+    """The GPUs this judge may give its workers, as ``CUDA_VISIBLE_DEVICES`` names them."""
+    if device != "cuda":
+        return []
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        return [g.strip() for g in named.split(",") if g.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def available_memory(device: str) -> int | None:
     """Bytes free for new allocations on ``device`` (None where it cannot be read)."""
     if device == "cuda":

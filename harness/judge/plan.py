@@ -21,7 +21,7 @@ from harness.core.config import DEFAULTS, BenchConfig
 from harness.core.candidates import ORACLE_PREFIX, Described, SpecError, describe, discover
 from harness.core.domain import Domain, DomainError
 from harness.core.errors import UsageError
-from harness.core.machine import available_memory
+from harness.core.machine import available_memory, visible_gpus
 from harness.core.target import Case, Target, discover_targets, get_target, in_run_order
 
 
@@ -122,12 +122,17 @@ CORES_PER_JOB = 4  # a judge worker, its candidate's runners and the baseline's 
 MOST_JOBS = 8
 
 
-def default_jobs(candidates: int, cpus: int | None = None) -> int:
-    """Judge workers a run gets without ``--jobs``: one per ``CORES_PER_JOB`` CPUs (at most ``MOST_JOBS``),
-    never more than there are candidates; one on a small machine, where a second worker's imports and
-    baseline runners cost more than its verification saves (measured: 21.3 s against 16.6 s on 2 cores)."""
+def default_jobs(candidates: int, device: str, gpus: int | None = None, cpus: int | None = None) -> int:
+    """Judge workers a run gets without ``--jobs``: on a machine of several GPUs one per GPU (each a timing
+    lane of its own; as many as the CPUs feed, ``CORES_PER_JOB`` each, at most ``MOST_JOBS``, never more
+    than the candidates), else one.  On one device timing takes turns, and judging side by side did not pay
+    where measured: an H100's three quantizer candidates (``--quick``) took 82.8 s with three workers and
+    75 s with one; this 2-core VM's, 21.3 s with two and 16.6 s with one (benchmarks/NOTES.md)."""
+    if device != "cuda":
+        return 1
+    gpus = len(visible_gpus(device)) if gpus is None else gpus
     cpus = cpus if cpus is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(candidates, (cpus or 1) // CORES_PER_JOB, MOST_JOBS))
+    return max(1, min(candidates, gpus, (cpus or 1) // CORES_PER_JOB, MOST_JOBS)) if gpus > 1 else 1
 
 
 def target_or_usage(name: str | None, targets: Mapping[str, Target]) -> Target:
@@ -170,7 +175,7 @@ def plan_target(options: RunOptions, targets: Mapping[str, Target] | None = None
             raise UsageError(why)
     defaulted = options.jobs is None
     if defaulted:
-        options = dataclasses.replace(options, jobs=default_jobs(len(candidates)))
+        options = dataclasses.replace(options, jobs=default_jobs(len(candidates), options.device))
     domains = _domains(options, target, candidates)
     partial = RunPlan(options, target, tuple(candidates), domains, ())
     result = dataclasses.replace(partial, sizes=tuple(_sizes(partial)))

@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from harness.core.machine import visible_gpus
 from harness.runner import snapshot
 from harness.judge.plan import RunPlan
 from harness.core.result import CandidateResult, Verdict
@@ -45,18 +46,6 @@ class Placement:
 def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int]) -> Placement:
     """Worker ``slot``'s place: GPUs and CPUs dealt round-robin."""
     return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)])
-
-
-def visible_gpus(device: str) -> list[str]:
-    """The GPUs this judge may give its workers, as ``CUDA_VISIBLE_DEVICES`` names them."""
-    if device != "cuda":
-        return []
-    named = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if named is not None:
-        return [g.strip() for g in named.split(",") if g.strip()]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot, lane_folder: str,
