@@ -31,8 +31,11 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
     spec = "candidates/slow_loop.py:slow_loop"
     run = Pipeline(RunOptions(target="quantize_k_cache", candidates=[spec], sizes=["1x32x576"], examples=3,
                               profile=False, bench=BenchConfig(budget_s=0.5, min_rounds=3))).run()
-    assert run.candidates[0].verdict == "pass" and len(run.candidates[0].timings[0].pair_speedups) >= 2
+    assert run.candidates[0].verdict == "pass"
     (start_spec, spare_pids), = started  # one spare (likely pairs: 2), started before timing
     assert start_spec.endswith(spec) and len(spare_pids) == 1
-    assert taken[0] == (start_spec, spare_pids[0])  # the second pair's candidate runner is that spare
-    assert dropped == [(start_spec, 0)]  # nothing left over to close
+    if len(run.candidates[0].timings[0].pair_speedups) >= 2:  # as on a quiet machine: a second pair
+        assert taken[0] == (start_spec, spare_pids[0])  # the second pair's candidate runner is that spare
+        assert dropped == [(start_spec, 0)]  # nothing left over to close
+    else:  # beside busy processes one pair can decide alone: the spare was not needed, and is closed with it
+        assert run.noise and taken == [] and dropped == [(start_spec, 1)]
