@@ -108,14 +108,8 @@ class CandidateTask:
         finally:
             left = runner.close()
             spares_left = self.pool.drop_spares(cand.spec)
-        if spares_left:
-            result = dataclasses.replace(result, notes=(*result.notes, f"left {spares_left} process"
-                                         f"{'es' if spares_left > 1 else ''} running in its spare timing runners "
-                                         "(killed by the judge)"))
-        if left:
-            note = f"left {left} process{'es' if left > 1 else ''} running after its calls (killed by the judge)"
-            result = dataclasses.replace(result, notes=(*result.notes, note))
-        return watch.stamped(result)
+        notes = [*left_running(spares_left, "in its spare timing runners"), *left_running(left, "after its calls")]
+        return watch.stamped(dataclasses.replace(result, notes=(*result.notes, *notes)) if notes else result)
 
     def _judge(self, runner: Runner, cand: Described, result: CandidateResult, watch: Stopwatch) -> CandidateResult:
         opts, domain = self.plan.options, self.plan.domains[cand.spec]
@@ -172,9 +166,7 @@ class CandidateTask:
                 foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
             left = sum(r.close() for r in extra)
-        if left:
-            notes.append(f"left {left} process{'es' if left > 1 else ''} running in its extra timing "
-                         "runners (killed by the judge)")
+        notes += left_running(left, "in its extra timing runners")
         result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                      foreign_cpu=foreign, steal_cpu=steal, notes=(*result.notes, *notes))
         sizes = self.plan.candidate_sizes(cand)
@@ -261,6 +253,11 @@ class CandidateTask:
 
     def profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         return profile_in(self.pool, spec, runner, size, self.progress)
+
+
+def left_running(count: int, where: str) -> list[str]:
+    """The note for processes a candidate left running ``where`` (none when ``count`` is 0)."""
+    return [f"left {count} process{'es' if count > 1 else ''} running {where} (killed by the judge)"] if count else []
 
 
 def spot_check(plan: RunPlan, verifier: Verifier, runner: Runner, cand: Described,
