@@ -59,6 +59,8 @@ elif [ "${PART:-kernels}" = kernels ]; then
     done
   done
 else
+  python3 -m harness verify --device cuda --target quantize_k_cache --examples 3 --candidate candidates/fused.py:fused > /dev/null 2>&1
+  echo "Triton cache warm ($(left) s left)"
   args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
   timed_run "many-jobs${J:-6}" --target quantize_k_cache --no-profile --jobs "${J:-6}" $args
   seq=$(python3 benchmarks/many_candidates.py "${SEQ:-6}" /tmp/wrappers_seq.py)
