@@ -11,8 +11,8 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
     started, taken, dropped = [], [], []
     real_start, real_take, real_drop = RunnerPool.start_spares, RunnerPool.take_spare, RunnerPool.drop_spares
 
-    def start_spares(self, spec, count, hold=None):
-        real_start(self, spec, count, hold)
+    def start_spares(self, spec, count, hold=None, profiler=False):
+        real_start(self, spec, count, hold, profiler)
         started.append((spec, [r.pid for r in self._spares[spec]]))
 
     def take_spare(self, spec):
@@ -39,3 +39,41 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
         assert dropped == [(start_spec, 0)]  # nothing left over to close
     else:  # beside busy processes one pair can decide alone: the spare was not needed, and is closed with it
         assert taken == [] and dropped == [(start_spec, 1)]
+
+
+def test_a_profile_that_needs_a_runner_of_its_own_gets_one_started_during_verification(monkeypatch):
+    """On CUDA a profile is taken in a runner whose launches block (``pool.profiler_env``); a candidate's
+    is started with its spares, while it is verified, the baseline's with the baseline's runners, not
+    inside the timing lane.  Here (a CPU) a harmless
+    variable stands in for CUDA's, so the path is the one CUDA takes."""
+    from harness.judge import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "profiler_env", lambda device: {"HARNESS_TEST_PROFILER": "1"})
+    events = []
+    real_start, real_take = RunnerPool.start, RunnerPool.take_profiler
+
+    def start(self, spec, env=None):
+        runner = real_start(self, spec, env)
+        events.append(("start", spec.rsplit(":", 1)[-1], env is not None, runner.pid))
+        return runner
+
+    def take_profiler(self, spec, runner):
+        profiler = real_take(self, spec, runner)
+        events.append(("take", spec.rsplit(":", 1)[-1], profiler is not runner, profiler.pid))
+        return profiler
+
+    monkeypatch.setattr(RunnerPool, "start", start)
+    monkeypatch.setattr(RunnerPool, "take_profiler", take_profiler)
+    spec = "candidates/amax_vectorized.py:amax_vectorized"
+    run = Pipeline(RunOptions(target="quantize_k_cache", candidates=[spec], sizes=["1x32x576"], examples=3,
+                              profile=True, bench=BenchConfig(budget_s=0.3, min_rounds=3)),
+                   progress=lambda event, **d: events.append(("step", d.get("name", "")))).run()
+    result = run.candidates[0]
+    assert result.verdict == "pass" and result.profile is not None and result.profile.spec == spec
+    assert run.baseline_profile is not None
+    profilers = [e for e in events if e[0] == "start" and e[2]]  # one each: the candidate's, the baseline's
+    assert sorted(e[1] for e in profilers) == ["amax_vectorized", "quantize_k_cache"]
+    first_timed = next(i for i, e in enumerate(events) if e[0] == "step" and "time @" in e[1])
+    for _, name, _, pid in profilers:
+        assert ("take", name, True, pid) in events  # each profile was taken in the runner started for it
+        assert events.index(("start", name, True, pid)) < first_timed  # before the timing lane was taken

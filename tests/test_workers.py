@@ -5,6 +5,9 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
+
+import pytest
 
 from harness.runner import snapshot
 from harness.cli.commands import main
@@ -67,10 +70,12 @@ def test_workers_are_placed_one_gpu_lane_each_and_a_cpu_each(monkeypatch):
     placement on a GPU at all (the worker keeps what the judge sees)."""
     from harness.judge.workers import Placement, placement, visible_gpus
 
-    places = [placement(slot, ["0", "1"], [0, 1, 2, 3, 4, 5, 6, 7]) for slot in range(4)]
-    assert places == [Placement("0", 0), Placement("1", 1), Placement("0", 2), Placement("1", 3)]
-    assert [placement(slot, ["0"], [5, 9]) for slot in range(3)] == [Placement(None, 5), Placement(None, 9),
-                                                                      Placement(None, 5)]
+    places = [placement(slot, ["0", "1"], [0, 1, 2, 3, 4, 5, 6, 7], jobs=4) for slot in range(4)]
+    assert places == [Placement("0", 0, (4,)), Placement("1", 1, (5,)), Placement("0", 2, (6,)),
+                      Placement("1", 3, (7,))]  # the CPUs no worker's runners work on are where they import
+    assert [placement(slot, ["0"], list(range(16)), jobs=6).load for slot in (0, 5)] == [(6, 12), (11,)]
+    assert [placement(slot, ["0"], [5, 9], jobs=3) for slot in range(3)] == [Placement(None, 5), Placement(None, 9),
+                                                                              Placement(None, 5)]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
     assert visible_gpus("cuda") == ["2", "3"] and visible_gpus("cpu") == []
 
@@ -82,11 +87,43 @@ def test_a_worker_pins_its_cuda_runners_to_its_own_cpu():
 
     first = sorted(os.sched_getaffinity(0))
     assert process.runner_cpus("cuda") == first[:1] and process.runner_cpus("cpu") is None
-    process.pin_runners(first[-1])
+    process.pin_runners(first[-1], [first[0]])
     try:
         assert process.runner_cpus("cuda") == [first[-1]] and process.runner_cpus("cpu") is None
+        assert process.load_cpu("cuda") == [first[0]] and process.load_cpu("cpu") is None
     finally:
-        process._WORKER_CPU.clear()
+        process._WORKER_CPUS.clear()
+
+
+def test_cuda_runners_import_on_another_cpu_and_work_on_the_judges():
+    """A runner imports on a CPU other than the one the timed pair works on (dealt round-robin over the
+    rest) and is moved there, every thread, when handed out (``process.place``)."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.judge import process
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    loads = [process.load_cpu("cuda") for _ in range(len(cpus) - 1)]
+    assert sorted(c for [c] in loads) == cpus[1:]  # each other CPU once, the timed pair's never
+    child = subprocess.Popen([sys.executable, "-c", "import threading, time; "
+                              "threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"])
+    try:
+        process.pin((child.pid,), [cpus[-1]])
+        time.sleep(0.5)  # its second thread started (inheriting the load CPU)
+        runner = process.RunnerProcess("spec", child, -1, -1, "", "cuda", 10.0, cpus=[cpus[-1]])
+        assert runner.cpus == [cpus[-1]]
+        process.place(runner)
+        threads = os.listdir(f"/proc/{child.pid}/task")
+        assert len(threads) == 2 and all(os.sched_getaffinity(int(t)) == {cpus[0]} for t in threads)
+        assert runner.cpus == process.runner_cpus("cuda") == [cpus[0]]
+        assert runner.scheduling is None or runner.scheduling.cpus == {cpus[0]}
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_round_trips_are_taken_with_two_jobs_too(tmp_path):

@@ -28,7 +28,7 @@ from harness.runner.clocks import cpu_cache, measure_copy_bandwidth
 from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
-from harness.judge.pool import RunnerPool
+from harness.judge.pool import RunnerPool, profiler_env
 from harness.core.result import CandidateResult, Noise, Profile, RunResult, Verdict
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError, spawn
@@ -170,7 +170,7 @@ class Pipeline:
         opts = self.options
         task.pool.start_ahead(self.candidates[0].spec)
         if opts.time:  # loads during the first candidate's verification; waited for before any timing
-            task.pool.start_baselines(opts.bench.likely_pairs)
+            task.pool.start_baselines(opts.bench.likely_pairs, profiler=opts.profile)
         for cand in self.candidates:
             self._done(task.judge(cand))
 
@@ -247,9 +247,8 @@ def with_round_trips(pipeline: Pipeline, result: RunResult) -> RunResult:
 
 def profile_spec(spec: str, target: Target, size: Case, device: str, timeout: float = DEFAULTS.timeout_s) -> Profile:
     """``harness profile``: one spec's profile, taken in a runner."""
-    env = {"CUDA_LAUNCH_BLOCKING": "1"} if device == "cuda" else None
     try:
-        runner = spawn(absolute(spec), target.ref, device, dataclasses.asdict(BenchConfig()), timeout, env)
+        runner = spawn(absolute(spec), target.ref, device, dataclasses.asdict(BenchConfig()), timeout, profiler_env(device))
     except (LoadFailed, RunnerError) as exc:
         raise UsageError(f"{spec}: {exc}") from None
     try:

@@ -11,12 +11,14 @@ from the run's snapshot (``snapshot``), not from the checkout.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Callable, ContextManager
 
 from harness.core.candidates import absolute
 from harness.core.errors import UsageError
 from harness.judge.plan import RunPlan
+from harness.judge.process import place
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError, death, start
 
 Progress = Callable[..., None]  # progress(event, **details); events: "phase", "step", "advance", "done"
@@ -30,6 +32,7 @@ class RunnerPool:
         self.extra: list[Runner] = []  # the baseline's runners of pairs 2, 3...
         self._ahead: dict[str, Runner] = {}  # candidate spec -> its runner, started ahead
         self._spares: dict[str, list[Runner]] = {}  # candidate spec -> runners for its extra timing pairs
+        self._profilers: dict[str, Runner] = {}  # candidate spec -> the runner it is profiled in (CUDA)
 
     @property
     def baseline_spec(self) -> str:
@@ -48,52 +51,67 @@ class RunnerPool:
 
     def take(self, spec: str) -> Runner:
         """``spec``'s runner: the one started ahead, else a new one."""
-        return self._ahead.pop(spec, None) or self.start(spec)
+        return _placed(self._ahead.pop(spec, None) or self.start(spec))
 
-    def start_spares(self, spec: str, count: int, hold: Callable[[], ContextManager] | None = None) -> None:
-        """Start ``count`` more runners of ``spec`` for its extra timing pairs (``take_spare``), so that they
-        import while it is verified rather than while the device's timing lane waits for them.  With
-        ``hold`` (beside other judges of the same device: ``lanes``), they load now, as a verification step
-        holding it, so that nothing imports while anyone times; one that fails to load leaves none (a pair
-        that needs one starts it afresh and says what went wrong)."""
-        spares = self._spares.setdefault(spec, [])
-        if hold is None:
-            while len(spares) < count:
-                spares.append(self.start(spec))
-            return
-        with hold():
+    def start_spares(self, spec: str, count: int, hold: Callable[[], ContextManager] | None = None,
+                     profiler: bool = False) -> None:
+        """Start ``count`` more runners of ``spec`` for its extra timing pairs (``take_spare``), and with
+        ``profiler`` the one it is profiled in where that is a runner of its own (``take_profiler``), so
+        that they import while it is verified rather than while the device's timing lane waits for them.
+        With ``hold`` (beside other judges of the same device: ``lanes``), they load now, as a verification
+        step holding it, so that nothing imports while anyone times; one that fails to load leaves none (a
+        pair that needs one starts it afresh and says what went wrong)."""
+        spares, env = self._spares.setdefault(spec, []), profiler_env(self.plan.options.device)
+        with hold() if hold is not None else contextlib.nullcontext():
+            started = [self.start(spec) for _ in range(count - len(spares))]
+            spares += started
+            if profiler and env is not None and spec not in self._profilers:
+                started.append(self._profilers.setdefault(spec, self.start(spec, env)))
             try:
-                while len(spares) < count:
-                    spares.append(self.start(spec))
-                    spares[-1].ready()
+                for runner in started if hold is not None else ():
+                    runner.ready()
             except (LoadFailed, RunnerError):
                 self.drop_spares(spec)
 
     def spares(self, spec: str) -> list[Runner]:
-        """``spec``'s spares not taken yet."""
-        return list(self._spares.get(spec, ()))
+        """``spec``'s spares not taken yet, its profiler's runner included."""
+        return [*self._spares.get(spec, ()), *([self._profilers[spec]] if spec in self._profilers else [])]
 
     def take_spare(self, spec: str) -> Runner:
         """A runner of ``spec`` for one more timing pair: a spare started ahead, else a new one."""
         spares = self._spares.get(spec)
-        return spares.pop(0) if spares else self.start(spec)
+        return _placed(spares.pop(0) if spares else self.start(spec))
+
+    def take_profiler(self, spec: str, runner: Runner) -> Runner:
+        """The runner to profile ``spec`` in: ``runner`` (its own) where profiles need no other, else its
+        profiler's started ahead or a new one; the caller closes a runner it did not pass in."""
+        env = profiler_env(self.plan.options.device)
+        if env is None:
+            return runner
+        return _placed(self._profilers.pop(spec, None) or self.start(spec, env))
 
     def drop_spares(self, spec: str) -> int:
-        """Close the spares ``spec`` did not need; how many processes they had left running."""
-        return sum(runner.close() for runner in self._spares.pop(spec, []))
+        """Close the spares ``spec`` did not need (and its profiler's runner); how many processes they had
+        left running."""
+        unused = [*self._spares.pop(spec, []), *([self._profilers.pop(spec)] if spec in self._profilers else [])]
+        return sum(runner.close() for runner in unused)
 
     def idle(self) -> list[Runner]:
         """Runners no pair is using: those started ahead (still importing, perhaps), spares, and the
         baseline's extra ones; stopped while anything is timed (a pair's runners are resumed when it is timed)."""
-        return [*self._ahead.values(), *(r for spares in self._spares.values() for r in spares), *self.extra]
+        return [*self._ahead.values(), *(r for spec in {*self._spares, *self._profilers} for r in self.spares(spec)), *self.extra]
 
     # -- the baseline ---------------------------------------------------------------------------
-    def start_baselines(self, pairs: int) -> None:
-        """Start the baseline's runners the first candidate will likely need, to load during its verification."""
+    def start_baselines(self, pairs: int, profiler: bool = False) -> None:
+        """Start the baseline's runners the first candidate will likely need, to load during its verification,
+        and with ``profiler`` the one the baseline is profiled in at the end, where that is one of its own."""
         if self.first is None:
             self.first = self.start(self.baseline_spec)
         while len(self.extra) < pairs - 1:
             self.extra.append(self.start(self.baseline_spec))
+        env = profiler_env(self.plan.options.device)
+        if profiler and env is not None and self.baseline_spec not in self._profilers:
+            self._profilers[self.baseline_spec] = self.start(self.baseline_spec, env)
 
     def baseline(self) -> Runner:
         """The baseline's first runner, started on first use (a usage error if the baseline cannot be loaded)."""
@@ -120,7 +138,7 @@ class RunnerPool:
                 raise UsageError(f"--baseline {self.plan.baseline_spec}: changed process state when imported: "
                                  + "; ".join(self.first.load_state_changes))
         self.first.start_job()
-        return self.first
+        return _placed(self.first)
 
     def extra_baseline(self, index: int) -> Runner:
         """The baseline's runner for extra pair ``index`` (0 for the second pair), started on first need; it
@@ -133,7 +151,7 @@ class RunnerPool:
             self.extra[index].close()
             self.extra[index] = self.start(self.baseline_spec)
         self.extra[index].start_job()
-        return self.extra[index]
+        return _placed(self.extra[index])
 
     def died(self, runner: Runner) -> None:
         """A baseline runner found dead between requests: it was idle, so something else killed it, and the
@@ -167,6 +185,18 @@ class RunnerPool:
         for runner in (self.first, *self._ahead.values(), *self.extra):
             if runner is not None:
                 runner.close()
-        for spec in list(self._spares):
+        for spec in {*self._spares, *self._profilers}:
             self.drop_spares(spec)
         self.first, self.extra, self._ahead = None, [], {}
+
+
+def profiler_env(device: str) -> dict[str, str] | None:
+    """The environment of a runner of its own that a profile on ``device`` needs (None: none needed, the
+    candidate's runner serves): on CUDA launches that block, so each line's time includes its kernels."""
+    return {"CUDA_LAUNCH_BLOCKING": "1"} if device == "cuda" else None
+
+
+def _placed(runner: Runner) -> Runner:
+    """``runner``, moved from the CPU it imported on to where runners work (``process.place``)."""
+    place(runner)
+    return runner

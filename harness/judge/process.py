@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.core import messages as m
 from harness.core.fmt import plain
@@ -49,12 +49,13 @@ class RunnerProcess:
     (one request, one checked reply).  ``sandbox.Runner`` adds the requests a function under test answers."""
 
     def __init__(self, spec: str, process: subprocess.Popen, to_runner: int, from_runner: int, scratch: str,
-                 device: str, timeout: float, pid: int | None = None) -> None:
+                 device: str, timeout: float, pid: int | None = None, cpus: list[int] | None = None) -> None:
         self.spec, self.process, self.device = spec, process, device
         # the runner's own pid: ``process`` is unshare's where it runs in namespaces (``isolation``)
         self._pid = pid or process.pid
         self._pidfd = _pidfd(self._pid) if self._pid != process.pid else None  # signals it race-free
-        self.scheduling = isolation.Scheduling.expected(runner_cpus(device)) if isolation.supported() else None
+        self.cpus = cpus  # where it was pinned when started (None: not pinned)
+        self.scheduling = isolation.Scheduling.expected(cpus) if isolation.supported() else None
         self.scheduling_restored = 0  # threads whose scheduling the judge put back before a round
         self._to, self._from, self._scratch = to_runner, from_runner, scratch
         self.timeout = timeout
@@ -249,30 +250,55 @@ def _import_path() -> list[str]:
     return [os.path.abspath(p or os.getcwd()) for p in sys.path]
 
 
-_WORKER_CPU: list[int] = []  # a judge worker's own CPU for its runners on CUDA (``pin_runners``)
+_WORKER_CPUS: dict[str, list[int]] = {}  # a judge worker's own CPUs (``pin_runners``): "run" and "load"
+_LOADS_STARTED = [0]  # runners started so far, to deal the load CPUs round-robin
 
 
-def pin_runners(cpu: int) -> None:
-    """In a judge worker (``--jobs``): its runners on CUDA share ``cpu``, not the judge's first CPU, so that
-    workers verifying side by side do not all run their candidates on one core."""
-    _WORKER_CPU[:] = [cpu]
+def pin_runners(cpu: int, load: Sequence[int] = ()) -> None:
+    """In a judge worker (``--jobs``): its runners on CUDA work on ``cpu``, not the judge's first CPU, so that
+    workers verifying side by side do not all run their candidates on one core; they import on ``load``."""
+    _WORKER_CPUS.update(run=[cpu], load=list(load) or [cpu])
 
 
 def runner_cpus(device: str) -> list[int] | None:
-    """The CPUs a runner may use: on CUDA one, the judge's first (a judge worker's own), shared by every
+    """The CPUs a runner works on: on CUDA one, the judge's first (a judge worker's own), shared by every
     runner of that judge, so that a function's host-side work (Python, dispatch, launches) runs on the same
-    core whichever runner it is in; None (no pinning) on the CPU.  Set when the runner starts, so torch sizes its thread pool to it
-    (moved there later, torch's idle threads spun on that one core beside the launching thread: the slow
-    loop measured 3x slower).  On an H200's host, A-vs-A pairs of a launch-bound function with runners on
-    four CPUs were off by up to 40% (SD of pair speedups 6.7% and 13.9%), on one shared CPU by up to 8.5%
-    (SD 1.2-3.6%; benchmarks/NOTES.md, "Runner pairs on CUDA")."""
+    core whichever runner it is in; None (no pinning) on the CPU.  On an H200's host, A-vs-A pairs of a
+    launch-bound function with runners on four CPUs were off by up to 40% (SD of pair speedups 6.7% and
+    13.9%), on one shared CPU by up to 8.5% (SD 1.2-3.6%; benchmarks/NOTES.md, "Runner pairs on CUDA")."""
     if device != "cuda" or not hasattr(os, "sched_getaffinity"):
         return None
-    return list(_WORKER_CPU) or sorted(os.sched_getaffinity(0))[:1]
+    return _WORKER_CPUS.get("run") or sorted(os.sched_getaffinity(0))[:1]
 
 
-def _pin(pids: tuple[int, ...], device: str) -> None:
-    cpus = runner_cpus(device)
+def load_cpu(device: str) -> list[int] | None:
+    """The one CPU a runner starting now imports on (``None`` on the CPU device): on CUDA one of the judge's
+    CPUs other than ``runner_cpus``, dealt round-robin, so that the runners imported ahead (the next
+    candidate's, spares, the profiler) neither share the timed pair's core nor queue on one; a runner moves
+    to ``runner_cpus`` when handed out (``place``).  One CPU, not several: torch sizes its
+    thread pool to the CPUs a process has when it imports (moved to one core later, a pool sized for more
+    spun beside the launching thread: the slow loop measured 3x slower)."""
+    run = runner_cpus(device)
+    if run is None:
+        return None
+    spare = _WORKER_CPUS.get("load") or [c for c in sorted(os.sched_getaffinity(0)) if c not in run] or run
+    _LOADS_STARTED[0] += 1
+    return [spare[(_LOADS_STARTED[0] - 1) % len(spare)]]
+
+
+def place(runner: RunnerProcess) -> None:
+    """Move every thread of ``runner`` to the CPUs a runner works on (``runner_cpus``), from the one it
+    imported on (``load_cpu``); a no-op where it was started there, or is not pinned."""
+    cpus = runner_cpus(runner.device)
+    if cpus is None or runner.cpus == cpus:
+        return
+    runner.cpus = cpus
+    if runner.scheduling is not None:
+        runner.scheduling = isolation.Scheduling.expected(cpus)
+    isolation.move(runner.pid, cpus)
+
+
+def pin(pids: tuple[int, ...], cpus: list[int] | None) -> None:
     for pid in pids if cpus else ():
         try:
             os.sched_setaffinity(pid, cpus)

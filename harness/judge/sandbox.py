@@ -46,7 +46,7 @@ from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
 from harness.judge.noise import FOREIGN_CPU_LIMIT, main_thread_cpu_s
 from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
-                                   _pin)
+                                   load_cpu, pin)
 from harness.judge.strays import _LIVE, become_subreaper, death, has_strays, kill_strays
 from harness.runner import isolation
 from harness.runner.audit import StateChanged
@@ -319,8 +319,9 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
         log.close()
     pid = isolation.runner_pid(process, wrapped != argv)  # before it reads anything: pinned before torch loads
     _LIVE.update((process.pid, pid))
-    _pin((process.pid, pid), device)
-    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout, pid)
+    cpus = load_cpu(device)
+    pin((process.pid, pid), cpus)
+    runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout, pid, cpus)
     _RUNNERS[pid] = runner
     from harness.runner import snapshot  # what the runner executes: the run's copy of the sources, sent before hello
 

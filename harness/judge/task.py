@@ -119,8 +119,9 @@ class CandidateTask:
                                            + "; ".join(runner.load_state_changes))
             runner.start_job()
             spares = opts.bench.likely_pairs - 1  # its extra timing pairs' runners, loaded before the lane is taken
+            profiled = self._profiled(cand)  # and the one it is profiled in, where that is another (CUDA)
             if opts.time and self.ahead:  # alone: they import in the background while it is verified
-                self.pool.start_spares(cand.spec, spares)
+                self.pool.start_spares(cand.spec, spares, profiler=profiled)
             verification = None
             if opts.verify:
                 self.progress("step", name=f"{cand.name}: verify")
@@ -141,7 +142,7 @@ class CandidateTask:
             if opts.time and (verification is None or verification.passed):
                 if not self.ahead:  # beside other judges: now that it passed, as a held step (none imports while one times)
                     with watch.stage("load"):
-                        self.pool.start_spares(cand.spec, spares, self.hold)
+                        self.pool.start_spares(cand.spec, spares, self.hold, profiler=profiled)
                 with contextlib.ExitStack() as held:
                     with watch.stage("wait"):
                         held.enter_context(self.lane())
@@ -169,12 +170,14 @@ class CandidateTask:
         notes += left_running(left, "in its extra timing runners")
         result = dataclasses.replace(result, timings=timings, case_timings=case_timings,
                                      foreign_cpu=foreign, steal_cpu=steal, notes=(*result.notes, *notes))
-        sizes = self.plan.candidate_sizes(cand)
-        if self.plan.options.profile and sizes and not result.control:  # at its headline size: the largest timed
-            largest = max(sizes, key=self.plan.target.case_bytes)
+        if self._profiled(cand):  # at its headline size: the largest timed
+            largest = max(self.plan.candidate_sizes(cand), key=self.plan.target.case_bytes)
             with watch.stage("profile"):
                 result = dataclasses.replace(result, profile=self.profile(cand.spec, runner, largest))
         return result
+
+    def _profiled(self, cand: Described) -> bool:
+        return bool(self.plan.options.profile and self.plan.candidate_sizes(cand) and not self.plan.is_control(cand))
 
     # -- timing ---------------------------------------------------------------------------------
     def _more_pairs(self, cand: Described, started: list[Runner], count: int | None = None) -> list[tuple[Runner, Runner]]:
@@ -273,20 +276,18 @@ def spot_check(plan: RunPlan, verifier: Verifier, runner: Runner, cand: Describe
 
 
 def profile_in(pool: RunnerPool, spec: str, runner: Runner, size: Case, progress: Progress) -> Profile | None:
-    """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, a fresh one
-    with ``CUDA_LAUNCH_BLOCKING=1`` on CUDA (see ``profile``).  A failed profile is no verdict."""
+    """Line and kernel profile of ``spec`` at ``size``, taken in a runner: its own on the CPU, on CUDA one
+    with launches that block, started ahead (``RunnerPool.take_profiler``).  A failed profile is no verdict."""
     progress("step", name=f"{spec}: profile @ {size.name}")
-    fresh = pool.plan.options.device == "cuda"
+    profiler = pool.take_profiler(spec, runner)
     try:
-        if fresh:
-            runner = pool.start(spec, {"CUDA_LAUNCH_BLOCKING": "1"}).ready()
-        runner.start_job()
-        return dataclasses.replace(runner.profile(size), spec=spec)  # as the user wrote it
+        profiler.ready().start_job()
+        return dataclasses.replace(profiler.profile(size), spec=spec)  # as the user wrote it
     except (RunnerError, LoadFailed, StateChanged):
         return None
     finally:
-        if fresh:
-            runner.close()
+        if profiler is not runner:
+            profiler.close()
 
 
 def failed(result: CandidateResult, exc: Exception, baseline: str, baseline_name: str) -> CandidateResult:

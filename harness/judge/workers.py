@@ -37,15 +37,19 @@ _WORKER: dict[str, Any] = {}  # in a worker: its task
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one judge worker works: its GPU (None: the machine's only one, or the CPU) and the CPU its
-    runners share on CUDA."""
+    """Where one judge worker works: its GPU (None: the machine's only one, or the CPU), the CPU its
+    runners share on CUDA, and the CPUs they import on (``process.load_cpu``)."""
     gpu: str | None
     cpu: int
+    load: tuple[int, ...] = ()
 
 
-def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int]) -> Placement:
-    """Worker ``slot``'s place: GPUs and CPUs dealt round-robin."""
-    return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)])
+def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int], jobs: int = 1) -> Placement:
+    """Worker ``slot``'s (of ``jobs``) place: GPUs and CPUs dealt round-robin, the first ``jobs`` CPUs one
+    to a worker for its runners, the rest dealt likewise for their imports (none left: its own CPU)."""
+    rest = list(cpus[jobs:])
+    return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)],
+                     tuple(rest[slot % jobs::jobs]) if rest else ())
 
 
 def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot, lane_folder: str,
@@ -60,7 +64,7 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
     where: Placement = place.get(timeout=300)
     if where.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = where.gpu  # the worker and every runner it starts see that GPU alone
-    process.pin_runners(where.cpu)
+    process.pin_runners(where.cpu, where.load)
     snapshot.during(sources).__enter__()  # for the worker's whole life: every runner it starts loads this copy
     snapshot.Finder(sources).install()  # and what it imports from now on is served from the snapshot too
     started.wait(timeout=300)
@@ -135,7 +139,7 @@ def _judge_some(run_plan: RunPlan, cands: list, copy_gbps: float | None, sources
     events, started, places = context.Queue(), context.Barrier(jobs), context.Queue()
     gpus, cpus = visible_gpus(run_plan.options.device), sorted(os.sched_getaffinity(0))
     for slot in range(jobs):
-        places.put(placement(slot, gpus, cpus))
+        places.put(placement(slot, gpus, cpus, jobs))
     relay = threading.Thread(target=_relay, args=(events, progress), daemon=True)
     relay.start()
     try:

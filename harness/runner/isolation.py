@@ -203,6 +203,19 @@ def _restore(tid: int, found: Scheduling, want: Scheduling) -> None:
         pass
 
 
+def move(pid: int, cpus: Iterable[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit that)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except (OSError, ValueError):
+        return
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, set(cpus))
+        except OSError:  # gone
+            pass
+
+
 def _cpus(cpus: frozenset[int]) -> str:
     return "{" + ",".join(str(c) for c in sorted(cpus)) + "}"
 
