@@ -12,18 +12,6 @@
 #     --jobs 1 for the sequential rate per candidate.
 set -uo pipefail
 . "$(dirname "$0")/_gpu_setup.sh"
-elapsed() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$1" "$(date +%s.%N)"; }
-timed_run() {  # timed_run LABEL ARGS...: one harness run, its wall time, verdicts and stages into $OUT/runs.txt
-  local label=$1; shift
-  local start; start=$(date +%s.%N)
-  python3 -m harness run --device cuda --quick "$@" --out "$OUT/$label" > "$OUT/$label.log" 2>&1
-  local code=$?
-  echo "$label: exit $code, $(elapsed "$start") s  [harness run --device cuda --quick $*]" | tee -a "$OUT/runs.txt"
-  grep "judging\|noisy" "$OUT/$label.log" | tee -a "$OUT/runs.txt"
-  grep -A30 "┃ candidate .*┃ verdict" "$OUT/$label.log" | grep "│" | cut -c1-150 | tee -a "$OUT/runs.txt"
-}
-T0=$(date +%s)
-left() { echo $(( ${BUDGET_S:-560} - ($(date +%s) - T0) )); }  # seconds this call has left
 if [ "${PART:-kernels}" = all ]; then  # one call of everything, most needed first, each step only if time is left
   python3 -m harness bench --device cuda --target dequantize_k_cache --sizes 128 16384 262144 1048576 \
     --candidate candidates/dequant_fused.py:dequant_fused --json "$OUT/dequant-bench.json" > "$OUT/dequant-bench.log" 2>&1
