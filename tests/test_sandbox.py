@@ -3,6 +3,7 @@ a runner's processes never outlive it; and results are written atomically with o
 
 import os
 import stat
+import time
 
 import pytest
 import torch
@@ -145,15 +146,25 @@ def test_processes_a_runner_detached_are_killed_with_it(tmp_path, monkeypatch, n
         "def f(input_k_cache, dv=512, tile_size=128):\n    pass\n")
     runner = _runner(f"{path}:f")
     try:
-        assert len(_with_marker(marker)) == 1  # alive while the runner is
+        assert len(_with_marker(marker, wait_s=10.0)) == 1  # alive while the runner is
     finally:
         assert runner.close() == 1
     assert _with_marker(marker) == []
     assert kill_strays(runner.process.pid) == 0
 
 
-def _with_marker(marker: str) -> list[int]:
-    """Live processes whose command line holds ``marker``."""
+def _with_marker(marker: str, wait_s: float = 0.0) -> list[int]:
+    """Live processes whose command line holds ``marker``; with ``wait_s``, looked for until one is found.
+    (A process's command line is written a moment after its parent sees the exec succeed: the candidate's
+    ``Popen`` can return, and its runner say it loaded, while the child's reads empty, on a loaded machine
+    one run in ten.)"""
+    deadline = time.monotonic() + wait_s
+    while not (found := _scan(marker)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
+def _scan(marker: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         try:
