@@ -37,13 +37,31 @@ def _rendered(width: int, draw) -> str:
     return console.export_text()
 
 
-@pytest.mark.parametrize("width", [80, 120, 140])
-def test_a_run_reads_whole_at_common_widths(width):
-    text = _rendered(width, lambda c: tty.render(_run(), c))
+def _undecided(run: RunResult) -> RunResult:
+    """``run`` with its last candidate's last size as wordy as a timing gets: inconclusive after three pairs,
+    out of budget (a real slow_loop's row cut "inconclusive" and "majority" to ``…`` at 100 columns)."""
+    import dataclasses
+
+    last = run.candidates[-1]
+    t = last.timings[-1]
+    t = dataclasses.replace(t, verdict="inconclusive", label="inconclusive (interval 0.92–1.05)", converged=False,
+                            speedup_ci=(0.92, 1.05), pair_verdicts=("inconclusive", "faster", "slower"))
+    return dataclasses.replace(run, candidates=(*run.candidates[:-1],
+                                                dataclasses.replace(last, timings=(*last.timings[:-1], t))))
+
+
+@pytest.mark.parametrize("width", [80, 100, 108, 120, 140])
+@pytest.mark.parametrize("wordy", [False, True], ids=["decided", "undecided"])
+def test_a_run_reads_whole_at_common_widths(width, wordy):
+    run = _undecided(_run()) if wordy else _run()
+    text = _rendered(width, lambda c: tty.render(run, c))
     assert "…" not in text
     assert all(name in text for name in NAMES) and all(size in text for size in SIZES)
     assert all(len(line) <= width for line in text.splitlines())
-    assert ("┃ baseline ┃" in text) == (width >= 100)  # below 100 columns: size, speedup, verdict, rounds
+    if width >= 120 or width <= 80:  # the full table where it fits whole, else size, speedup, verdict, rounds
+        assert ("┃ baseline ┃" in text) == (width >= 120)
+    if wordy:
+        assert "inconclusive" in text and "majority" in text
 
 
 def test_a_run_ends_with_the_machine_it_ran_on():

@@ -8,6 +8,7 @@ few places that must build markup (progress descriptions, the CLI's messages).""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
@@ -23,7 +24,7 @@ from harness.core.fmt import fmt_interval, fmt_pair_count, fmt_time, machine_lin
 from harness.render.report import best_candidate, case_test, find_target, verdict_text
 from harness.render.runs import run_label
 from harness.render.history import headline_names
-from harness.core.result import Profile, RunResult, Verdict
+from harness.core.result import CandidateResult, Profile, RunResult, Verdict
 from harness.core.target import Case
 
 def plain_lines(text: str) -> str:
@@ -101,8 +102,8 @@ def _name_column(table: Table, header: str, values: list[str]) -> None:
 
 
 def summary_table(result: RunResult, width: int = 140) -> Table | Group:
-    """One row per candidate; below 100 columns one wrapped line each instead (a table of seven columns
-    beside a long name would cut every cell)."""
+    """One row per candidate; where that table would cut a word at ``width``, one wrapped line each instead
+    (a table of seven columns beside a long name would cut every cell)."""
     best = best_candidate(result)
     title = text(f"{result.function} — policy {result.policy}, baseline {result.baseline}")
     rows = []
@@ -114,10 +115,6 @@ def summary_table(result: RunResult, width: int = 140) -> Table | Group:
                   text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), f"{t.gbps:.2f}"] if t is not None
                  else ["—", "—", "not timed" if c.verdict != Verdict.PASS else "—", "—"])
         rows.append([name, verdict, f"{v.cases - v.failed}/{v.cases}" if v else "—", *timed])
-    if width < 100:
-        return Group(title, *(line(r[0], ": ", r[1], f", {r[2]} cases" if r[2] != "—" else "",
-                                   *((f", median {r[3]}, ", r[4], " ", r[5], f", {r[6]} GB/s") if r[3] != "—" else ()))
-                              for r in rows))
     table = Table(title=title)
     _name_column(table, "candidate", [c.name + (" (control)" if c.control else " ★") for c in result.candidates])
     table.add_column("verdict", ratio=1)
@@ -127,35 +124,54 @@ def summary_table(result: RunResult, width: int = 140) -> Table | Group:
     table.add_column("GB/s", justify="right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
+    if not _fits(table, width):
+        return Group(title, *(line(r[0], ": ", r[1], f", {r[2]} cases" if r[2] != "—" else "",
+                                   *((f", median {r[3]}, ", r[4], " ", r[5], f", {r[6]} GB/s") if r[3] != "—" else ()))
+                              for r in rows))
     return table
 
 
 def sizes_tables(result: RunResult, width: int = 140) -> list[Table]:
-    """One table per timed candidate (stacked, so no column of names eats the width); below 100 columns
-    only the size, the speedup, its verdict and the rounds (the markdown report has the rest)."""
-    pct = result.environment.copy_gbps
-    wide = width >= 100
-    tables = []
-    for c in (c for c in result.candidates if c.timings):
-        table = Table(title=text(f"{c.name} by size" + (f" (copy bandwidth {pct:.1f} GB/s)" if pct else "")),
-                      title_justify="left")
-        _name_column(table, "size", [t.size for t in c.timings])
-        for column in (("baseline", "median") if wide else ()) + ("speedup [95% CI]",):
-            table.add_column(column, justify="right", no_wrap=True)
-        table.add_column("verdict", ratio=1, min_width=len("significant"))  # wraps between words only
-        table.add_column("rounds", justify="right", ratio=1)
-        for column in (("GB/s", "%BW") if wide else ()):
-            table.add_column(column, justify="right", no_wrap=True)
-        for t in c.timings:
-            pairs = fmt_pair_count(t)
-            rounds = f"{t.candidate.rounds}" + ("" if t.converged else ", budget") + (
-                f", {pairs.replace(' of ', '/')}" if pairs else "")  # short words: the column wraps between them
-            bandwidth = f"{t.pct_copy_bandwidth:.0f}%" if t.pct_copy_bandwidth is not None else "—"
-            table.add_row(text(t.size), *([fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s)] if wide else []),
-                          text(fmt_interval(t)), text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), text(rounds),
-                          *([f"{t.gbps:.2f}", bandwidth] if wide else []))
-        tables.append(table)
-    return tables
+    """One table per timed candidate (stacked, so no column of names eats the width); where the full table
+    would cut a word at ``width`` (rich's own measure of it), only the size, the speedup, its verdict and
+    the rounds (the markdown report has the rest)."""
+    timed = [c for c in result.candidates if c.timings]
+    wide = all(_fits(_sizes_table(c, result.environment.copy_gbps, True), width) for c in timed)
+    return [_sizes_table(c, result.environment.copy_gbps, wide) for c in timed]
+
+
+def _sizes_table(c: CandidateResult, copy_gbps: float | None, wide: bool) -> Table:
+    table = Table(title=text(f"{c.name} by size" + (f" (copy bandwidth {copy_gbps:.1f} GB/s)" if copy_gbps else "")),
+                  title_justify="left")
+    _name_column(table, "size", [t.size for t in c.timings])
+    for column in (("baseline", "median") if wide else ()) + ("speedup [95% CI]",):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", ratio=1, min_width=len("significant"))  # wraps between words only
+    table.add_column("rounds", justify="right", ratio=1)
+    for column in (("GB/s", "%BW") if wide else ()):
+        table.add_column(column, justify="right", no_wrap=True)
+    for t in c.timings:
+        pairs = fmt_pair_count(t)
+        rounds = f"{t.candidate.rounds}" + ("" if t.converged else ", budget") + (
+            f", {pairs.replace(' of ', '/')}" if pairs else "")  # short words: the column wraps between them
+        bandwidth = f"{t.pct_copy_bandwidth:.0f}%" if t.pct_copy_bandwidth is not None else "—"
+        table.add_row(text(t.size), *([fmt_time(t.baseline.median_s), fmt_time(t.candidate.median_s)] if wide else []),
+                      text(fmt_interval(t)), text(t.shown, SIGNIFICANCE_STYLE.get(t.verdict, "dim")), text(rounds),
+                      *([f"{t.gbps:.2f}", bandwidth] if wide else []))
+    return table
+
+
+def _fits(renderable: Any, width: int) -> bool:
+    """Whether ``renderable`` draws in ``width`` columns without cutting a word to ``…``: drawn, not
+    measured (rich's measure of a table's narrowest undershoots what its ratio columns need by up to ten
+    columns)."""
+    return _drawn(renderable, width).count("…") <= _drawn(renderable, 10_000).count("…")
+
+
+def _drawn(renderable: Any, width: int) -> str:
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(renderable)
+    return console.export_text()
 
 
 def failures(result: RunResult) -> Group | None:
