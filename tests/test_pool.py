@@ -13,7 +13,7 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
 
     def start_spares(self, spec, count, hold=None, profiler=False):
         real_start(self, spec, count, hold, profiler)
-        started.append((spec, [r.pid for r in self._spares[spec]]))
+        started.append((spec, [r.pid for r in self.spares(spec)]))
 
     def take_spare(self, spec):
         runner = real_take(self, spec)
@@ -21,7 +21,7 @@ def test_extra_timing_pairs_take_the_spares_started_during_verification(monkeypa
         return runner
 
     def drop_spares(self, spec):
-        dropped.append((spec, len(self._spares.get(spec, []))))
+        dropped.append((spec, len(self.spares(spec))))
         return real_drop(self, spec)
 
     monkeypatch.setattr(RunnerPool, "start_spares", start_spares)
@@ -77,3 +77,44 @@ def test_a_profile_that_needs_a_runner_of_its_own_gets_one_started_during_verifi
     for _, name, _, pid in profilers:
         assert ("take", name, True, pid) in events  # each profile was taken in the runner started for it
         assert events.index(("start", name, True, pid)) < first_timed  # before the timing lane was taken
+
+
+class _Fake:
+    """A runner as the pool holds it, without a process."""
+
+    def __init__(self, spec: str, env: dict | None) -> None:
+        self.spec, self.env, self.device, self.cpus = spec, env, "cpu", None
+        self.dead = self.closed = False
+
+    def alive(self) -> bool:
+        return not self.dead
+
+    def close(self) -> int:
+        self.closed = True
+        return 0
+
+
+def test_a_profiler_started_ahead_is_found_by_any_spelling_of_its_spec_and_replaced_if_it_died(monkeypatch):
+    """The baseline's spec reaches the pool as typed (``candidates/x.py:f``) in one place and absolute in
+    another: the profiler started for it is the one the profile gets.  One that died while idle is closed
+    and a new one started, rather than a profile silently missing."""
+    import os
+
+    from harness.judge import pool as pool_module
+    from harness.judge.plan import plan_target
+
+    monkeypatch.setattr(pool_module, "profiler_env", lambda device: {"HARNESS_TEST_PROFILER": "1"})
+    started: list[_Fake] = []
+    monkeypatch.setattr(RunnerPool, "start", lambda self, spec, env=None: started.append(_Fake(spec, env)) or started[-1])
+    typed = "candidates/fused.py:fused"
+    pool = RunnerPool(plan_target(RunOptions(target="quantize_k_cache", candidates=[typed], examples=3)))
+    pool.start_spares(typed, 1, profiler=True)
+    spare, profiler = started
+    assert profiler.env is not None and spare.env is None and pool.spares(typed) == [spare, profiler]
+    assert pool.take_profiler(os.path.abspath("candidates/fused.py") + ":fused", None) is profiler
+    pool.start_spares(typed, 1, profiler=True)
+    died = started[-1]
+    died.dead = True
+    fresh = pool.take_profiler(typed, None)
+    assert fresh is started[-1] and fresh is not died and died.closed
+    assert pool.drop_spares(typed) == 0 and spare.closed  # the spare not taken is closed with the candidate

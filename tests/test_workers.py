@@ -74,6 +74,7 @@ def test_workers_are_placed_one_gpu_lane_each_and_a_cpu_each(monkeypatch):
     assert places == [Placement("0", 0, (4,)), Placement("1", 1, (5,)), Placement("0", 2, (6,)),
                       Placement("1", 3, (7,))]  # the CPUs no worker's runners work on are where they import
     assert [placement(slot, ["0"], list(range(16)), jobs=6).load for slot in (0, 5)] == [(6, 12), (11,)]
+    assert [placement(slot, ["0"], [0, 1, 2], jobs=2).load for slot in (0, 1)] == [(2,), (2,)]  # shared
     assert [placement(slot, ["0"], [5, 9], jobs=3) for slot in range(3)] == [Placement(None, 5), Placement(None, 9),
                                                                               Placement(None, 5)]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")

@@ -54,7 +54,7 @@ def _execute(args: argparse.Namespace, out: Console, err: Console, verify: bool,
             if finished:
                 out.print(f"interrupted after {len(finished)} of {len(pipeline.candidates)} candidates of "
                           f"{tty.escape(pipeline.target.name)}:")
-                out.print(tty.summary_table(_partial(pipeline, finished)))
+                out.print(tty.summary_table(_partial(pipeline, finished), out.width))
             raise
     return [with_round_trips(p, r) for p, r in zip(planned, runs)]
 

@@ -29,6 +29,7 @@ from harness.core.errors import UsageError
 from harness.judge.environment import environment
 from harness.judge.plan import RunOptions, RunPlan, plan, plan_target
 from harness.judge.pool import RunnerPool, profiler_env
+from harness.judge.process import place
 from harness.core.result import CandidateResult, Noise, Profile, RunResult, Verdict
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError, spawn
@@ -249,6 +250,7 @@ def profile_spec(spec: str, target: Target, size: Case, device: str, timeout: fl
     """``harness profile``: one spec's profile, taken in a runner."""
     try:
         runner = spawn(absolute(spec), target.ref, device, dataclasses.asdict(BenchConfig()), timeout, profiler_env(device))
+        place(runner)  # on the core a run's profiles are taken on
     except (LoadFailed, RunnerError) as exc:
         raise UsageError(f"{spec}: {exc}") from None
     try:

@@ -61,12 +61,14 @@ class RunnerPool:
         With ``hold`` (beside other judges of the same device: ``lanes``), they load now, as a verification
         step holding it, so that nothing imports while anyone times; one that fails to load leaves none (a
         pair that needs one starts it afresh and says what went wrong)."""
-        spares, env = self._spares.setdefault(spec, []), profiler_env(self.plan.options.device)
+        spares, env = self._spares.setdefault(absolute(spec), []), profiler_env(self.plan.options.device)
         with hold() if hold is not None else contextlib.nullcontext():
-            started = [self.start(spec) for _ in range(count - len(spares))]
-            spares += started
-            if profiler and env is not None and spec not in self._profilers:
-                started.append(self._profilers.setdefault(spec, self.start(spec, env)))
+            started: list[Runner] = []
+            while len(spares) < count:  # each kept as it starts: the pool closes it, whatever happens next
+                spares.append(self.start(spec))
+                started.append(spares[-1])
+            if profiler and env is not None and absolute(spec) not in self._profilers:
+                started.append(self._profilers.setdefault(absolute(spec), self.start(spec, env)))
             try:
                 for runner in started if hold is not None else ():
                     runner.ready()
@@ -75,31 +77,39 @@ class RunnerPool:
 
     def spares(self, spec: str) -> list[Runner]:
         """``spec``'s spares not taken yet, its profiler's runner included."""
-        return [*self._spares.get(spec, ()), *([self._profilers[spec]] if spec in self._profilers else [])]
+        key = absolute(spec)
+        return [*self._spares.get(key, ()), *([self._profilers[key]] if key in self._profilers else [])]
 
     def take_spare(self, spec: str) -> Runner:
         """A runner of ``spec`` for one more timing pair: a spare started ahead, else a new one."""
-        spares = self._spares.get(spec)
+        spares = self._spares.get(absolute(spec))
         return _placed(spares.pop(0) if spares else self.start(spec))
 
     def take_profiler(self, spec: str, runner: Runner) -> Runner:
         """The runner to profile ``spec`` in: ``runner`` (its own) where profiles need no other, else its
-        profiler's started ahead or a new one; the caller closes a runner it did not pass in."""
+        profiler's started ahead (unless it died meanwhile) or a new one; the caller closes a runner it did
+        not pass in."""
         env = profiler_env(self.plan.options.device)
         if env is None:
             return runner
-        return _placed(self._profilers.pop(spec, None) or self.start(spec, env))
+        ahead = self._profilers.pop(absolute(spec), None)
+        if ahead is not None and not ahead.alive():
+            ahead.close()
+            ahead = None
+        return _placed(ahead or self.start(spec, env))
 
     def drop_spares(self, spec: str) -> int:
         """Close the spares ``spec`` did not need (and its profiler's runner); how many processes they had
         left running."""
-        unused = [*self._spares.pop(spec, []), *([self._profilers.pop(spec)] if spec in self._profilers else [])]
+        key = absolute(spec)
+        unused = [*self._spares.pop(key, []), *([self._profilers.pop(key)] if key in self._profilers else [])]
         return sum(runner.close() for runner in unused)
 
     def idle(self) -> list[Runner]:
         """Runners no pair is using: those started ahead (still importing, perhaps), spares, and the
         baseline's extra ones; stopped while anything is timed (a pair's runners are resumed when it is timed)."""
-        return [*self._ahead.values(), *(r for spec in {*self._spares, *self._profilers} for r in self.spares(spec)), *self.extra]
+        return [*self._ahead.values(), *(r for spares in self._spares.values() for r in spares),
+                *self._profilers.values(), *self.extra]
 
     # -- the baseline ---------------------------------------------------------------------------
     def start_baselines(self, pairs: int, profiler: bool = False) -> None:
@@ -137,8 +147,20 @@ class RunnerPool:
             if self.first.load_state_changes:
                 raise UsageError(f"--baseline {self.plan.baseline_spec}: changed process state when imported: "
                                  + "; ".join(self.first.load_state_changes))
+            self._loaded_profiler(self.baseline_spec)
         self.first.start_job()
         return _placed(self.first)
+
+    def _loaded_profiler(self, spec: str) -> None:
+        """Wait for ``spec``'s profiler started ahead to finish importing (it had the first verification to
+        do it), so that it is not stopped mid-import, holding what an import holds, until it is used; one
+        that fails to load is closed (the profile starts a new one)."""
+        profiler = self._profilers.get(spec)
+        try:
+            if profiler is not None:
+                profiler.ready()
+        except (LoadFailed, RunnerError):
+            self._profilers.pop(spec).close()
 
     def extra_baseline(self, index: int) -> Runner:
         """The baseline's runner for extra pair ``index`` (0 for the second pair), started on first need; it

@@ -275,9 +275,10 @@ def load_cpu(device: str) -> list[int] | None:
     """The one CPU a runner starting now imports on (``None`` on the CPU device): on CUDA one of the judge's
     CPUs other than ``runner_cpus``, dealt round-robin, so that the runners imported ahead (the next
     candidate's, spares, the profiler) neither share the timed pair's core nor queue on one; a runner moves
-    to ``runner_cpus`` when handed out (``place``).  One CPU, not several: torch sizes its
-    thread pool to the CPUs a process has when it imports (moved to one core later, a pool sized for more
-    spun beside the launching thread: the slow loop measured 3x slower)."""
+    to ``runner_cpus`` when handed out (``place``; one started only when needed moves at once, and imports
+    there while nothing is timed).  One CPU, not several: torch sizes its thread pool to the CPUs a process
+    has when it imports (moved to one core later, a pool sized for more spun beside the launching thread:
+    the slow loop measured 3x slower)."""
     run = runner_cpus(device)
     if run is None:
         return None

@@ -108,7 +108,7 @@ class CandidateTask:
         finally:
             left = runner.close()
             spares_left = self.pool.drop_spares(cand.spec)
-        notes = [*left_running(spares_left, "in its spare timing runners"), *left_running(left, "after its calls")]
+        notes = [*left_running(spares_left, "in its spare runners"), *left_running(left, "after its calls")]
         return watch.stamped(dataclasses.replace(result, notes=(*result.notes, *notes)) if notes else result)
 
     def _judge(self, runner: Runner, cand: Described, result: CandidateResult, watch: Stopwatch) -> CandidateResult:

@@ -46,10 +46,11 @@ class Placement:
 
 def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int], jobs: int = 1) -> Placement:
     """Worker ``slot``'s (of ``jobs``) place: GPUs and CPUs dealt round-robin, the first ``jobs`` CPUs one
-    to a worker for its runners, the rest dealt likewise for their imports (none left: its own CPU)."""
+    to a worker for its runners, the rest dealt likewise for their imports (fewer than the workers: shared
+    round-robin; none left: its own CPU)."""
     rest = list(cpus[jobs:])
-    return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)],
-                     tuple(rest[slot % jobs::jobs]) if rest else ())
+    load = tuple(rest[slot % jobs::jobs]) or ((rest[slot % len(rest)],) if rest else ())
+    return Placement(gpus[slot % len(gpus)] if len(gpus) > 1 else None, cpus[slot % len(cpus)], load)
 
 
 def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot, lane_folder: str,
