@@ -4,8 +4,9 @@ judge worker, ``--jobs``: each worker has a pool of its own).
 The baseline's runners live for the whole run — the first pair's, and one per extra pair a size may need
 (``Bench.another_pair``) — so each candidate is timed against the same warm processes; the next candidate's
 runner is started ahead, to import while the one before is judged, and a candidate's spares (the runners of
-its extra timing pairs) while it is verified.  A baseline runner found dead is never
-restarted quietly: the candidate judged meanwhile gets ``error`` naming it, and its replacement starts
+its extra timing pairs, and on CUDA the one it is profiled in) while it is verified.  On CUDA runners import
+on CPUs other than the timed pairs' and move there when handed out (``process.place``).  A baseline runner
+found dead is never restarted quietly: the candidate judged meanwhile gets ``error`` naming it, and its replacement starts
 from the run's snapshot (``snapshot``), not from the checkout.
 """
 
