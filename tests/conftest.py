@@ -37,3 +37,17 @@ def one_job_out(tmp_path_factory):
 @pytest.fixture(scope="session")
 def one_job(one_job_out):
     return verdicts_of(one_job_out)
+
+
+@pytest.fixture(params=["namespaces", "fallback"])
+def isolated(request, monkeypatch):
+    """Runners in namespaces (skipped where unavailable), or with the probe saying they are unavailable:
+    True in namespaces."""
+    from harness.runner import isolation
+
+    if request.param == "namespaces":
+        if not isolation.available():
+            pytest.skip(f"no namespaces here: {isolation.describe()}")
+    else:
+        monkeypatch.setattr(isolation, "_PROBED", (None, "turned off by a test"))
+    return request.param == "namespaces"

@@ -430,3 +430,44 @@ def test_within_the_cache_each_input_is_written_just_before_its_call():
     for i, got in enumerate(seen[1:]):
         assert torch.equal(got, rebuilt.fresh(call_key(5, i)).args[0])
     assert len({t.data_ptr() for t in worker._calls[0].tensors()} | {t.data_ptr() for t in worker._calls[1].tensors()}) == 2
+
+
+def test_each_round_is_named_by_a_number_drawn_when_it_is_asked_for(monkeypatch):
+    """No runner can build a round's inputs, or compute their answers, before the judge asks for the round:
+    both runners of a pair get the same number, which no earlier request told them."""
+    b = make({"base": 1e-3, "cand": 1e-3})
+    placed = {0: [], 1: []}
+    for i, w in enumerate(b.workers):
+        real = w.place
+        monkeypatch.setattr(w, "place", lambda start, n=1, first=0, real=real, i=i: (placed[i].append(start), real(start, n, first))[1])
+    b.compare()
+    b.compare()
+    starts = sorted(set(placed[0]))
+    assert sorted(set(placed[1])) == starts and len(starts) >= 20
+    assert min(starts) >= 1 and max(starts) > 1 << 20  # not the round's index
+
+
+class _Placing:
+    """A runner as ``_check_placing`` sees it: CPU seconds spent placing each round, and the round's calls."""
+
+    def __init__(self, rounds, spec="cand.py:f"):
+        self.rounds, self.spec = rounds, spec
+
+    def placing(self):
+        return self.rounds
+
+
+def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
+    from harness.judge.bench import PLACING_RATIO, UnwatchedWork, check_placing
+
+    baseline = _Placing([(0.010, 10)] * 30)  # 1 ms a call
+    honest = _Placing([(0.012, 8)] * 30)  # 1.5 ms a call, fewer calls a round
+    check_placing(baseline, honest)
+    check_placing(baseline, _Placing([(0.15, 10)]))  # 15x the baseline, but under the checked minimum of CPU time
+    forger = _Placing([(0.010 + 10 * 0.02, 10)] * 30)  # and ten 20 ms calls computed ahead each round
+    with pytest.raises(UnwatchedWork, match=r"spent 6.3 s of CPU time placing its rounds' inputs, where the "
+                                            r"baseline's runner needed 0.3 s for as many") as caught:
+        check_placing(baseline, forger)
+    assert caught.value.spec == "cand.py:f"
+    assert PLACING_RATIO >= 3  # room for the same work read on a busy machine
+    check_placing(_Placing(None), forger)  # unreadable (off the CPU): nothing concluded

@@ -22,7 +22,8 @@ def judged(tmp_path_factory):
     out = tmp_path_factory.mktemp("timed")
     argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "4096", "--budget", "2",
             "--examples", "3", "--no-profile"]
-    for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again"):
+    for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again",
+                 "deferred_always", "deferred_while_gc_is_off", "answers_computed_while_placed"):
         argv += ["--candidate", f"{CHEATS}:{name}"]
     code = main(argv)
     run = schema.load(out / "quantize_k_cache-cpu.json")
@@ -53,6 +54,23 @@ def _loaded(timing, noise_notes=()) -> bool:
     fake 10x.  Then no bound is asserted."""
     return (timing.foreign_cpu or 0) > noise.FOREIGN_CPU_LIMIT or any(
         n.kind == "load" for n in noise_notes)  # (a timing too short to say has no figure)
+
+
+def test_a_tensor_subclass_whose_work_waits_until_its_bytes_are_read_is_refused(judged):
+    _, by_name, _ = judged
+    always, while_timed = by_name["deferred_always"], by_name["deferred_while_gc_is_off"]
+    assert always.verdict == "error" and not always.verification.passed and always.timings == ()
+    assert "returned a Deferred, a torch.Tensor subclass: only plain tensors are judged" in always.error
+    assert while_timed.verification.passed and while_timed.timings == ()
+    assert while_timed.verdict == "error", while_timed.verdict
+    assert "returned a Deferred, a torch.Tensor subclass: only plain tensors are judged (while timed)" in while_timed.error
+
+
+def test_a_patched_runner_that_computes_answers_while_placing_a_round_is_refused(judged):
+    _, by_name, _ = judged
+    c = by_name["answers_computed_while_placed"]
+    assert c.verification.passed and c.timings == ()
+    assert c.verdict == "error" and "of CPU time placing its rounds' inputs" in c.error, c.error
 
 
 def test_a_memo_of_past_answers_earns_no_speedup(judged):

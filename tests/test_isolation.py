@@ -27,17 +27,6 @@ CPUS = sorted(os.sched_getaffinity(0))
 needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="pinning to one CPU changes nothing on one CPU")
 
 
-@pytest.fixture(params=["namespaces", "fallback"])
-def isolated(request, monkeypatch):
-    """Runners in namespaces (skipped where unavailable), or with the probe saying they are unavailable."""
-    if request.param == "namespaces":
-        if not isolation.available():
-            pytest.skip(f"no namespaces here: {isolation.describe()}")
-    else:
-        monkeypatch.setattr(isolation, "_PROBED", (None, "turned off by a test"))
-    return request.param == "namespaces"
-
-
 def _runner(spec="oracle:quantize_k_cache"):
     return spawn(spec, TARGET.ref, "cpu", dataclasses.asdict(BenchConfig()), 120.0)
 
@@ -72,7 +61,7 @@ def _becomes(pid: int, state: str) -> bool:
 # -- the probe ---------------------------------------------------------------------------------------------
 def test_the_probe_runs_once_and_says_what_runners_get(monkeypatch):
     described = isolation.describe()
-    assert described == isolation.ISOLATED or described.startswith("none: ")
+    assert described.startswith(isolation.ISOLATED) or described.startswith("none: ")
     monkeypatch.setattr(isolation, "_probe", lambda: pytest.fail("probed twice"))
     assert isolation.describe() == described  # cached for the judge's lifetime
 

@@ -20,7 +20,7 @@ CHEATS = "tests/hostile/cheats.py"
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
     out = tmp_path_factory.mktemp("judged")
-    marker = out / "late-write"
+    marker = tmp_path_factory.mktemp("marker") / "late-write"  # not in --out: runners see that read-only
     os.environ["HOSTILE_MARKER"] = str(marker)
     argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
             "--candidate", "tests/hostile/rebind_on_import.py:quantize"]

@@ -136,7 +136,9 @@ def test_report_output_is_atomic_and_checked(saved, tmp_path, capsys):
     assert "fused" in nested.read_text()
 
 
-def test_a_candidate_that_edits_the_checkout_fails_the_run(tmp_path, capsys):
+def test_a_candidate_that_edits_the_checkout_fails_the_run(tmp_path, capsys, isolated):
+    """In mount namespaces the checkout is read-only to it (``readonly``): the edit raises and nothing is
+    written; without, the comparison before and after finds the file."""
     written = ROOT / "candidates" / "_written_by_a_candidate.txt"
     candidate = tmp_path / "edits.py"
     candidate.write_text(
@@ -149,6 +151,11 @@ def test_a_candidate_that_edits_the_checkout_fails_the_run(tmp_path, capsys):
         run = schema.load(out / "r.json")
     finally:
         written.unlink(missing_ok=True)
+    if isolated:
+        assert code == 1 and run.candidates[0].verdict == "error" and not written.exists()
+        assert "Read-only file system" in run.candidates[0].error, run.candidates[0].error
+        assert run.checkout_changes == ()
+        return
     assert code == 1 and run.candidates[0].verdict == "pass"
     assert f"{written} created" in run.checkout_changes
     assert "the checkout changed during the run" in capsys.readouterr().out

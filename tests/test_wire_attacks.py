@@ -124,13 +124,20 @@ def test_a_runners_output_reaches_the_terminal_without_its_control_characters(tm
     assert "?]0;owned??[2J?[1;32mharness: all candidates pass" in err
 
 
-def test_a_planted_bytecode_file_fails_the_run(capsys):
+def test_a_planted_bytecode_file_fails_the_run(capsys, isolated):
+    """In mount namespaces the checkout is read-only to the candidate: the plant raises, nothing is written;
+    without, the checkout comparison finds the file."""
     try:
         code = main(["verify", "--target", "quantize_k_cache", "--examples", "1", "--candidate", f"{WIRE}:plants_bytecode"])
+        planted = PLANTED.exists()
     finally:
         PLANTED.unlink(missing_ok=True)
     assert code == 1
-    assert f"{PLANTED} created" in capsys.readouterr().out.replace("\n", "")
+    said = capsys.readouterr().out.replace("\n", "")
+    if isolated:
+        assert not planted and "Read-only file system" in said, said
+    else:
+        assert f"{PLANTED} created" in said
 
 
 @pytest.mark.parametrize("mutate, message", [

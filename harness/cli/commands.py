@@ -30,6 +30,7 @@ from harness.core.target import TargetError, discover_targets, get_target, in_ru
 from harness.judge import gate
 from harness.render import console as tty
 from harness.render import report, runs
+from harness.runner import readonly
 
 if TYPE_CHECKING:
     from harness.judge.pipeline import Pipeline
@@ -90,6 +91,7 @@ def _check_writable(directory: Path, option: str = "--out") -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"cannot write to {option} {directory}: {exc.strerror or exc}") from None
+    readonly.protect(directory)  # its runners see it read-only: no candidate plants a report there
 
 
 def _check_output_file(path: str | None, option: str) -> None:

@@ -145,15 +145,38 @@ def digest(tensors: list[torch.Tensor], sample: bool = False) -> str:
     return h.hexdigest()
 
 
-def encode_value(value: Any, blobs: list[bytes]) -> dict:
-    """A JSON description of a return value; tensor bytes are appended to ``blobs``."""
+def _items(value: tuple | list) -> Any:
+    """A tuple's or list's items as stored (a subclass's own ``__iter__`` is not called)."""
+    return tuple.__iter__(value) if isinstance(value, tuple) else list.__iter__(value)
+
+
+def not_plain(value: Any) -> str | None:
+    """Why ``value`` is not a value the judge takes as returned, or None: every tensor in it must be exactly a
+    ``torch.Tensor``.  A subclass can run code whenever something looks at it (``__torch_function__``), so
+    its answer could be computed after the timed call, when the runner reads its bytes; this looks only at
+    types, which runs none of its code."""
+    if type(value) is torch.Tensor:
+        return None
     if isinstance(value, torch.Tensor):
+        return f"returned a {type(value).__name__}, a torch.Tensor subclass: only plain tensors are judged"
+    if isinstance(value, (tuple, list)):
+        return next(filter(None, map(not_plain, _items(value))), None)
+    return None
+
+
+def encode_value(value: Any, blobs: list[bytes]) -> dict:
+    """A JSON description of a return value; tensor bytes are appended to ``blobs``.  ``TypeError`` for a
+    tensor subclass (``not_plain``)."""
+    if isinstance(value, torch.Tensor):
+        if type(value) is not torch.Tensor:
+            raise TypeError(not_plain(value))
         data = tensor_bytes(value)
         blobs.append(data)
         return {"kind": "tensor", "dtype": str(value.dtype).removeprefix("torch."), "shape": list(value.shape),
                 "strides": list(value.stride()), "device": str(value.device), "nbytes": len(data)}
     if isinstance(value, (tuple, list)):
-        return {"kind": type(value).__name__, "items": [encode_value(v, blobs) for v in value]}
+        return {"kind": "tuple" if isinstance(value, tuple) else "list",
+                "items": [encode_value(v, blobs) for v in _items(value)]}
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"kind": "scalar", "value": value}
     return {"kind": "object", "type": type(value).__name__}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import statistics
 import random
 import time
 from typing import Any, Callable, Protocol
@@ -47,7 +48,7 @@ def cpu_cache_bytes(device: str, config: BenchConfig | None = None) -> int | Non
     return (config.cache_bytes if config is not None else None) or machine.last_level_cache_bytes()
 
 
-CASE_REPEAT_SEED = 104_729  # data seed step between repeats of ``best_of``
+ROUND_KEYS = 1 << 40  # a round's inputs are named by a number drawn from this many (``compare``)
 
 
 
@@ -82,6 +83,21 @@ class WrongWhileTimed(TimingFailed):
 
 class ImpossibleTiming(TimingFailed):
     """A timing faster than the machine can move the bytes."""
+
+
+class UnwatchedWork(Exception):
+    """A runner spent far more CPU time than the baseline's placing a round's inputs (outside the round the
+    judge watches): a patched runner computing its answers there."""
+
+    def __init__(self, reason: str, spec: str = "") -> None:
+        super().__init__(reason)
+        self.spec = spec
+
+
+# Placing a round's inputs (``worker.place``: fresh content, new memory) is the same work in both runners of a
+# pair; a candidate's runner may spend this many times the baseline's CPU time per call on it, plus a little
+# per round, and is judged once it spent ``MIN_CHECKED_PLACING_S`` (the kernel counts in 10 ms ticks)
+PLACING_RATIO, PLACING_ROUND_S, MIN_CHECKED_PLACING_S = 4.0, 0.005, 0.2
 
 
 # A timing this many times faster than the judge's copy of the same bytes is impossible: a memory-bound
@@ -136,11 +152,14 @@ class Bench(PairVoting):
                 # the candidate's call to check, chosen now and told only to the baseline's runner, whose
                 # round starts at it (so its output is at hand, not an untimed call more of a slow baseline)
                 checked = self._choose.randrange(n[1]) if self.check is not None else 0
+                # the round's inputs are named by a number drawn now, not by its index: no runner can build
+                # them, or compute their answers, before the judge asks for the round
+                start = self._choose.randrange(1, ROUND_KEYS)
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                     pair[1 - i].suspend()
-                    rounds[i].append(pair[i].round(n[i], r, checked) if i == 0 else pair[i].round(n[i], r))
+                    rounds[i].append(pair[i].round(n[i], start, checked) if i == 0 else pair[i].round(n[i], start))
                 if self.check is not None:
-                    self._check_round(pair, size, r, n[1], checked)
+                    self._check_round(pair, size, r, start, n[1], checked)
                 done = len(rounds[0])
                 if done >= checkpoint:
                     checkpoint = done + max(1, done // 4)
@@ -159,23 +178,25 @@ class Bench(PairVoting):
         # by how long the judge waited for them
         baseline.release(load)
         candidate.release(load)
+        check_placing(baseline, candidate)
         timing = self._timing(size, n[1], converged, *rounds)
         self._check_physics(timing, getattr(candidate, "spec", ""))
         return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)
 
-    def _check_round(self, pair: tuple[Timed, Timed], size: Case, round_index: int, calls: int, index: int) -> None:
+    def _check_round(self, pair: tuple[Timed, Timed], size: Case, round_index: int, start: int, calls: int,
+                     index: int) -> None:
         """Timed call ``index`` of the candidate's round against the baseline's output for the same input
         (``check`` decides, and rebuilds the input to ask the oracle when they differ).  The judge chose
         ``index`` at random (``random.SystemRandom``) and sent it only to the baseline's runner, which the
         candidate's cannot see (``isolation``), so the function cannot know which of its calls is checked."""
-        if pair[1].timed_output(index, digest=True) == pair[0].output_for(round_index, index, digest=True):
+        if pair[1].timed_output(index, digest=True) == pair[0].output_for(start, index, digest=True):
             return  # the same bytes: the check needs nothing more
         got = _value(pair[1].timed_output(index))
-        reference = _value(pair[0].output_for(round_index, index))
+        reference = _value(pair[0].output_for(start, index))
         assert self.check is not None
         from harness.runner.fresh import call_key
 
-        wrong = self.check(size, call_key(round_index, index), reference, got)
+        wrong = self.check(size, call_key(start, index), reference, got)
         if wrong is not None:
             whose, reason = wrong
             spec = getattr(pair[0] if whose == "baseline" else pair[1], "spec", "")
@@ -254,8 +275,9 @@ class Bench(PairVoting):
         raise (an error-parity case costs the precondition check)."""
         best = [math.inf, math.inf]
         pair = (baseline, candidate)
-        for repeat in range(repeats):  # each repeat on new data of the case's shape: none runs on an input seen before
-            again = Case(case.name, case.family, case.params, case.seed + CASE_REPEAT_SEED * (repeat + 1))
+        for _ in range(repeats):  # each repeat on new data of the case's shape, from a seed drawn now: none runs
+            # on an input it has seen (or could have computed the answer for) before
+            again = Case(case.name, case.family, case.params, self._choose.randrange(1, 1 << 31))
             for i in (0, 1):
                 pair[1 - i].suspend()
                 best[i] = min(best[i], pair[i].time_case(again))
@@ -282,3 +304,21 @@ class Bench(PairVoting):
                     verdict=verdict, label=stats.label(verdict, stats.median(ratios), ci, self.config.noise_floor),
                     gbps=gbps, pct_copy_bandwidth=100 * gbps / self.copy_gbps if self.copy_gbps else None,
                     baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds))
+
+
+def check_placing(baseline: Timed, candidate: Timed) -> None:
+    """``UnwatchedWork`` where the candidate's runner spent more CPU time placing its rounds' inputs than
+    ``PLACING_RATIO`` times the baseline's per call (the median round's), plus ``PLACING_ROUND_S`` a
+    round.  The round's inputs are named only as it is placed (``compare``), so a runner that computes
+    their answers ahead, to time an empty round, can do so only there."""
+    base, cand = (getattr(t, "placing", lambda: None)() for t in (baseline, candidate))
+    if not base or not cand:
+        return
+    per_call = statistics.median(cpu / calls for cpu, calls in base)
+    used = sum(cpu for cpu, _ in cand)
+    allowed = sum(PLACING_RATIO * per_call * calls + PLACING_ROUND_S for _, calls in cand)
+    if used >= MIN_CHECKED_PLACING_S and used > allowed:
+        needed = per_call * sum(calls for _, calls in cand)
+        raise UnwatchedWork(f"spent {used:.3g} s of CPU time placing its rounds' inputs, where the baseline's "
+                            f"runner needed {f'{needed:.3g} s' if needed >= 0.001 else 'under 1 ms'} for as many "
+                            "(work done outside the timed rounds)", getattr(candidate, "spec", ""))

@@ -62,3 +62,32 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
         out += [f"git status: now {line.strip()}" for line in added]
         out += [f"git status: no longer {line.strip()}" for line in removed]
     return out
+
+
+_preloaded = False
+
+
+def preload() -> None:
+    """Import every module of ``harness/`` and of the project's ``oracles`` package now, once, before the first
+    runner starts.  A module the judge imported lazily would be read from disk after candidates ran, and a
+    candidate could have rewritten it in between (and put the bytes back, leaving the comparison above
+    nothing to see) to run its own code in the judge.  Runners in mount namespaces see these folders
+    read-only anyway (``harness.runner.readonly``); this covers machines without."""
+    global _preloaded
+    if _preloaded:
+        return
+    _preloaded = True
+    import importlib
+    import pkgutil
+    import sys
+
+    import harness
+
+    packages = [harness] + [sys.modules[name] for name in ("oracles",) if name in sys.modules]
+    for package in packages:
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if not info.name.endswith(".__main__"):
+                try:
+                    importlib.import_module(info.name)
+                except ImportError:  # an optional dependency (Dask, line_profiler) that is not installed
+                    pass

@@ -4,6 +4,7 @@ checked frame at a time.  Runs in the judge; ``sandbox`` builds the function-lev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from harness.core import messages as m
 from harness.core.fmt import plain
 from harness.core.protocol import Closed, ProtocolError, Timeout, read_frame, write_frame
 from harness.judge.strays import _LIVE, death, kill_strays
-from harness.runner import isolation
+from harness.runner import isolation, readonly
 from harness.runner.audit import StateChanged
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class RunnerProcess:
         self.strays_killed = 0
         self.load_state_changes: tuple[str, ...] = ()
         self.threads: int | None = None
+        self.read_only: list[str] = []  # the paths it was asked to see read-only (``readonly``)
 
     # -- lifetime -------------------------------------------------------------------------------
     def start_job(self, timeout: float | None = None) -> None:
@@ -83,20 +85,14 @@ class RunnerProcess:
     def _signal(self, sig: int) -> None:
         """``sig`` to the runner's process group, and to the runner itself where it is not the group's leader
         (in a namespace, under unshare: it could have left the group)."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self._pidfd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self._pidfd, sig)
-            except OSError:
-                pass
         elif self._pid != self.process.pid and self.alive():  # no pidfd here: unshare still holds its pid
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self._pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def suspend(self) -> None:
         if self.alive() and not self.suspended:
@@ -126,10 +122,8 @@ class RunnerProcess:
         self._kill()
         self.reap_strays()
         for fd in (self._to, self._from):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
@@ -201,6 +195,8 @@ class RunnerProcess:
             raise LoadFailed(" ".join(reply.message.split())[:500])
         self.load_state_changes = tuple(reply.state_changes)
         self.threads = reply.threads
+        if self.read_only:  # checked from outside, in its mount table, not taken on its word
+            readonly.check(self._pid, self.read_only)
         return self
 
     # -- requests -------------------------------------------------------------------------------

@@ -29,7 +29,11 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   saw a median round of 25 ms or more take; and, loaded or not, nor for much less than the CPU time the
   judge read from /proc for its rounds (``release``): gross forgery is caught, not a few percent; and
   on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
-  otherwise slow the other runner down while this one is stopped).
+  otherwise slow the other runner down while this one is stopped).  Placing a round's inputs is not timed,
+  but on the CPU the judge reads the CPU time all its threads spend on it (``placing``; ``bench`` compares it
+  with the baseline runner's).
+- Each runner started in namespaces sees what the judge reads later read-only (``readonly``), checked in its
+  mount table once it has loaded.
 """
 from __future__ import annotations
 
@@ -44,11 +48,12 @@ from typing import Any, NamedTuple
 
 from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
-from harness.judge.noise import FOREIGN_CPU_LIMIT, main_thread_cpu_s
+from harness.judge import checkout
+from harness.judge.noise import FOREIGN_CPU_LIMIT, busy_s, main_thread_cpu_s, process_cpu_s
 from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
                                    load_cpu, pin)
 from harness.judge.strays import _LIVE, become_subreaper, death, has_strays, kill_strays
-from harness.runner import isolation
+from harness.runner import isolation, readonly
 from harness.runner.audit import StateChanged
 
 __all__ = ["LoadFailed", "Runner", "RunnerError", "death", "has_strays", "kill_strays", "spawn", "start"]
@@ -82,6 +87,7 @@ class _Round(NamedTuple):
     allowed: float  # the judge's estimate of that writing
     cpu: float | None  # CPU seconds of its main thread, read from /proc (None: unreadable)
     calls: int
+    placing: float | None = None  # CPU seconds of all its threads placing the round's inputs (``placing``)
 
 
 class Runner(RunnerProcess):
@@ -147,10 +153,13 @@ class Runner(RunnerProcess):
         return {"per_call_s": reply.per_call_s if self._warming else None, "input_digest": reply.input_digest}
 
     def round(self, n: int, start: int, first: int = 0) -> float:
-        # its memory placement and fresh inputs first, outside the wall time checked below
-        self.request(m.Place(start, n, first), m.Ok)
-        stuck = self._settle_scheduling()
+        # its memory placement and fresh inputs first, outside the wall time checked below, but not unwatched:
+        # its CPU time is compared with the other runner's for the same work (``placing``)
         on_cpu = self.device == "cpu"  # the CPU-time check is the CPU's (``release``): no /proc reads on CUDA
+        place_before = process_cpu_s(self._pid) if on_cpu else None
+        self.request(m.Place(start, n, first), m.Ok)
+        placing = busy_s(place_before, process_cpu_s(self._pid) if on_cpu else None)
+        stuck = self._settle_scheduling()
         cpu_before = main_thread_cpu_s(self._pid) if on_cpu else None
         began = time.perf_counter()
         reply, _ = self.request(m.Round(n, start, first), m.Timed)
@@ -169,8 +178,14 @@ class Runner(RunnerProcess):
         # call, within the cache, as it says, but at most a multiple of the judge's estimate (``release``)
         cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         self._rounds.append(_Round(wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance,
-                                   cpu, n))
+                                   cpu, n, placing))
         return seconds
+
+    def placing(self) -> list[tuple[float, int]] | None:
+        """CPU seconds its threads spent placing each round's inputs, and the round's calls, since the last
+        ``prepare`` (None where /proc could not be read, or off the CPU)."""
+        rounds = [(r.placing, r.calls) for r in self._rounds]
+        return None if not rounds or any(c is None for c, _ in rounds) else rounds  # type: ignore[misc]
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
         """Before a timed round: every live runner's threads get back the scheduling the judge gave them
@@ -299,6 +314,7 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
     """Start a runner for ``spec`` and hand it its spec; it loads it while the judge goes on (the judge
     calls ``ready`` before the first request, and may ``suspend`` it meanwhile)."""
     become_subreaper()
+    checkout.preload()  # all of the judge's code in memory before any candidate code runs
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
     scratch = tempfile.mkdtemp(prefix="harness-runner-")
@@ -310,6 +326,8 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
         argv = [sys.executable, "-c", __import__("harness.runner.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
                 str(to_runner_r), str(from_runner_w)]
         wrapped = isolation.wrap(argv)  # in namespaces of its own where this machine allows it
+        view = readonly.environment(scratch) if wrapped != argv else {}  # where it can mount: a read-only view
+        environment.update(view)
         process = subprocess.Popen(wrapped,
                                    pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -322,6 +340,7 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
     cpus = load_cpu(device)
     pin((process.pid, pid), cpus)
     runner = Runner(spec, process, to_runner_w, from_runner_r, scratch, device, timeout, pid, cpus)
+    runner.read_only = [p for p in view.get(readonly.READ_ONLY, "").split(os.pathsep) if p]
     _RUNNERS[pid] = runner
     from harness.runner import snapshot  # what the runner executes: the run's copy of the sources, sent before hello
 

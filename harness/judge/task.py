@@ -18,7 +18,7 @@ from typing import Any, Callable, ContextManager, Iterator
 
 from harness.judge import noise
 from harness.runner.audit import StateChanged
-from harness.judge.bench import Bench, InputsDiffer, TimingFailed
+from harness.judge.bench import Bench, InputsDiffer, TimingFailed, UnwatchedWork
 from harness.core.candidates import Described
 from harness.judge.plan import RunPlan
 from harness.judge.pool import RunnerPool
@@ -148,7 +148,7 @@ class CandidateTask:
                         held.enter_context(self.lane())
                     result = self._timed(runner, cand, result, watch)
             return result
-        except (RunnerError, TimingFailed, StateChanged, InputsDiffer) as exc:
+        except (RunnerError, TimingFailed, StateChanged, InputsDiffer, UnwatchedWork) as exc:
             self.pool.retire(getattr(exc, "spec", ""))
             return failed(result, exc, self.pool.baseline_spec, self.plan.baseline_spec)
 

@@ -222,10 +222,11 @@ def warm_up(fn: Fn, calls: list[Call], clock: Any, max_s: float) -> float:
 
 
 def swallowing(fn: Fn) -> Fn:
-    def call(*args: Any, **kwargs: Any) -> None:
+    """``fn`` returning None where it raises (a call that raises is timed up to its raise)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception:
-            pass
+            return None
 
     return call

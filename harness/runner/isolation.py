@@ -93,7 +93,12 @@ def available() -> bool:
 def describe() -> str:
     """The isolation runners get, for the report: "own PID, user and mount namespaces", or "none: why"."""
     prefix, reason = _probed()
-    return ISOLATED if prefix is not None else f"none: {reason}"
+    if prefix is None:
+        return f"none: {reason}"
+    from harness.runner import readonly
+
+    view = readonly.describe()
+    return f"{ISOLATED}; {view}" if view else ISOLATED
 
 
 def wrap(argv: list[str]) -> list[str]:
@@ -139,6 +144,11 @@ def harden_runner() -> None:
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
     if not _has_capabilities():
         return
+    from harness.runner import readonly
+
+    why = readonly.apply()  # while it may still mount: the judge checks the result from outside
+    if why is not None:
+        print(f"harness runner: no read-only view: {why}", file=sys.stderr)
     try:
         last = int(open("/proc/sys/kernel/cap_last_cap", encoding="ascii").read())
     except (OSError, ValueError):

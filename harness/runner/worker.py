@@ -18,7 +18,7 @@ from harness.runner.audit import StateChanged
 from harness.core.config import BenchConfig
 from harness.runner.fresh import SCALED_DTYPES, TimingInputs, call_key
 from harness.core.machine import last_level_cache_bytes
-from harness.core.protocol import digest, encode_value, error_name, tensor_crc
+from harness.core.protocol import digest, encode_value, error_name, not_plain, tensor_crc
 from harness.core.target import TIMING_FAMILY, Call, Case, Target
 
 
@@ -141,7 +141,7 @@ class Worker:
                 self.clock.time(self.fn, [self._inputs.base], 1)  # allocator back in their steady state
             return self.clock.time(self.fn, self._calls, n, keep=self._kept, prime=self._prime)
 
-        return audited(settled_round)
+        return _plain(audited(settled_round), self._kept)
 
     def place(self, start: int, n: int = 1, first: int = 0) -> None:
         """Where and on what round ``start`` runs: on the CPU a new random offset for its allocations
@@ -210,7 +210,8 @@ class Worker:
         """One call on ``case`` (a call that raises is timed up to its raise): the judge sends each repeat
         with another data seed, so no repeat runs on an input seen before."""
         call = self.target.build(case, self.device)
-        return audited(lambda: self.clock.time(clocks.swallowing(self.fn), [call], 1, replay=False))
+        kept: list[Any] = []
+        return _plain(audited(lambda: self.clock.time(clocks.swallowing(self.fn), [call], 1, replay=False, keep=kept)), kept)
 
     # -- profiling ------------------------------------------------------------------------------
     def profile(self, spec: str, size: Case) -> Any:
@@ -243,6 +244,16 @@ def audited(work: Callable[[], float]) -> float:
     changed = audit.changes(before, audit.snapshot())
     if changed:
         raise StateChanged(changed)
+    return seconds
+
+
+def _plain(seconds: float, outputs: list[Any]) -> float:
+    """``seconds``, the time of timed calls that returned ``outputs``; ``TypeError`` if one is a tensor
+    subclass (``protocol.not_plain``): its work could have been left for when its bytes are read, after the
+    clock stopped."""
+    problem = next(filter(None, map(not_plain, outputs)), None)
+    if problem is not None:
+        raise TypeError(f"{problem} (while timed)")
     return seconds
 
 

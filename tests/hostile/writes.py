@@ -1,0 +1,47 @@
+"""A candidate that tries, when its runner imports it, to write where the judge reads: into every folder the
+runner was asked to see read-only (the checkout, Python's folders, the run's results), also from a user
+namespace of its own where it could try to unmount the view; then into its scratch and temporary folders,
+which must stay writable.  What happened goes, as JSON, to the file ``$PROBE_OUT`` names."""
+
+import json
+import os
+import subprocess
+import tempfile
+
+from oracles.kcache_reference import quantize_k_cache_slow
+
+NAME = ".harness_probe_write"
+
+
+def _try(path: str) -> str:
+    try:
+        with open(os.path.join(path, NAME), "w") as handle:
+            handle.write("x")
+        return "wrote"
+    except OSError as exc:
+        return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _escape(path: str) -> str:
+    """From a new user and mount namespace (needs no capability): unmount or remount the view, then write."""
+    target = os.path.join(path, NAME)
+    script = f"umount {path!r} 2>/dev/null; mount -o remount,rw,bind {path!r} 2>/dev/null; echo x > {target!r}"
+    try:
+        subprocess.run(["unshare", "-Um", "sh", "-c", script], capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"no unshare ({type(exc).__name__})"
+    return "wrote" if os.path.exists(target) else "refused"
+
+
+read_only = [p for p in os.environ.get("HARNESS_READONLY", "").split(os.pathsep) if p]
+found = {"read_only": {p: _try(p) for p in read_only},
+         "escape": {p: _escape(p) for p in read_only},
+         "writable": {p: _try(p) for p in (os.getcwd(), tempfile.gettempdir())}}
+if os.environ.get("PROBE_OUT"):
+    with open(os.environ["PROBE_OUT"], "w") as handle:
+        json.dump(found, handle)
+
+
+def writes(input_k_cache, dv=512, tile_size=128):
+    """The original, once its import has tried the writes."""
+    return quantize_k_cache_slow(input_k_cache, dv, tile_size)

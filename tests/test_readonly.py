@@ -1,0 +1,101 @@
+"""The runner's read-only view (``harness/runner/readonly.py``): in mount namespaces, a candidate can write
+neither into the checkout, nor into Python's folders, nor where the run writes its results — not even from
+a user namespace of its own — while its scratch and temporary folders stay writable, and the judge confirms
+the view from the runner's mount table.  Everywhere, the judge has all of its code in memory before the
+first runner starts."""
+
+import dataclasses
+import importlib
+import json
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness.core.config import BenchConfig
+from harness.core.target import get_target
+from harness.judge import checkout
+from harness.judge.sandbox import spawn
+from harness.runner import isolation, readonly
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = get_target("quantize_k_cache")
+namespaced = pytest.mark.skipif(not isolation.available(), reason=f"no namespaces here: {isolation.describe()}")
+
+
+def test_the_paths_cover_the_checkout_the_import_path_and_the_results(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(readonly, "_results", [str(results)])
+    paths = readonly.protected()
+    assert str(ROOT) in paths or any(str(ROOT).startswith(p + "/") for p in paths)
+    assert str(results.resolve()) in paths
+    site = next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p))
+    assert any(os.path.realpath(site) == p or os.path.realpath(site).startswith(p + "/") for p in paths)
+    assert "/" not in paths and not any(p.startswith(("/proc", "/sys", "/dev")) for p in paths)
+    scratch = str(tmp_path / "scratch")
+    assert {os.path.realpath(scratch), os.path.realpath(os.environ.get("TMPDIR", "/tmp"))} <= set(readonly.writable(scratch))
+
+
+def test_the_judge_reads_a_mount_table_deepest_and_topmost_first(tmp_path):
+    table = tmp_path / "mountinfo"
+    table.write_text("1 0 8:1 / / rw,relatime - ext4 /dev/a rw\n"
+                     "2 1 8:1 /p /p\\040q rw,relatime - ext4 /dev/a rw\n"
+                     "3 1 8:1 /p /p\\040q ro,relatime - ext4 /dev/a rw\n"
+                     "4 1 8:1 /w /p\\040q/w rw - ext4 /dev/a rw\n")
+    real_open = open
+
+    def fake_open(path, *a, **k):
+        return real_open(table, *a, **k) if str(path) == "/proc/7/mountinfo" else real_open(path, *a, **k)
+
+    import builtins
+
+    builtins.open, saved = fake_open, builtins.open
+    try:
+        assert readonly.unprotected(7, ["/p q", "/p q/sub", "/p q/w", "/elsewhere"]) == ["/p q/w", "/elsewhere"]
+    finally:
+        builtins.open = saved
+    assert readonly.unprotected(2 ** 22 + 12345, ["/x"]) == ["/x"]  # no such process: nothing is assumed
+
+
+@namespaced
+def test_a_candidate_cannot_write_where_the_judge_reads(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    readonly.protect(results)
+    try:
+        probe = tmp_path / "probe.json"
+        runner = spawn(f"{ROOT}/tests/hostile/writes.py:writes", TARGET.ref, "cpu", dataclasses.asdict(BenchConfig()), 120.0,
+                       env={"PROBE_OUT": str(probe)})
+        try:
+            assert readonly.unprotected(runner.pid, runner.read_only) == []
+        finally:
+            runner.close()
+    finally:
+        readonly._results.remove(str(results))
+    found = json.loads(probe.read_text())
+    assert str(ROOT) in found["read_only"] or any(str(ROOT).startswith(p + "/") for p in found["read_only"])
+    assert str(results.resolve()) in found["read_only"]
+    assert set(found["read_only"].values()) == {os.strerror(30)}, found  # EROFS everywhere
+    assert set(found["escape"].values()) <= {"refused"} or "no unshare" in str(found["escape"]), found
+    assert set(found["writable"].values()) == {"wrote"}, found
+    for path in found["read_only"]:
+        assert not os.path.exists(os.path.join(path, ".harness_probe_write"))
+    assert "read-only" in isolation.describe()
+
+
+def test_the_judge_has_all_of_its_code_in_memory_before_a_runner_starts():
+    checkout.preload()
+    for info in pkgutil.walk_packages(harness.__path__, "harness."):
+        if info.name.endswith(".__main__"):
+            continue
+        try:
+            importlib.util.find_spec(info.name)
+        except ImportError:
+            continue
+        if info.name == "harness.judge.cluster":  # needs the optional [cluster] extra
+            continue
+        assert info.name in sys.modules, info.name
