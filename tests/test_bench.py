@@ -463,7 +463,7 @@ def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
     baseline = _Placing([(0.010, 10)] * 30)  # 1 ms a call
     honest = _Placing([(0.012, 8)] * 30)  # 1.5 ms a call, fewer calls a round
     check_placing(baseline, honest)
-    check_placing(baseline, _Placing([(0.15, 10)]))  # 15x the baseline, but under the checked minimum of CPU time
+    check_placing(baseline, _Placing([(0.0095, 1)]))  # over its allowance (9 ms), but under the checked minimum
     forger = _Placing([(0.010 + 10 * 0.02, 10)] * 30)  # and ten 20 ms calls computed ahead each round
     with pytest.raises(UnwatchedWork, match=r"spent 6.3 s of CPU time placing its rounds' inputs, where the "
                                             r"baseline's runner needed 0.3 s for as many") as caught:
