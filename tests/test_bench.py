@@ -448,7 +448,8 @@ def test_each_round_is_named_by_a_number_drawn_when_it_is_asked_for(monkeypatch)
 
 
 class _Placing:
-    """A runner as ``_check_placing`` sees it: CPU seconds spent placing each round, and the round's calls."""
+    """A runner as ``check_placing`` sees it: for each round, placing's CPU seconds (main thread), seconds by
+    the judge's clock, and the round's calls."""
 
     def __init__(self, rounds, spec="cand.py:f"):
         self.rounds, self.spec = rounds, spec
@@ -460,14 +461,18 @@ class _Placing:
 def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
     from harness.judge.bench import PLACING_RATIO, UnwatchedWork, check_placing
 
-    baseline = _Placing([(0.010, 10)] * 30)  # 1 ms a call
-    honest = _Placing([(0.012, 8)] * 30)  # 1.5 ms a call, fewer calls a round
+    baseline = _Placing([(0.010, 0.011, 10)] * 30)  # 1 ms a call
+    honest = _Placing([(0.012, 0.013, 8)] * 29 + [(0.4, 0.9, 8)])  # 1.5 ms a call; one round delayed
     check_placing(baseline, honest)
-    check_placing(baseline, _Placing([(0.0095, 1)]))  # over its allowance (9 ms), but under the checked minimum
-    forger = _Placing([(0.010 + 10 * 0.02, 10)] * 30)  # and ten 20 ms calls computed ahead each round
-    with pytest.raises(UnwatchedWork, match=r"spent 6.3 s of CPU time placing its rounds' inputs, where the "
-                                            r"baseline's runner needed 0.3 s for as many") as caught:
+    check_placing(baseline, _Placing([(0.0095, 0.0095, 1)]))  # over its allowance (9 ms), under the checked minimum
+    forger = _Placing([(0.010 + 10 * 0.02, 0.010 + 10 * 0.02, 10)] * 30)  # ten 20 ms calls computed ahead each round
+    with pytest.raises(UnwatchedWork, match=r"spent 0.21 s of CPU time a round placing its rounds' inputs, where "
+                                            r"the baseline's runner needed 0.01 s for as many calls") as caught:
         check_placing(baseline, forger)
     assert caught.value.spec == "cand.py:f"
+    threads = _Placing([(0.010, 0.21, 10)] * 30)  # the same work in another thread, the main one waiting
+    with pytest.raises(UnwatchedWork, match=r"spent 0.21 s of time a round placing .* needed 0.011 s for as many calls"):
+        check_placing(baseline, threads)
+    check_placing(baseline, forger, loaded=True)  # beside busy processes nothing is concluded (flagged noisy)
     assert PLACING_RATIO >= 3  # room for the same work read on a busy machine
     check_placing(_Placing(None), forger)  # unreadable (off the CPU): nothing concluded

@@ -67,10 +67,12 @@ def test_a_tensor_subclass_whose_work_waits_until_its_bytes_are_read_is_refused(
 
 
 def test_a_patched_runner_that_computes_answers_while_placing_a_round_is_refused(judged):
-    _, by_name, _ = judged
+    _, by_name, noise_notes = judged
     c = by_name["answers_computed_while_placed"]
-    assert c.verification.passed and c.timings == ()
-    assert c.verdict == "error" and "of CPU time placing its rounds' inputs" in c.error, c.error
+    assert c.verification.passed
+    if c.timings and _loaded(c.timings[0], noise_notes):
+        return  # beside busy processes placing is not judged, and the run says its timings are not to be trusted
+    assert c.timings == () and c.verdict == "error" and "a round placing its rounds' inputs" in c.error, c.error
 
 
 def test_a_memo_of_past_answers_earns_no_speedup(judged):

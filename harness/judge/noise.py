@@ -100,36 +100,17 @@ def main_thread_cpu_s(pid: int) -> float | None:
         return None
 
 
-def process_cpu_s(pid: int) -> tuple[float, float] | None:
-    """Two readings of the CPU time of every thread of ``pid``: the live threads' run time in nanoseconds
-    (``/proc/PID/task/TID/schedstat``), and the process's user + system time with its waited-for children's,
-    in ticks (which keeps the time of threads that have exited); None where unreadable.  For work a runner
-    does apart from a timed round, on any of its threads (``busy_s``)."""
+def main_thread_run_s(pid: int) -> float | None:
+    """Seconds ``pid``'s main thread has run, from ``/proc/PID/task/PID/schedstat`` in nanoseconds (None where
+    unreadable): precise where ``main_thread_cpu_s`` counts 10 ms ticks, for short stretches such as placing a
+    round's inputs.  The main thread only, as there: a thread pool's workers spin after each parallel region
+    (a multi-threaded candidate's runner spent 10 ms a round that way beside busy processes, where the
+    single-threaded baseline's spent none)."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        live = 0
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as handle:
-                    live += int(handle.read().split()[0])
-            except FileNotFoundError:  # exited meanwhile: its time is in the ticks
-                pass
+        with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as handle:
+            return int(handle.read().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
         return None
-    fields = stat_fields(pid)
-    try:
-        ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # type: ignore[index]
-    except (TypeError, IndexError, ValueError):
-        return None
-    return live / 1e9, ticks / TICKS_PER_S
-
-
-def busy_s(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
-    """CPU seconds between two ``process_cpu_s`` readings: the live threads' precise time, or, where more,
-    what the ticks prove (less one tick, their rounding), which counts a thread that came and went."""
-    if before is None or after is None:
-        return None
-    return max(after[0] - before[0], after[1] - before[1] - 1 / TICKS_PER_S, 0.0)
 
 
 class CpuWatch:

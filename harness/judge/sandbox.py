@@ -30,8 +30,8 @@ statistics or the verdict.  What comes back is data, checked as it is read (``pr
   judge read from /proc for its rounds (``release``): gross forgery is caught, not a few percent; and
   on the CPU a runner that has processes of its own running after a timed round is stopped (a helper could
   otherwise slow the other runner down while this one is stopped).  Placing a round's inputs is not timed,
-  but on the CPU the judge reads the CPU time all its threads spend on it (``placing``; ``bench`` compares it
-  with the baseline runner's).
+  but on the CPU the judge reads the CPU time its main thread spends on it, and its own clock around it
+  (``placing``; ``bench`` compares them with the baseline runner's).
 - Each runner started in namespaces sees what the judge reads later read-only (``readonly``), checked in its
   mount table once it has loaded.
 """
@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 from harness.core import messages as m
 from harness.core.protocol import Outcome, ProtocolError, decode_outcome, encode_value, write_frame
 from harness.judge import checkout
-from harness.judge.noise import FOREIGN_CPU_LIMIT, busy_s, main_thread_cpu_s, process_cpu_s
+from harness.judge.noise import FOREIGN_CPU_LIMIT, main_thread_cpu_s, main_thread_run_s
 from harness.judge.process import (_RUNNERS, RUNNER_ENVIRONMENT, LoadFailed, RunnerError, RunnerProcess, _import_path,
                                    load_cpu, pin)
 from harness.judge.strays import _LIVE, become_subreaper, death, has_strays, kill_strays
@@ -87,7 +87,7 @@ class _Round(NamedTuple):
     allowed: float  # the judge's estimate of that writing
     cpu: float | None  # CPU seconds of its main thread, read from /proc (None: unreadable)
     calls: int
-    placing: float | None = None  # CPU seconds of all its threads placing the round's inputs (``placing``)
+    placing: tuple[float | None, float] = (None, 0.0)  # placing its inputs: main thread's CPU s, judge's wall s
 
 
 class Runner(RunnerProcess):
@@ -156,9 +156,10 @@ class Runner(RunnerProcess):
         # its memory placement and fresh inputs first, outside the wall time checked below, but not unwatched:
         # its CPU time is compared with the other runner's for the same work (``placing``)
         on_cpu = self.device == "cpu"  # the CPU-time check is the CPU's (``release``): no /proc reads on CUDA
-        place_before = process_cpu_s(self._pid) if on_cpu else None
+        place_before, place_began = main_thread_run_s(self._pid) if on_cpu else None, time.perf_counter()
         self.request(m.Place(start, n, first), m.Ok)
-        placing = busy_s(place_before, process_cpu_s(self._pid) if on_cpu else None)
+        place_after, place_wall = main_thread_run_s(self._pid) if on_cpu else None, time.perf_counter() - place_began
+        placing = (None if place_before is None or place_after is None else place_after - place_before, place_wall)
         stuck = self._settle_scheduling()
         cpu_before = main_thread_cpu_s(self._pid) if on_cpu else None
         began = time.perf_counter()
@@ -181,11 +182,11 @@ class Runner(RunnerProcess):
                                    cpu, n, placing))
         return seconds
 
-    def placing(self) -> list[tuple[float, int]] | None:
-        """CPU seconds its threads spent placing each round's inputs, and the round's calls, since the last
-        ``prepare`` (None where /proc could not be read, or off the CPU)."""
-        rounds = [(r.placing, r.calls) for r in self._rounds]
-        return None if not rounds or any(c is None for c, _ in rounds) else rounds  # type: ignore[misc]
+    def placing(self) -> list[tuple[float, float, int]] | None:
+        """Placing each round's inputs since the last ``prepare``: its main thread's CPU seconds, the seconds
+        the judge waited, the round's calls (None off the CPU, or where /proc could not be read)."""
+        rounds = [(*r.placing, r.calls) for r in self._rounds]
+        return None if not rounds or any(c is None for c, _, _ in rounds) else rounds  # type: ignore[misc]
 
     def _settle_scheduling(self) -> dict[int, frozenset]:
         """Before a timed round: every live runner's threads get back the scheduling the judge gave them
