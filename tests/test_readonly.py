@@ -99,3 +99,15 @@ def test_the_judge_has_all_of_its_code_in_memory_before_a_runner_starts():
         if info.name == "harness.judge.cluster":  # needs the optional [cluster] extra
             continue
         assert info.name in sys.modules, info.name
+
+
+def test_each_command_keeps_only_its_own_output_folders_read_only(tmp_path, monkeypatch):
+    from harness.cli.commands import main
+
+    monkeypatch.setattr(readonly, "_results", [])
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    readonly.protect(earlier)
+    assert str(earlier.resolve()) in readonly.protected()
+    assert main(["list"]) == 0  # a new command forgets them
+    assert str(earlier.resolve()) not in readonly.protected()

@@ -405,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(ap.format_help())
         return EXIT_USAGE
     out, err = tty.make_console(), tty.make_console(stderr=True)
+    readonly.forget()  # this command's output folders only (``_check_writable`` names them)
     try:
         if args.command in PROJECT_COMMANDS:
             in_project(args)

@@ -48,6 +48,11 @@ def protect(folder: str | os.PathLike) -> None:
     _results.append(str(folder))
 
 
+def forget() -> None:
+    """A new command: no output folders of an earlier one (a test's, say) are kept read-only."""
+    _results.clear()
+
+
 def protected() -> list[str]:
     """The read-only paths: the working folder, the folder holding ``harness/``, every folder on the import
     path and the run's result folders; existing folders, resolved, never a system filesystem, nor the
