@@ -432,6 +432,22 @@ def test_within_the_cache_each_input_is_written_just_before_its_call():
     assert len({t.data_ptr() for t in worker._calls[0].tensors()} | {t.data_ptr() for t in worker._calls[1].tensors()}) == 2
 
 
+def test_placing_a_round_does_no_first_time_work():
+    """Placing is judged against the baseline runner's (``check_placing``), so each round's must cost what
+    the next one's does: the fresh-content masks are built with the inputs, at ``prepare`` (built on first
+    use, the first round's placing cost 5-10 ms more), and what is alive after ``prepare`` is kept out of
+    the collector's sight (a full collection cost one round's placing 70-90 ms); with few rounds either one
+    moved the median round's placing near the limit, and a CI run failed an honest candidate."""
+    import gc
+
+    worker = Worker(lambda x, dv=512, tile_size=128: x, TARGET, "cpu", BenchConfig())
+    worker.prepare(SIZE, move_inputs=True)
+    masks = dict(worker._inputs._masks)
+    assert masks and gc.get_freeze_count() > 0
+    worker.round(3, 5)
+    assert worker._inputs._masks == masks  # the same mask objects: none built while placing
+
+
 def test_each_round_is_named_by_a_number_drawn_when_it_is_asked_for(monkeypatch):
     """No runner can build a round's inputs, or compute their answers, before the judge asks for the round:
     both runners of a pair get the same number, which no earlier request told them."""
@@ -464,7 +480,9 @@ def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
     baseline = _Placing([(0.010, 0.011, 10)] * 30)  # 1 ms a call
     honest = _Placing([(0.012, 0.013, 8)] * 29 + [(0.4, 0.9, 8)])  # 1.5 ms a call; one round delayed
     check_placing(baseline, honest)
-    check_placing(baseline, _Placing([(0.0095, 0.0095, 1)]))  # over its allowance (9 ms), under the checked minimum
+    check_placing(baseline, _Placing([(0.0049, 0.0049, 1)]))  # one call: 4 ms + 1 ms allowed
+    with pytest.raises(UnwatchedWork, match=r"spent 0.0052 s of CPU time"):  # a slow forger's whole round (5 ms)
+        check_placing(baseline, _Placing([(0.0052, 0.0052, 1)]))
     forger = _Placing([(0.010 + 10 * 0.02, 0.010 + 10 * 0.02, 10)] * 30)  # ten 20 ms calls computed ahead each round
     with pytest.raises(UnwatchedWork, match=r"spent 0.21 s of CPU time a round placing its rounds' inputs, where "
                                             r"the baseline's runner needed 0.01 s for as many calls") as caught:
@@ -476,3 +494,43 @@ def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
     check_placing(baseline, forger, loaded=True)  # beside busy processes nothing is concluded (flagged noisy)
     assert PLACING_RATIO >= 3  # room for the same work read on a busy machine
     check_placing(_Placing(None), forger)  # unreadable (off the CPU): nothing concluded
+
+
+class _PlacedWorker(Worker):
+    """An in-process runner that reports, for each round, the placing cost ``script(round index)`` (CPU
+    seconds and the judge's clock alike) as ``sandbox.Runner.placing`` does."""
+
+    def __init__(self, *args, script, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script, self.records = script, []
+
+    def round(self, n, start, first=0):
+        self.records.append((self.script(len(self.records)), self.script(len(self.records)), n))
+        return super().round(n, start, first)
+
+    def placing(self):
+        return self.records
+
+
+def _placed_pair(candidate_script):
+    cfg = BenchConfig(budget_s=0.0, min_rounds=2)  # the budget spent after two rounds
+    bench, clock = Bench(TARGET, "cpu", cfg, copy_gbps=10.0), ScriptedClock({"base": 1e-3, "cand": 1e-3})
+    workers = [_PlacedWorker(fn, TARGET, "cpu", cfg, script=script)
+               for fn, script in ((base, lambda r: 0.001), (cand, candidate_script))]
+    for w in workers:
+        w._clock = clock
+    return bench, workers
+
+
+def test_a_pair_whose_placing_reads_over_the_limit_gets_more_rounds_before_it_is_judged():
+    """Two slow placings in few rounds are a slow moment until more rounds say otherwise (a CI run failed
+    an honest candidate that way); work hidden in every round's placing is still refused."""
+    from harness.judge.bench import PLACING_SUSPECT_ROUNDS, UnwatchedWork
+
+    bench, workers = _placed_pair(lambda r: 0.05 if r < 2 else 0.001)  # its first two rounds preempted
+    timing = bench.compare(*workers, SIZE)
+    assert len(timing.candidate_rounds_s) == 5  # [50, 50, 1, 1, 1] ms: a median of 1 ms
+    bench, workers = _placed_pair(lambda r: 0.05)  # every round: work done ahead
+    with pytest.raises(UnwatchedWork, match="a round placing its rounds' inputs"):
+        bench.compare(*workers, SIZE)
+    assert len(workers[1].records) == PLACING_SUSPECT_ROUNDS

@@ -76,6 +76,8 @@ class TimingInputs:
                 width = t.size(-1) if t.dim() and t.size(-1) and len(elements) % t.size(-1) == 0 else 1
                 donor = elements.view(-1, width).flip(0).reshape(-1)
                 self._storages[key] = _Storage(elements, elements ^ donor)
+        for storage in self._storages.values():  # the masks now, at prepare: built on first use, they made the
+            self._mask(storage.base)               # first round's placing 5-10 ms dearer than the rest
 
     @classmethod
     def build(cls, target: Target, size: Case, device: str) -> "TimingInputs":

@@ -9,6 +9,7 @@ judge expects and whether it wrote into them.  Results are plain data; the judge
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable
 
 import torch
@@ -125,6 +126,8 @@ class Worker:
             # round's fresh inputs, its outputs and the last round's kept ones
             calls = self.config.calls_per_round(self.target.case_bytes(size), per_call)
             reserve_heap(HEAP_SHIFT_MAX + 3 * calls * self.target.case_bytes(size))
+        gc.collect()  # what is alive now out of the collector's sight: else a full collection, due every few
+        gc.freeze()   # hundred rounds' inputs, cost 70-90 ms of one round's placing (torch's many objects)
         return {"per_call_s": per_call, "input_digest": inputs_digest}
 
     def round(self, n: int, start: int, first: int = 0) -> float:
