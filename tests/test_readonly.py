@@ -36,6 +36,12 @@ def test_the_paths_cover_the_checkout_the_import_path_and_the_results(tmp_path, 
     site = next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p))
     assert any(os.path.realpath(site) == p or os.path.realpath(site).startswith(p + "/") for p in paths)
     assert "/" not in paths and not any(p.startswith(("/proc", "/sys", "/dev")) for p in paths)
+    covered = lambda path: any(os.path.realpath(path) == p or os.path.realpath(path).startswith(p + "/") for p in paths)
+    for python_folder in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable)):
+        assert covered(python_folder), python_folder
+    missing = tmp_path / "nowhere" / "python311.zip"  # an import-path entry that does not exist: its folder is
+    monkeypatch.setattr(sys, "path", [*sys.path, str(missing)])  # where a planted one would go
+    assert os.path.realpath(tmp_path) in readonly.protected()
     scratch = str(tmp_path / "scratch")
     assert {os.path.realpath(scratch), os.path.realpath(os.environ.get("TMPDIR", "/tmp"))} <= set(readonly.writable(scratch))
 
@@ -80,11 +86,42 @@ def test_a_candidate_cannot_write_where_the_judge_reads(tmp_path):
     assert str(ROOT) in found["read_only"] or any(str(ROOT).startswith(p + "/") for p in found["read_only"])
     assert str(results.resolve()) in found["read_only"]
     assert set(found["read_only"].values()) == {os.strerror(30)}, found  # EROFS everywhere
+    assert set(found["python"].values()) == {os.strerror(30)}, found["python"]  # no planted stdlib zip, pyvenv.cfg
+    assert found["relative_import_path"] == []  # the working folder (other runners can write it) is not on it
     assert set(found["escape"].values()) <= {"refused"} or "no unshare" in str(found["escape"]), found
     assert set(found["writable"].values()) == {"wrote"}, found
     for path in found["read_only"]:
         assert not os.path.exists(os.path.join(path, ".harness_probe_write"))
     assert "read-only" in isolation.describe()
+
+
+@pytest.mark.parametrize("isolated", ["namespaces", "without"], indirect=True)
+def test_a_module_planted_in_a_runners_scratch_folder_is_not_imported(tmp_path, monkeypatch, isolated):
+    """Another runner can write into a new runner's scratch folder (its working folder) before it starts:
+    modules planted there are not imported (an attacker's pass planted ``json.py``, which the bootstrap
+    imported first, and rewrote the next runner's snapshot to sabotage another candidate)."""
+    import tempfile
+
+    from harness.judge import sandbox
+
+    marker = tmp_path / "planted-module-ran"
+    real = tempfile.mkdtemp
+
+    def planted(*args, **kwargs):
+        folder = real(*args, **kwargs)
+        for name in ("json", "types", "typing", "torch", "harness", "oracles", "sitecustomize"):
+            Path(folder, f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+        return folder
+
+    monkeypatch.setattr(sandbox.tempfile, "mkdtemp", planted)
+    runner = spawn(f"{ROOT}/oracles/kcache_reference.py:quantize_k_cache_slow", TARGET.ref, "cpu",
+                   dataclasses.asdict(BenchConfig()), 120.0)
+    try:
+        outcome = runner.call(TARGET.named_cases()[0])
+    finally:
+        runner.close()
+    assert not marker.exists(), marker.read_text()
+    assert not outcome.raised or "planted" not in outcome.error_line
 
 
 def test_the_judge_has_all_of_its_code_in_memory_before_a_runner_starts():

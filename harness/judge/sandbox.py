@@ -324,7 +324,8 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
     environment["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [environment.get("PYTHONPATH")])])
     log = open(os.path.join(scratch, "output.log"), "wb")
     try:
-        argv = [sys.executable, "-c", __import__("harness.runner.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
+        # -P: the working folder (the scratch folder, which other runners can write) is not on the import path
+        argv = [sys.executable, "-P", "-c", __import__("harness.runner.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
                 str(to_runner_r), str(from_runner_w)]
         wrapped = isolation.wrap(argv)  # in namespaces of its own where this machine allows it
         view = readonly.environment(scratch) if wrapped != argv else {}  # where it can mount: a read-only view

@@ -55,13 +55,25 @@ def forget() -> None:
 
 def protected() -> list[str]:
     """The read-only paths: the working folder, the folder holding ``harness/``, every folder on the import
-    path and the run's result folders; existing folders, resolved, never a system filesystem, nor the
-    temporary folder or a folder holding it (``/`` included)."""
+    path (for an entry that does not exist, such as the standard library's zip, the folder it would be
+    created in), Python's own folders (its prefixes, the interpreter's folder: ``pyvenv.cfg`` and the
+    interpreter are read at start) and the run's result folders; existing folders, resolved, never a system
+    filesystem, nor the temporary folder or a folder holding it (``/`` included)."""
     here = os.getcwd()
-    candidates = [here, str(Path(__file__).resolve().parents[2]), *(p or here for p in sys.path), *_results]
-    paths = {os.path.realpath(p) for p in candidates if os.path.isdir(p)}
+    python = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable),
+              os.path.dirname(os.path.realpath(sys.executable))]
+    candidates = [here, str(Path(__file__).resolve().parents[2]), *(p or here for p in sys.path), *python, *_results]
+    paths = {os.path.realpath(_existing(p)) for p in candidates if p}
     temporary = os.path.realpath(tempfile.gettempdir())  # tools write anywhere in it: never read-only as a whole
     return sorted(p for p in paths if not _under(temporary, p) and not any(_under(p, s) for s in _SYSTEM))
+
+
+def _existing(path: str) -> str:
+    """``path`` if it is a folder, else the nearest folder above it (where a planted file would go)."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def writable(scratch: str) -> list[str]:

@@ -83,7 +83,9 @@ def _digest(sources: Mapping[str, bytes], modules: Mapping[str, str]) -> str:
 # The bootstrap a runner is started with (``python -c BOOT READ_FD WRITE_FD``): read the snapshot, run this
 # module from it, install it, then the runner's main from it.  Only the standard library is imported first.
 BOOT = """\
-import json, os, sys, types
+import os, sys
+sys.path[:] = [p for p in sys.path if os.path.isabs(p)]  # never the working folder: other runners can write it
+import json, types
 fd = int(sys.argv[1])
 def read(n):
     data = bytearray()

@@ -33,8 +33,24 @@ def _escape(path: str) -> str:
     return "wrote" if os.path.exists(target) else "refused"
 
 
+def _python_folders() -> list[str]:
+    """Where a file planted would run at the next interpreter's start: the interpreter's folder, Python's
+    prefixes (``pyvenv.cfg``), and where an import-path entry that does not exist yet (the standard
+    library's zip) would be created."""
+    import sys
+
+    folders = [os.path.dirname(sys.executable), sys.prefix, sys.base_prefix]
+    for entry in sys.path:
+        while entry and not os.path.isdir(entry):
+            entry = os.path.dirname(entry)
+        folders.append(entry)
+    return sorted({f for f in folders if f and f != "/"})
+
+
 read_only = [p for p in os.environ.get("HARNESS_READONLY", "").split(os.pathsep) if p]
 found = {"read_only": {p: _try(p) for p in read_only},
+         "python": {p: _try(p) for p in _python_folders()},
+         "relative_import_path": [p for p in __import__("sys").path if not os.path.isabs(p)],
          "escape": {p: _escape(p) for p in read_only},
          "writable": {p: _try(p) for p in (os.getcwd(), tempfile.gettempdir())}}
 if os.environ.get("PROBE_OUT"):
