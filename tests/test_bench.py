@@ -534,3 +534,46 @@ def test_a_pair_whose_placing_reads_over_the_limit_gets_more_rounds_before_it_is
     with pytest.raises(UnwatchedWork, match="a round placing its rounds' inputs"):
         bench.compare(*workers, SIZE)
     assert len(workers[1].records) == PLACING_SUSPECT_ROUNDS
+
+
+class _FixedCostWorker(_PlacedWorker):
+    """Placing costs ``fixed + per_call * n`` (the heap shift and the request, then each call's input);
+    ``probe``: it can be asked to place without a round (``sandbox.Runner.place_only``), as a baseline's can."""
+
+    def __init__(self, *args, fixed, per_call, hidden=0.0, probe=False, **kwargs):
+        super().__init__(*args, script=lambda r: 0.0, **kwargs)
+        self.cost = lambda n: fixed + per_call * n + hidden
+        self.probes = [] if probe else None
+
+    def round(self, n, start, first=0):
+        self.records.append((self.cost(n), self.cost(n), n))
+        return Worker.round(self, n, start, first)
+
+    def __getattr__(self, name):
+        if name == "place_only" and self.__dict__.get("probes") is not None:
+            return lambda n, start: self.probes.append(n) or (self.cost(n), self.cost(n), n)
+        raise AttributeError(name)
+
+
+def test_a_slower_candidates_few_calls_are_judged_against_the_baseline_placing_as_many():
+    """A round's placing has a fixed part; the baseline's cost per call spreads it over its many calls, so a
+    candidate slower than the baseline (fewer calls a round) read as hiding work: the gate's planted 30x
+    slowdown was refused so.  The baseline's runner now places as many calls as the candidate's, and that
+    is the reference; work hidden there is still refused."""
+    from harness.judge.bench import UnwatchedWork
+
+    def pair(hidden):
+        cfg = BenchConfig(budget_s=0.0, min_rounds=2)
+        bench, clock = Bench(TARGET, "cpu", cfg, copy_gbps=10.0), ScriptedClock({"base": 1e-4, "cand": 5e-3})
+        workers = [_FixedCostWorker(base, TARGET, "cpu", cfg, fixed=0.004, per_call=1e-4, probe=True),
+                   _FixedCostWorker(cand, TARGET, "cpu", cfg, fixed=0.004, per_call=1e-4, hidden=hidden)]
+        for w in workers:
+            w._clock = clock
+        return bench, workers
+
+    bench, (baseline, candidate) = pair(hidden=0.0)
+    bench.compare(baseline, candidate, SIZE)  # 4.1 ms a round against the baseline's 4.1 ms for one call
+    assert baseline.probes == [1] * 5 and len(candidate.records) == 2  # no rounds more: the reference settled it
+    bench, (baseline, candidate) = pair(hidden=0.04)  # its one call's answer computed while placing
+    with pytest.raises(UnwatchedWork, match="a round placing its rounds' inputs"):
+        bench.compare(baseline, candidate, SIZE)

@@ -23,7 +23,7 @@ def judged(tmp_path_factory):
     argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "4096", "--budget", "2",
             "--examples", "3", "--no-profile"]
     for name in ("right_only_on_small_rows", "wrong_while_gc_is_off", "memo_by_sample", "oracle_again",
-                 "deferred_always", "deferred_while_gc_is_off", "answers_computed_while_placed"):
+                 "deferred_always", "deferred_while_gc_is_off", "answers_computed_while_placed", "case_times_divided"):
         argv += ["--candidate", f"{CHEATS}:{name}"]
     code = main(argv)
     run = schema.load(out / "quantize_k_cache-cpu.json")
@@ -101,3 +101,15 @@ def test_a_time_faster_than_a_copy_of_its_bytes_is_impossible(monkeypatch):
     honest = make({"base": 1e-3, "cand": 2e-4})  # 2x slower than the copy: possible
     monkeypatch.setattr(honest.bench, "_copy_seconds", lambda nbytes, again=False: 1e-4)
     assert honest.compare(SIZE).verdict == stats.FASTER
+
+
+def test_the_regression_cases_times_are_measured_not_reported(judged):
+    """The annotated tests' per-case times come from checked rounds, so a runner patched to report a
+    twentieth of each single call's time shows the oracle's own speed (error-parity cases, one call up to
+    the raise, stay the runners' report)."""
+    _, by_name, _ = judged
+    c = by_name["case_times_divided"]
+    assert c.verdict == "pass", c.error
+    ratios = sorted(ct.candidate_s / ct.baseline_s for ct in c.case_timings if ct.raises is None)
+    assert len(ratios) >= 5
+    assert 0.5 < ratios[len(ratios) // 2] < 2, ratios  # the oracle against itself, not 20x faster

@@ -153,7 +153,9 @@ class Profile:
 
 @dataclass(frozen=True)
 class CaseTiming:
-    """One regression case timed as a single call (best of a few), for the report's annotated tests."""
+    """One regression case timed for the report's annotated tests: per-call medians of two rounds on fresh
+    inputs, checked as the size ladder's are, or, for an error-parity case, one call up to its raise (best
+    of a few, as the runners time it)."""
 
     case: str
     baseline_s: float  # an error-parity case times the call up to its raise

@@ -166,7 +166,8 @@ class Bench(PairVoting):
                 if time.perf_counter() > deadline and done >= 2:
                     break
             # too few rounds to tell a slow moment from work hidden while placing: more of them first
-            while len(rounds[0]) < PLACING_SUSPECT_ROUNDS and placing_excess(baseline, candidate) is not None:
+            reference = placing_reference(pair, n, self._choose)
+            while len(rounds[0]) < PLACING_SUSPECT_ROUNDS and placing_excess(*pair, reference) is not None:
                 self._round(pair, size, n, len(rounds[0]), rounds)
             foreign, steal, load = watch.share(), watch.steal(), watch.share(minimum_s=0.1)
         except BaseException:
@@ -178,7 +179,7 @@ class Bench(PairVoting):
         # by how long the judge waited for them
         baseline.release(load)
         candidate.release(load)
-        check_placing(baseline, candidate, loaded=load is not None and load > noise.FOREIGN_CPU_LIMIT)
+        check_placing(baseline, candidate, loaded=load is not None and load > noise.FOREIGN_CPU_LIMIT, reference=reference)
         timing = self._timing(size, n[1], converged, *rounds)
         self._check_physics(timing, getattr(candidate, "spec", ""))
         return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)
@@ -321,18 +322,32 @@ class Bench(PairVoting):
                     baseline_rounds_s=tuple(base_rounds), candidate_rounds_s=tuple(cand_rounds))
 
 
-def check_placing(baseline: Timed, candidate: Timed, loaded: bool = False) -> None:
+def check_placing(baseline: Timed, candidate: Timed, loaded: bool = False, reference: list | None = None) -> None:
     """``UnwatchedWork`` where ``placing_excess`` finds one, unless other processes took the CPUs
     (``loaded``; the run is flagged noisy): there a parallel op's main thread spins out time slices waiting
     for preempted workers, and honest runners' median rounds read up to 2x the allowance."""
-    excess = None if loaded else placing_excess(baseline, candidate)
+    excess = None if loaded else placing_excess(baseline, candidate, reference)
     if excess is not None:
         raise UnwatchedWork(excess, getattr(candidate, "spec", ""))
 
 
-def placing_excess(baseline: Timed, candidate: Timed) -> str | None:
+def placing_reference(pair: tuple[Timed, Timed], n: list[int], choose: random.Random) -> list | None:
+    """Where the candidate's rounds have fewer calls than the baseline's and its placing reads over the
+    allowance, the baseline's runner placing as many calls as the candidate's (5 times, with no round):
+    a round's placing has a fixed part (the heap shift, the request) that the baseline's cost per call
+    spreads thin over its many calls, so a slower candidate's few calls read over (the gate's planted
+    30x slowdown did, in its 1-2 calls a round).  None otherwise."""
+    probe = getattr(pair[0], "place_only", None)
+    if probe is None or n[1] >= n[0] or placing_excess(*pair) is None:
+        return None
+    pair[1].suspend()
+    return [probe(n[1], choose.randrange(1, ROUND_KEYS)) for _ in range(5)]
+
+
+def placing_excess(baseline: Timed, candidate: Timed, reference: list | None = None) -> str | None:
     """What the candidate's runner, in its median round, spent placing the round's inputs beyond
-    ``PLACING_RATIO`` times the baseline's per call (its median round's) for as many calls, plus
+    ``PLACING_RATIO`` times the baseline's per call (its median round's, or, given, the median of
+    ``reference``: the baseline's runner placing as many calls as the candidate's) for as many calls, plus
     ``PLACING_ROUND_S``: in CPU time of its main thread, and by the judge's clock (work in other threads
     while the main one waits); None within that (or where placing was not measured).  The round's inputs
     are named only as it is placed (``compare``), so a runner that computes their answers ahead, to time an
@@ -340,6 +355,8 @@ def placing_excess(baseline: Timed, candidate: Timed) -> str | None:
     base, cand = (getattr(t, "placing", lambda: None)() for t in (baseline, candidate))
     if not base or not cand:
         return None
+    if reference and all(r[0] is not None for r in reference):
+        base = reference
     calls = statistics.median(r[2] for r in cand)
     for measure, what in ((0, "CPU time"), (1, "time")):
         per_call = statistics.median(r[measure] / r[2] for r in base)

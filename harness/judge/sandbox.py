@@ -156,10 +156,7 @@ class Runner(RunnerProcess):
         # its memory placement and fresh inputs first, outside the wall time checked below, but not unwatched:
         # its CPU time is compared with the other runner's for the same work (``placing``)
         on_cpu = self.device == "cpu"  # the CPU-time check is the CPU's (``release``): no /proc reads on CUDA
-        place_before, place_began = main_thread_run_s(self._pid) if on_cpu else None, time.perf_counter()
-        self.request(m.Place(start, n, first), m.Ok)
-        place_after, place_wall = main_thread_run_s(self._pid) if on_cpu else None, time.perf_counter() - place_began
-        placing = (None if place_before is None or place_after is None else place_after - place_before, place_wall)
+        placing = _placed(self, start, n, first)
         stuck = self._settle_scheduling()
         cpu_before = main_thread_cpu_s(self._pid) if on_cpu else None
         began = time.perf_counter()
@@ -181,6 +178,10 @@ class Runner(RunnerProcess):
         self._rounds.append(_Round(wall, seconds * (n + 1 if n > 1 else 1), float(written), n * self._write_allowance,
                                    cpu, n, placing))
         return seconds
+
+    def place_only(self, n: int, start: int) -> tuple[float | None, float, int]:
+        """Placing ``n`` calls' inputs with no round after it, watched as ``round`` watches it, with ``n``."""
+        return (*_placed(self, start, n, 0), n)
 
     def placing(self) -> list[tuple[float, float, int]] | None:
         """Placing each round's inputs since the last ``prepare``: its main thread's CPU seconds, the seconds
@@ -284,6 +285,17 @@ class Runner(RunnerProcess):
             return from_dict(Profile, reply.profile)
         except SchemaError as exc:
             raise RunnerError(f"sent malformed data on the runner pipe (profile: {exc})", self.spec) from None
+
+
+def _placed(runner: Runner, start: int, n: int, first: int) -> tuple[float | None, float]:
+    """Placing a round's inputs (``worker.place``): the runner's main-thread CPU seconds (None off the CPU,
+    where the judge reads no /proc, or where unreadable) and the seconds the judge waited."""
+    before = main_thread_run_s(runner.pid) if runner.device == "cpu" else None
+    began = time.perf_counter()
+    runner.request(m.Place(start, n, first), m.Ok)
+    wall = time.perf_counter() - began
+    after = main_thread_run_s(runner.pid) if before is not None else None
+    return None if before is None or after is None else after - before, wall
 
 
 def _case(case: Any) -> dict:

@@ -294,9 +294,8 @@ def _regression_tests(result: RunResult) -> str:
         else:
             untested.append(f"- {md_code(ct.case)}: {md_text(note)}")
     header = "from harness.core.target import Case\nfrom harness.judge.verify import check_case\n\n\n"
-    body = (f"Candidate {md_code(best.name)} against the baseline, each case timed as one call (best of 5, as "
-            f"each runner timed it: unlike the size ladder's rounds above, which carry the verdict, these times "
-            f"are not checked against the judge's clock).\n\n"
+    body = (f"Candidate {md_code(best.name)} against the baseline, each case in two rounds on fresh inputs, checked "
+            f"as the ladder's (which carries the verdict); an error-parity case as one call (best of 5).\n\n"
             + (md_fence(header + "\n\n".join(tests), "python") + "\n\n" if tests else "")
             + (f"Cases without a test here (target {md_code(result.target)} is not in this project, or the case "
                f"does not make one):\n\n" + "\n".join(untested) + "\n" if untested else "")
