@@ -497,26 +497,33 @@ def test_work_done_while_placing_a_round_is_refused_beyond_the_baselines():
 
 
 class _PlacedWorker(Worker):
-    """An in-process runner that reports, for each round, the placing cost ``script(round index)`` (CPU
-    seconds and the judge's clock alike) as ``sandbox.Runner.placing`` does."""
+    """An in-process runner that reports, for each round, the placing cost ``cost(round index, calls)`` (CPU
+    seconds and the judge's clock alike) as ``sandbox.Runner.placing`` does, and can be asked to place
+    without a round (``sandbox.Runner.place_only``), as a baseline's runner is; ``probes``: the calls asked."""
 
-    def __init__(self, *args, script, **kwargs):
+    def __init__(self, *args, cost, **kwargs):
         super().__init__(*args, **kwargs)
-        self.script, self.records = script, []
+        self.cost, self.records, self.probes = cost, [], []
 
     def round(self, n, start, first=0):
-        self.records.append((self.script(len(self.records)), self.script(len(self.records)), n))
+        spent = self.cost(len(self.records), n)
+        self.records.append((spent, spent, n))
         return super().round(n, start, first)
 
     def placing(self):
         return self.records
 
+    def place_only(self, n, start):
+        self.probes.append(n)
+        spent = self.cost(len(self.records), n)
+        return spent, spent, n
 
-def _placed_pair(candidate_script):
-    cfg = BenchConfig(budget_s=0.0, min_rounds=2)  # the budget spent after two rounds
-    bench, clock = Bench(TARGET, "cpu", cfg, copy_gbps=10.0), ScriptedClock({"base": 1e-3, "cand": 1e-3})
-    workers = [_PlacedWorker(fn, TARGET, "cpu", cfg, script=script)
-               for fn, script in ((base, lambda r: 0.001), (cand, candidate_script))]
+
+def _placed_pair(seconds, baseline_cost, candidate_cost):
+    """A bench and two ``_PlacedWorker``s on one scripted clock; the budget is spent after two rounds."""
+    cfg = BenchConfig(budget_s=0.0, min_rounds=2)
+    bench, clock = Bench(TARGET, "cpu", cfg, copy_gbps=10.0), ScriptedClock(seconds)
+    workers = [_PlacedWorker(fn, TARGET, "cpu", cfg, cost=cost) for fn, cost in ((base, baseline_cost), (cand, candidate_cost))]
     for w in workers:
         w._clock = clock
     return bench, workers
@@ -536,32 +543,14 @@ def test_a_pair_whose_placing_reads_over_the_limit_gets_more_rounds_before_it_is
     an honest candidate that way); work hidden in every round's placing is still refused."""
     from harness.judge.bench import PLACING_SUSPECT_ROUNDS, UnwatchedWork
 
-    bench, workers = _placed_pair(lambda r: 0.05 if r < 2 else 0.001)  # its first two rounds preempted
+    same = {"base": 1e-3, "cand": 1e-3}
+    bench, workers = _placed_pair(same, lambda r, n: 0.001, lambda r, n: 0.05 if r < 2 else 0.001)  # 2 preempted
     timing = bench.compare(*workers, SIZE)
     assert len(timing.candidate_rounds_s) == 5  # [50, 50, 1, 1, 1] ms: a median of 1 ms
-    bench, workers = _placed_pair(lambda r: 0.05)  # every round: work done ahead
+    bench, workers = _placed_pair(same, lambda r, n: 0.001, lambda r, n: 0.05)  # every round: work done ahead
     with pytest.raises(UnwatchedWork, match="a round placing its rounds' inputs"):
         bench.compare(*workers, SIZE)
     assert len(workers[1].records) == PLACING_SUSPECT_ROUNDS
-
-
-class _FixedCostWorker(_PlacedWorker):
-    """Placing costs ``fixed + per_call * n`` (the heap shift and the request, then each call's input);
-    ``probe``: it can be asked to place without a round (``sandbox.Runner.place_only``), as a baseline's can."""
-
-    def __init__(self, *args, fixed, per_call, hidden=0.0, probe=False, **kwargs):
-        super().__init__(*args, script=lambda r: 0.0, **kwargs)
-        self.cost = lambda n: fixed + per_call * n + hidden
-        self.probes = [] if probe else None
-
-    def round(self, n, start, first=0):
-        self.records.append((self.cost(n), self.cost(n), n))
-        return Worker.round(self, n, start, first)
-
-    def __getattr__(self, name):
-        if name == "place_only" and self.__dict__.get("probes") is not None:
-            return lambda n, start: self.probes.append(n) or (self.cost(n), self.cost(n), n)
-        raise AttributeError(name)
 
 
 def test_a_slower_candidates_few_calls_are_judged_against_the_baseline_placing_as_many(quiet_machine):
@@ -571,14 +560,9 @@ def test_a_slower_candidates_few_calls_are_judged_against_the_baseline_placing_a
     is the reference; work hidden there is still refused."""
     from harness.judge.bench import UnwatchedWork
 
-    def pair(hidden):
-        cfg = BenchConfig(budget_s=0.0, min_rounds=2)
-        bench, clock = Bench(TARGET, "cpu", cfg, copy_gbps=10.0), ScriptedClock({"base": 1e-4, "cand": 5e-3})
-        workers = [_FixedCostWorker(base, TARGET, "cpu", cfg, fixed=0.004, per_call=1e-4, probe=True),
-                   _FixedCostWorker(cand, TARGET, "cpu", cfg, fixed=0.004, per_call=1e-4, hidden=hidden)]
-        for w in workers:
-            w._clock = clock
-        return bench, workers
+    def pair(hidden):  # placing costs 4 ms (the heap shift, the request) + 0.1 ms a call's input, + hidden
+        return _placed_pair({"base": 1e-4, "cand": 5e-3}, lambda r, n: 0.004 + 1e-4 * n,
+                            lambda r, n: 0.004 + 1e-4 * n + hidden)
 
     bench, (baseline, candidate) = pair(hidden=0.0)
     bench.compare(baseline, candidate, SIZE)  # 4.1 ms a round against the baseline's 4.1 ms for one call

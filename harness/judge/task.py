@@ -208,9 +208,10 @@ class CandidateTask:
         """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
         once more (two checked rounds in the first pair; an error-parity case as the best of a few single
         calls) for the report's annotated tests; the ladder is the measurement that carries the verdict.
-        Only inside the candidate's domain: each size left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``) is timed
-        in one more pair, started on first need (into ``started``) and kept for the later sizes, and the
-        pairs vote (``Bench.combine``): one pair of processes alone can be off by several percent."""
+        Only inside the candidate's domain: each size left out is a note.  A size whose pairs have not
+        settled a verdict (``Bench.another_pair``) is timed in one more pair, started on first need (into
+        ``started``) and kept for the later sizes, and the pairs vote (``Bench.combine``): one pair of
+        processes alone can be off by several percent."""
         for idle in self.pool.idle():  # still loading, or the baseline's runner of a pair not timed yet: stopped
             idle.suspend()  # while anything is timed (a pair's runners are resumed when it is timed)
         baseline, runner = pairs[0]
