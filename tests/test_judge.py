@@ -131,7 +131,8 @@ def test_each_candidate_says_where_its_judging_time_went(judged):
     _, by_name, _, run = judged
     timed, wrong = by_name["unusual_but_correct"].stages, by_name["quantize"].stages
     assert timed.load_s > 0 and timed.verify_s > 0 and timed.time_s > 0 and timed.profile_s == 0  # --no-profile
-    assert wrong.verify_s > 0 and wrong.time_s == 0 and wrong.wait_s == 0
+    assert timed.cases_s > 0  # its regression cases, timed after the ladder
+    assert wrong.verify_s > 0 and wrong.time_s == 0 and wrong.cases_s == 0 and wrong.wait_s == 0
     line = report.markdown(run)
     total = sum(c.stages.total_s for c in run.candidates)
     assert f"Judging {len(run.candidates)} candidates took {total:.1f} s: loading " in line

@@ -207,7 +207,8 @@ def test_the_stages_line_sums_candidates_and_leaves_out_what_took_no_time():
     from harness.core.fmt import stages_line
     from harness.core.result import CandidateResult, Stages
 
-    cands = [CandidateResult(name=n, spec=f"c.py:{n}", doc="", verdict="pass", stages=Stages(1.0, 2.0, 0.0, 3.0, 0.5))
+    cands = [CandidateResult(name=n, spec=f"c.py:{n}", doc="", verdict="pass", stages=Stages(load_s=1.0, verify_s=2.0, time_s=3.0, cases_s=0.25, profile_s=0.5))
              for n in ("a", "b")]
-    assert stages_line(cands) == "judging 2 candidates took 13.0 s: loading 2.0 s, verifying 4.0 s, timing 6.0 s, profiling 1.0 s"
+    assert stages_line(cands) == ("judging 2 candidates took 13.5 s: loading 2.0 s, verifying 4.0 s, timing 6.0 s, "
+                                  "timing regression cases 0.5 s, profiling 1.0 s")
     assert stages_line([CandidateResult(name="a", spec="c.py:a", doc="", verdict="pass")]) == ""  # an older result

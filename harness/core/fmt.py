@@ -51,7 +51,7 @@ def machine_line(e: "Environment") -> str:
 
 
 STAGE_WORDS = (("load_s", "loading"), ("verify_s", "verifying"), ("wait_s", "waiting for the device"),
-               ("time_s", "timing"), ("profile_s", "profiling"))
+               ("time_s", "timing"), ("cases_s", "timing regression cases"), ("profile_s", "profiling"))
 
 
 def stages_line(candidates: "tuple[CandidateResult, ...] | list[CandidateResult]") -> str:

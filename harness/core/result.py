@@ -178,12 +178,13 @@ class Stages:
     load_s: float = 0.0  # starting its runner and importing it
     verify_s: float = 0.0  # every case, round trips included
     wait_s: float = 0.0  # waiting while other candidates were timed on its device (``--jobs``)
-    time_s: float = 0.0  # the size ladder and regression cases, extra runner pairs included
+    time_s: float = 0.0  # the size ladder, extra runner pairs included
+    cases_s: float = 0.0  # each annotated regression case timed again (checked rounds in the first pair)
     profile_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        return self.load_s + self.verify_s + self.wait_s + self.time_s + self.profile_s
+        return self.load_s + self.verify_s + self.wait_s + self.time_s + self.cases_s + self.profile_s
 
 
 @dataclass(frozen=True)

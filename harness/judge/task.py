@@ -163,7 +163,9 @@ class CandidateTask:
                 cpu = noise.CpuWatch()
                 cpu.start([pairs[0][0].pid, pairs[0][1].pid],  # and every runner that may join: its CPU is ours
                           lambda: [r.pid for r in extra + self.pool.extra + self.pool.spares(cand.spec)])
-                timings, case_timings, notes = self._time(pairs, cand, extra)
+                timings, pairs, notes = self._time(pairs, cand, extra)
+            with watch.stage("cases"):
+                case_timings = self._time_cases(pairs, cand)
                 foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
             left = sum(r.close() for r in extra)
@@ -203,18 +205,15 @@ class CandidateTask:
             pairs.append(pair)
         return pairs
 
-    def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described,
-              started: list[Runner]) -> tuple[tuple[SizeTiming, ...], tuple[CaseTiming, ...], list[str]]:
-        """The size ladder, in each pair of runners (baseline, candidate), then each named regression case
-        once more (two checked rounds in the first pair; an error-parity case as the best of a few single
-        calls) for the report's annotated tests; the ladder is the measurement that carries the verdict.
-        Only inside the candidate's domain: each size left out is a note.  A size whose pairs have not
-        settled a verdict (``Bench.another_pair``) is timed in one more pair, started on first need (into
-        ``started``) and kept for the later sizes, and the pairs vote (``Bench.combine``): one pair of
-        processes alone can be off by several percent."""
+    def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described, started: list[Runner]
+              ) -> tuple[tuple[SizeTiming, ...], list[tuple[Runner, Runner]], list[str]]:
+        """The size ladder, in each pair of runners (baseline, candidate): the measurement that carries the
+        verdict; returns its timings, every pair it used and its notes.  Only inside the candidate's domain:
+        each size left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``)
+        is timed in one more pair, started on first need (into ``started``) and kept for the later sizes, and
+        the pairs vote (``Bench.combine``): one pair of processes alone can be off by several percent."""
         for idle in self.pool.idle():  # still loading, or the baseline's runner of a pair not timed yet: stopped
             idle.suspend()  # while anything is timed (a pair's runners are resumed when it is timed)
-        baseline, runner = pairs[0]
         domain = self.plan.domains[cand.spec]
         timings, notes = [], []
         confirming: list[tuple[Runner, Runner]] = []
@@ -230,12 +229,18 @@ class CandidateTask:
                     confirming += self._more_pairs(cand, started, count=1)
                 measured.append(self._compare(pairs + confirming, len(measured), size))
             timings.append(self.bench.combine(measured))
+        return tuple(timings), pairs + confirming, notes
+
+    def _time_cases(self, pairs: list[tuple[Runner, Runner]], cand: Described) -> tuple[CaseTiming, ...]:
+        """Each named regression case of the annotated families once more, in the first pair (two checked
+        rounds; an error-parity case as the best of a few single calls), for the report's annotated tests."""
         self.progress("step", name=f"{cand.name}: time each regression case")
-        _suspend_all_but(pairs + confirming, 0)  # only the first pair times the cases
+        _suspend_all_but(pairs, 0)  # only the first pair times the cases
+        baseline, runner = pairs[0]
         for r in pairs[0]:
             r.start_job()
         cases = []
-        target = self.plan.target
+        target, domain = self.plan.target, self.plan.domains[cand.spec]
         for case in target.named_cases():
             if case.family not in target.annotated_families or not domain.admits(case.params):
                 continue
@@ -250,7 +255,7 @@ class CandidateTask:
                                     raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
                                     test=regression_test(target, case, cand.spec, self.plan.options.policy),
                                     family=case.family, params=dict(case.params), seed=case.seed))
-        return tuple(timings), tuple(cases), notes
+        return tuple(cases)
 
     def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
         """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each

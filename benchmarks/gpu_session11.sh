@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The first device call of the session of 2026-12-07, night: the runners' read-only view, the placing checks
+# and the checked per-case timing on CUDA for the first time, and issue 25's bars; each step only while
+# BUDGET_S (560) lasts; per-candidate stage splits (`stage_split.py`) into $OUT/runs.txt:
+#   1. the Triton cache warmed (a short verify of the fused quantizer);
+#   2. N (24) thin wrappers, `--no-profile`, default --jobs (one judge on one GPU): the bar is about 208 s;
+#   3. `harness run --device cuda --quick` of every target's built-ins (the bar: 90 s for the six built-ins).
+set -uo pipefail
+. "$(dirname "$0")/_gpu_setup.sh"
+python3 -m harness verify --device cuda --target quantize_k_cache --examples 3 \
+  --candidate candidates/fused.py:fused > /dev/null 2>&1
+echo "Triton cache warm ($(left) s left)"
+args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
+timed_run "many-default" --target quantize_k_cache --no-profile $args
+python3 benchmarks/stage_split.py "$OUT"/many-default/*.json 2>&1 | tee -a "$OUT/runs.txt"
+grep -h "isolation:" "$OUT"/many-default/*.md | head -1 | cut -c1-300 | tee -a "$OUT/runs.txt"
+if [ "$(left)" -gt 120 ]; then
+  timed_run "built-ins"
+  python3 benchmarks/stage_split.py "$OUT"/built-ins/*.json 2>&1 | tee -a "$OUT/runs.txt"
+fi
+echo "($(left) s left)"
