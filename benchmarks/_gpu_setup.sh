@@ -12,7 +12,12 @@ elapsed() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.a
 timed_run() {
   local label=$1; shift
   local start; start=$(date +%s.%N)
-  python3 -m harness run --device cuda --quick "$@" --out "$OUT/$label" > "$OUT/$label.log" 2>&1
+  # TRACE=1: through benchmarks/traced_run.py, whose per-size timing split goes to $OUT/LABEL.trace
+  if [ -n "${TRACE:-}" ]; then
+    python3 benchmarks/traced_run.py "$OUT/$label.trace" run --device cuda --quick "$@" --out "$OUT/$label" > "$OUT/$label.log" 2>&1
+  else
+    python3 -m harness run --device cuda --quick "$@" --out "$OUT/$label" > "$OUT/$label.log" 2>&1
+  fi
   local code=$?
   echo "$label: exit $code, $(elapsed "$start") s  [harness run --device cuda --quick $*]" | tee -a "$OUT/runs.txt"
   grep "judging\|noisy" "$OUT/$label.log" | tee -a "$OUT/runs.txt"

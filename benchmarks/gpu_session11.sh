@@ -11,11 +11,12 @@ python3 -m harness verify --device cuda --target quantize_k_cache --examples 3 \
   --candidate candidates/fused.py:fused > /dev/null 2>&1
 echo "Triton cache warm ($(left) s left)"
 args=$(python3 benchmarks/many_candidates.py "${N:-24}" /tmp/wrappers.py)
-timed_run "many-default" --target quantize_k_cache --no-profile $args
+TRACE=1 timed_run "many-default" --target quantize_k_cache --no-profile $args
 python3 benchmarks/stage_split.py "$OUT"/many-default/*.json 2>&1 | tee -a "$OUT/runs.txt"
+grep TOTAL "$OUT/many-default.trace" | tee -a "$OUT/runs.txt"
 grep -h "isolation:" "$OUT"/many-default/*.md | head -1 | cut -c1-300 | tee -a "$OUT/runs.txt"
 if [ "$(left)" -gt 120 ]; then
-  timed_run "built-ins"
+  TRACE=1 timed_run "built-ins"
   python3 benchmarks/stage_split.py "$OUT"/built-ins/*.json 2>&1 | tee -a "$OUT/runs.txt"
 fi
 echo "($(left) s left)"
