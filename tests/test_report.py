@@ -39,6 +39,16 @@ def test_the_built_ins_all_pass(run):
     assert [(c.name, c.verdict, c.error) for c in run.candidates if c.verdict != "pass"] == []
 
 
+def test_regression_cases_are_timed_for_the_candidate_the_report_annotates(run):
+    """The best candidate's cases are timed; besides it only the first timed and each that led when it was
+    judged (``task.CaseChoice``): the A-vs-A ``slow_loop``, after a faster one, gets none."""
+    best = report.best_candidate(run)
+    assert best is not None and best.case_timings
+    by_name = {c.name: c for c in run.candidates}
+    assert run.candidates[0].case_timings and not by_name["slow_loop"].case_timings
+    assert by_name["slow_loop"].stages.cases_s == 0
+
+
 def test_sections_in_order(text):
     order = ["# ", "📝 Explanation and details", "Correctness verification report", "## Candidates",
              "## Speedup by size", "🌀 Generated regression tests and runtime", "🔬 Line profiles of the baseline and each candidate", "\nCommand: `harness"]

@@ -214,6 +214,18 @@ class CandidateResult:
         return max(self.timings, key=lambda t: t.bytes_moved) if self.timings else None
 
 
+def could_lead(c: CandidateResult) -> bool:
+    """A candidate a report may lead with: passed, is no control, and is significantly faster at its headline."""
+    return (c.verdict == Verdict.PASS and not c.control and c.headline is not None
+            and c.headline.verdict == SpeedVerdict.FASTER)
+
+
+def best_candidate(candidates: "tuple[CandidateResult, ...] | list[CandidateResult]") -> CandidateResult | None:
+    """The candidate a report leads with and annotates: of those that ``could_lead``, the largest speedup at
+    its headline size."""
+    return max(filter(could_lead, candidates), key=lambda c: c.headline.speedup, default=None)  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     target_rse: float

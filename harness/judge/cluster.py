@@ -41,6 +41,7 @@ def _task_for(run_plan: RunPlan, sources: snapshot.Snapshot) -> Any:
     from harness.runner.clocks import measure_copy_bandwidth
     from harness.judge.lanes import Lanes
     from harness.judge.pipeline import make_task
+    from harness.judge.task import CaseChoice
 
     key = _plan_key(run_plan, sources)
     if key not in _TASKS:
@@ -55,6 +56,7 @@ def _task_for(run_plan: RunPlan, sources: snapshot.Snapshot) -> Any:
             copy_gbps = measure_copy_bandwidth(device) if run_plan.options.time else None
         task = make_task(run_plan, lambda *a, **k: None, copy_gbps)
         task.share_device(lanes)
+        task.cases = CaseChoice(every=True)  # the workers do not see each other's results: every candidate's cases
         _TASKS[key] = task
     return _TASKS[key]
 

@@ -22,7 +22,8 @@ from harness.judge.bench import Bench, InputsDiffer, TimingFailed, UnwatchedWork
 from harness.core.candidates import Described
 from harness.judge.plan import RunPlan
 from harness.judge.pool import RunnerPool
-from harness.core.result import CandidateResult, CaseTiming, Profile, SizeTiming, Stages, Verdict, Verification
+from harness.core.result import (CandidateResult, CaseTiming, Profile, SizeTiming, Stages, Verdict, Verification,
+                                 could_lead)
 from harness.judge.roundtrip import RoundTrips
 from harness.judge.sandbox import LoadFailed, Runner, RunnerError
 from harness.core.target import Case
@@ -42,6 +43,33 @@ def _suspend_all_but(pairs: list[tuple[Runner, Runner]], index: int) -> None:
     for i, pair in enumerate(pairs):
         for r in pair if i != index else ():
             r.suspend()
+
+
+@dataclass
+class CaseChoice:
+    """Whose regression cases are timed (``CandidateTask._timed``).  A report annotates one candidate's tests:
+    the best (``result.best_candidate``), or where none could lead, the first with timed cases.  So a run
+    times a candidate's cases only where it could be that one: the first timed, and each that could lead
+    with a headline speedup above every one annotated so far (about ln N of N candidates in random order;
+    each costs about 2 s on a 2-core CPU).  ``state``: [candidates annotated, their largest speedup],
+    shared by a run's judge workers (``workers``: a ``multiprocessing.Array``, with ``lock`` its lock);
+    ``every``: every timed candidate's (a cluster's workers do not know each other's results)."""
+
+    state: Any = dataclasses.field(default_factory=lambda: [0.0, 0.0])
+    lock: Callable[[], ContextManager] = contextlib.nullcontext
+    every: bool = False
+
+    def wanted(self, result: CandidateResult) -> bool:
+        """Whether ``result`` (with its ladder's timings) could be the candidate the report annotates."""
+        with self.lock():
+            return self.every or self.state[0] == 0 or (could_lead(result) and result.headline.speedup > self.state[1])
+
+    def annotated(self, result: CandidateResult) -> None:
+        """``result``'s cases were timed (after they were: one whose case timing failed is not counted)."""
+        with self.lock():
+            self.state[0] += 1
+            if could_lead(result):
+                self.state[1] = max(self.state[1], result.headline.speedup)
 
 
 class Stopwatch:
@@ -80,6 +108,7 @@ class CandidateTask:
     hold: Callable[[], ContextManager] = contextlib.nullcontext  # held while a runner loads
     ahead: bool = True  # start the next candidate's runner while this one is judged
     blocked: Callable[[], float] = lambda: 0.0  # seconds spent waiting for the device's lanes, all told
+    cases: CaseChoice = dataclasses.field(default_factory=CaseChoice)  # whose regression cases are timed
 
     def share_device(self, lanes: Any) -> None:
         """Judge beside other judges of the same device (``lanes.Lanes``): verification steps and runner
@@ -164,9 +193,12 @@ class CandidateTask:
                 cpu.start([pairs[0][0].pid, pairs[0][1].pid],  # and every runner that may join: its CPU is ours
                           lambda: [r.pid for r in extra + self.pool.extra + self.pool.spares(cand.spec)])
                 timings, pairs, notes = self._time(pairs, cand, extra)
-            with watch.stage("cases"):
-                case_timings = self._time_cases(pairs, cand)
-                foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
+            case_timings: tuple[CaseTiming, ...] = ()
+            if self.cases.wanted(dataclasses.replace(result, timings=timings)):
+                with watch.stage("cases"):
+                    case_timings = self._time_cases(pairs, cand)
+                self.cases.annotated(dataclasses.replace(result, timings=timings))
+            foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
             left = sum(r.close() for r in extra)
         notes += left_running(left, "in its extra timing runners")

@@ -54,13 +54,15 @@ def placement(slot: int, gpus: Sequence[str], cpus: Sequence[int], jobs: int = 1
 
 
 def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapshot, lane_folder: str,
-           events: Any, started: Any, place: Any) -> None:
+           events: Any, started: Any, place: Any, annotated: Any) -> None:
     """A worker's start: its place (``place``: a queue of them; before anything touches the GPU), its
     judge's tools, its baseline's runners loaded (as a verification step).  It waits for every other worker
-    to have got this far (``started``, a barrier) before taking a candidate."""
+    to have got this far (``started``, a barrier) before taking a candidate.  ``annotated``: the workers'
+    shared record of whose regression cases were timed (``task.CaseChoice``)."""
     from harness.judge import process
     from harness.judge.lanes import Lanes
     from harness.judge.pipeline import make_task
+    from harness.judge.task import CaseChoice
 
     where: Placement = place.get(timeout=300)
     if where.gpu is not None:
@@ -77,6 +79,7 @@ def _start(run_plan: RunPlan, copy_gbps: float | None, sources: snapshot.Snapsho
 
     task = make_task(run_plan, progress, copy_gbps)
     task.share_device(lanes)
+    task.cases = CaseChoice(annotated, annotated.get_lock)
     atexit.register(task.pool.close)
     _WORKER.update(task=task, lanes=lanes, baselines=False, gpu=where.gpu)
 
@@ -120,9 +123,10 @@ def judge_in_workers(run_plan: RunPlan, copy_gbps: float | None, sources: snapsh
     pool of workers: the candidates not finished then are judged again by fresh workers, once; any still
     unfinished after that are lost."""
     done: dict[str, tuple[CandidateResult, int | None]] = {}
+    annotated = multiprocessing.get_context("spawn").Array("d", [0.0, 0.0])  # shared by every worker (both tries)
     for _ in range(2):
         remaining = [c for c in run_plan.candidates if c.spec not in done]
-        if not remaining or not _judge_some(run_plan, remaining, copy_gbps, sources, progress, done, on_done):
+        if not remaining or not _judge_some(run_plan, remaining, copy_gbps, sources, progress, done, on_done, annotated):
             break
     for cand in run_plan.candidates:
         if cand.spec not in done:
@@ -133,7 +137,8 @@ def judge_in_workers(run_plan: RunPlan, copy_gbps: float | None, sources: snapsh
 
 
 def _judge_some(run_plan: RunPlan, cands: list, copy_gbps: float | None, sources: snapshot.Snapshot,
-                progress: Callable[..., None], done: dict, on_done: Callable[[CandidateResult], None]) -> list:
+                progress: Callable[..., None], done: dict, on_done: Callable[[CandidateResult], None],
+                annotated: Any) -> list:
     """Judge ``cands`` in a fresh pool of workers, into ``done``; those left unfinished by a broken pool."""
     jobs = min(run_plan.options.jobs, len(cands))
     context = multiprocessing.get_context("spawn")
@@ -146,7 +151,7 @@ def _judge_some(run_plan: RunPlan, cands: list, copy_gbps: float | None, sources
     try:
         with tempfile.TemporaryDirectory(prefix="harness-lanes-") as folder, \
                 ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
-                                    initargs=(run_plan, copy_gbps, sources, folder, events, started, places)) as pool:
+                                    initargs=(run_plan, copy_gbps, sources, folder, events, started, places, annotated)) as pool:
             for ready in [pool.submit(_ready) for _ in range(jobs)]:  # every worker started (the barrier) before
                 ready.result()  # any candidate is handed out
             futures = [(cand, pool.submit(_judge, cand.spec)) for cand in cands]

@@ -24,7 +24,7 @@ from harness.core.config import PRECISION_ROUNDS
 from harness.core.fmt import (change_note, fmt_bytes, fmt_interval, fmt_pairs, fmt_speedup, fmt_time, html_text, md_code, md_fence, md_label,
                          md_text, py_comment, stages_line)
 from harness.core.fmt import md_table as _table
-from harness.core.result import CandidateResult, Profile, RunResult, Verdict
+from harness.core.result import CandidateResult, Profile, RunResult, Verdict, best_candidate as result_best
 from harness.core.target import Case, Target, TargetError, get_target
 from harness.render.attention import gate_section, troubles
 from harness.render.attention import title as _title
@@ -40,9 +40,7 @@ PROFILE_LINES_SHOWN = 15  # the costliest lines of each profile, in source order
 
 def best_candidate(result: RunResult) -> CandidateResult | None:
     """The passing candidate with the largest significant speedup at the headline size."""
-    faster = [c for c in result.candidates if c.verdict == Verdict.PASS and c.headline and c.headline.verdict == stats.FASTER
-              and not c.control]
-    return max(faster, key=lambda c: c.headline.speedup, default=None)
+    return result_best(result.candidates)
 
 
 def _details(summary: str, body: str) -> str:
