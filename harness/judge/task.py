@@ -196,7 +196,7 @@ class CandidateTask:
             case_timings: tuple[CaseTiming, ...] = ()
             if self.cases.wanted(dataclasses.replace(result, timings=timings)):
                 with watch.stage("cases"):
-                    case_timings = self._time_cases(pairs, cand)
+                    case_timings = time_cases(self, pairs, cand)
                 self.cases.annotated(dataclasses.replace(result, timings=timings))
             foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
@@ -263,32 +263,6 @@ class CandidateTask:
             timings.append(self.bench.combine(measured))
         return tuple(timings), pairs + confirming, notes
 
-    def _time_cases(self, pairs: list[tuple[Runner, Runner]], cand: Described) -> tuple[CaseTiming, ...]:
-        """Each named regression case of the annotated families once more, in the first pair (two checked
-        rounds; an error-parity case as the best of a few single calls), for the report's annotated tests."""
-        self.progress("step", name=f"{cand.name}: time each regression case")
-        _suspend_all_but(pairs, 0)  # only the first pair times the cases
-        baseline, runner = pairs[0]
-        for r in pairs[0]:
-            r.start_job()
-        cases = []
-        target, domain = self.plan.target, self.plan.domains[cand.spec]
-        for case in target.named_cases():
-            if case.family not in target.annotated_families or not domain.admits(case.params):
-                continue
-            raised = self.verifier.oracle(case)[0]  # the oracle's outcome on the case (memoised)
-            if raised.raised:  # error parity: a single call up to its raise, as the runners time it
-                base_s, cand_s = self.bench.best_of(baseline, runner, case)
-            else:  # two rounds on fresh inputs, checked as the ladder's are (the runners' single-call reports
-                # were taken as they came: one patched to divide them by 20 showed "1.9e+03% faster")
-                checked = self.bench.compare(baseline, runner, case, budget_s=0.0)
-                base_s, cand_s = checked.baseline.median_s, checked.candidate.median_s
-            cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
-                                    raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
-                                    test=regression_test(target, case, cand.spec, self.plan.options.policy),
-                                    family=case.family, params=dict(case.params), seed=case.seed))
-        return tuple(cases)
-
     def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
         """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each
         pair is a job with a deadline of its own (``--timeout``), however many pairs and sizes there are."""
@@ -299,6 +273,33 @@ class CandidateTask:
 
     def profile(self, spec: str, runner: Runner, size: Case) -> Profile | None:
         return profile_in(self.pool, spec, runner, size, self.progress)
+
+
+def time_cases(task: CandidateTask, pairs: list[tuple[Runner, Runner]], cand: Described) -> tuple[CaseTiming, ...]:
+    """Each named regression case of the annotated families once more, in the first pair (two checked
+    rounds; an error-parity case as the best of a few single calls), for the report's annotated tests."""
+    task.progress("step", name=f"{cand.name}: time each regression case")
+    _suspend_all_but(pairs, 0)  # only the first pair times the cases
+    baseline, runner = pairs[0]
+    for r in pairs[0]:
+        r.start_job()
+    cases = []
+    target, domain = task.plan.target, task.plan.domains[cand.spec]
+    for case in target.named_cases():
+        if case.family not in target.annotated_families or not domain.admits(case.params):
+            continue
+        raised = task.verifier.oracle(case)[0]  # the oracle's outcome on the case (memoised)
+        if raised.raised:  # error parity: a single call up to its raise, as the runners time it
+            base_s, cand_s = task.bench.best_of(baseline, runner, case)
+        else:  # two rounds on fresh inputs, checked as the ladder's are (the runners' single-call reports
+            # were taken as they came: one patched to divide them by 20 showed "1.9e+03% faster")
+            checked = task.bench.compare(baseline, runner, case, budget_s=0.0)
+            base_s, cand_s = checked.baseline.median_s, checked.candidate.median_s
+        cases.append(CaseTiming(case=case.name, baseline_s=base_s, candidate_s=cand_s,
+                                raises=raised.error_line.split(":", 1)[0] if raised.raised else None,
+                                test=regression_test(target, case, cand.spec, task.plan.options.policy),
+                                family=case.family, params=dict(case.params), seed=case.seed))
+    return tuple(cases)
 
 
 def left_running(count: int, where: str) -> list[str]:
