@@ -258,6 +258,7 @@ def _run(out, *candidates):
 def test_a_candidate_that_pins_the_other_runners(isolated, tmp_path, monkeypatch):
     log = tmp_path / "pinned.log"
     monkeypatch.setenv("HOSTILE_NEIGHBOURS_LOG", str(log))
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))  # where the candidate logs (else read-only)
     code, by_name = _run(tmp_path / "out", f"{NEIGHBOURS}:pins_other_runners", f"{NEIGHBOURS}:unchanged")
     pinned = [int(line) for line in log.read_text().split()]
     attacker, honest = by_name["pins_other_runners"], by_name["unchanged"]
@@ -294,6 +295,7 @@ def test_a_chain_of_escaping_processes_does_not_outlive_the_judge(isolated, tmp_
     started = tmp_path / "started.log"
     monkeypatch.setenv("HOSTILE_CHAIN_TAG", tag)
     monkeypatch.setenv("HOSTILE_CHAIN_LOG", str(started))
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))
     try:
         _run(tmp_path / "out", f"{NEIGHBOURS}:fork_chain")
         assert started.exists()  # the chain did start

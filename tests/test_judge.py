@@ -20,8 +20,9 @@ CHEATS = "tests/hostile/cheats.py"
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
     out = tmp_path_factory.mktemp("judged")
-    marker = tmp_path_factory.mktemp("marker") / "late-write"  # not in --out: runners see that read-only
+    marker = tmp_path_factory.mktemp("marker") / "late-write"  # not in --out (read-only for runners)
     os.environ["HOSTILE_MARKER"] = str(marker)
+    os.environ["HARNESS_RUNNER_WRITABLE"] = str(marker.parent)  # else the view keeps it read-only too
     argv = ["run", "--target", "quantize_k_cache", "--out", str(out), "--sizes", "1x32x576", "--budget", "0.3", "--examples", "5", "--no-profile",
             "--candidate", "tests/hostile/rebind_on_import.py:quantize"]
     for name in ("rebinds_oracle_on_first_call", "patches_comparison", "flips_flush_denormal", "leaves_one_thread",
@@ -30,7 +31,7 @@ def judged(tmp_path_factory):
     try:
         code = main(argv)
     finally:
-        del os.environ["HOSTILE_MARKER"]
+        del os.environ["HOSTILE_MARKER"], os.environ["HARNESS_RUNNER_WRITABLE"]
     run = schema.load(out / "quantize_k_cache-cpu.json")
     return code, {c.name: c for c in run.candidates}, marker, run
 

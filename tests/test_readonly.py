@@ -10,6 +10,7 @@ import json
 import os
 import pkgutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,22 @@ def test_the_paths_cover_the_checkout_the_import_path_and_the_results(tmp_path, 
     monkeypatch.setattr(sys, "path", [*sys.path, str(missing)])  # where a planted one would go
     assert os.path.realpath(tmp_path) in readonly.protected()
     scratch = str(tmp_path / "scratch")
-    assert {os.path.realpath(scratch), os.path.realpath(os.environ.get("TMPDIR", "/tmp"))} <= set(readonly.writable(scratch))
+    assert readonly.writable(scratch) == [os.path.realpath(scratch)]  # no more, unless the judge's environment says
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path / "logs"))
+    assert readonly.writable(scratch) == sorted([os.path.realpath(scratch), os.path.realpath(tmp_path / "logs")])
+    assert os.path.realpath(tempfile.gettempdir()) in readonly.shared()
+
+
+def test_each_candidate_file_has_compile_caches_of_its_own_and_each_runner_a_temporary_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    one = readonly.private(str(tmp_path / "a"), f"{ROOT}/candidates/fused.py:fused")
+    again = readonly.private(str(tmp_path / "b"), f"{ROOT}/candidates/fused.py:other_function")
+    other = readonly.private(str(tmp_path / "c"), f"{ROOT}/candidates/amax_vectorized.py:amax_vectorized")
+    assert one["TMPDIR"] == str(tmp_path / "a" / "tmp") and again["TMPDIR"] == str(tmp_path / "b" / "tmp")
+    for name in ("HARNESS_CACHE", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH", "XDG_CACHE_HOME"):
+        assert one[name] == again[name] != other[name]  # one file's runners share them, another file's do not
+        assert one[name].startswith(str(tmp_path / "cache" / "runners")) and os.path.isdir(one[name])
+    assert os.path.realpath(tmp_path / "cache") in readonly.shared()  # read-only in the view, but for the runner's own
 
 
 def test_the_judge_reads_a_mount_table_deepest_and_topmost_first(tmp_path):
@@ -68,14 +84,18 @@ def test_the_judge_reads_a_mount_table_deepest_and_topmost_first(tmp_path):
 
 
 @namespaced
-def test_a_candidate_cannot_write_where_the_judge_reads(tmp_path):
+def test_a_candidate_cannot_write_where_the_judge_or_another_runner_reads(tmp_path, monkeypatch):
     results = tmp_path / "results"
     results.mkdir()
     readonly.protect(results)
     try:
-        probe = tmp_path / "probe.json"
+        probe = tmp_path / "logs" / "probe.json"
+        probe.parent.mkdir()
+        monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(probe.parent))  # where it may report
+        others = [readonly.private(tempfile.mkdtemp(prefix="harness-runner-"), f"{ROOT}/candidates/fused.py:fused")]
+        others = [others[0]["HARNESS_CACHE"], os.path.dirname(others[0]["TMPDIR"])]
         runner = spawn(f"{ROOT}/tests/hostile/writes.py:writes", TARGET.ref, "cpu", dataclasses.asdict(BenchConfig()), 120.0,
-                       env={"PROBE_OUT": str(probe)})
+                       env={"PROBE_OUT": str(probe), "PROBE_OTHERS": os.pathsep.join(others)})
         try:
             assert readonly.unprotected(runner.pid, runner.read_only) == []
         finally:
@@ -90,8 +110,11 @@ def test_a_candidate_cannot_write_where_the_judge_reads(tmp_path):
     assert found["relative_import_path"] == []  # the working folder (other runners can write it) is not on it
     assert set(found["escape"].values()) <= {"refused"} or "no unshare" in str(found["escape"]), found
     assert set(found["writable"].values()) == {"wrote"}, found
+    assert len(found["others"]) == 2 and set(found["others"].values()) == {os.strerror(30)}, found["others"]
+    shared = {os.path.realpath(tempfile.gettempdir()), os.path.realpath(readonly.cache_root())}
+    assert shared <= set(found["read_only"])  # the temporary folder and the compile caches: only its own writable
     for path in found["read_only"]:
-        assert not os.path.exists(os.path.join(path, ".harness_probe_write"))
+        assert not os.path.exists(os.path.join(path, found["name"]))
     assert "read-only" in isolation.describe()
 
 
@@ -100,11 +123,10 @@ def test_a_module_planted_in_a_runners_scratch_folder_is_not_imported(tmp_path, 
     """Another runner can write into a new runner's scratch folder (its working folder) before it starts:
     modules planted there are not imported (an attacker's pass planted ``json.py``, which the bootstrap
     imported first, and rewrote the next runner's snapshot to sabotage another candidate)."""
-    import tempfile
-
     from harness.judge import sandbox
 
     marker = tmp_path / "planted-module-ran"
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))  # so a planted module that ran could say so
     real = tempfile.mkdtemp
 
     def planted(*args, **kwargs):

@@ -90,10 +90,12 @@ def test_a_runner_calls_and_reports_data():
     assert not runner.alive()
 
 
-def test_sizes_beyond_the_cache_build_together_then_warm_up_alone_once(tmp_path):
+def test_sizes_beyond_the_cache_build_together_then_warm_up_alone_once(tmp_path, monkeypatch):
     """Building together (``Bench._prepare``, together) never calls the function; each runner's one warm-up
     comes after, alone.  A function that counts its calls in a file shows it."""
     from harness.judge.bench import Bench
+
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))  # where it counts (else read-only for it)
 
     counting = tmp_path / "counting.py"
     calls = tmp_path / "calls.txt"

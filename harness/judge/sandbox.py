@@ -340,8 +340,9 @@ def start(spec: str, target_ref: str, device: str, config: dict, timeout: float,
         argv = [sys.executable, "-P", "-c", __import__("harness.runner.snapshot", fromlist=["BOOT"]).BOOT,  # snapshot.BOOT
                 str(to_runner_r), str(from_runner_w)]
         wrapped = isolation.wrap(argv)  # in namespaces of its own where this machine allows it
-        view = readonly.environment(scratch) if wrapped != argv else {}  # where it can mount: a read-only view
-        environment.update(view)
+        own = readonly.private(scratch, spec)  # its temporary folder and its candidate's compile caches
+        view = readonly.environment(scratch, own) if wrapped != argv else {}  # where it can mount: a read-only view
+        environment.update({**own, **view})
         process = subprocess.Popen(wrapped,
                                    pass_fds=(to_runner_r, from_runner_w), cwd=scratch, env=environment,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)

@@ -3,9 +3,13 @@ on the judge's import path (the virtual environment, the standard library) and t
 its results into.  Without it a candidate could rewrite a module the judge imports later (the judge would
 run its code), or leave a forged report beside the real ones.
 
+The temporary folder and the compile caches are read-only too (``shared``): each runner gets a temporary
+folder of its own and compile caches shared only with the runners of its candidate's file (``private``), so
+no candidate can plant a kernel, a module or a file that another runner loads, in this run or a later one.
+
 Runs in both processes.  The judge decides the paths (``environment``: read-only ones, and the folders that
-stay writable inside them — the runner's scratch folder, the temporary folder, compile caches) and passes
-them in the runner's environment; the runner applies them first thing (``apply``, from
+stay writable inside them — the runner's scratch folder, its own caches) and passes them in the runner's
+environment; the runner applies them first thing (``apply``, from
 ``isolation.harden_runner``, while it still holds the capabilities of its own user namespace and before it
 has loaded any candidate code), then drops every capability, so the candidate can neither remount nor
 unmount (in a user namespace it creates, the kernel locks the mounts it inherits).  The judge then checks
@@ -17,6 +21,7 @@ imported all of its own code before the first runner starts (``harness.judge.env
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -76,20 +81,51 @@ def _existing(path: str) -> str:
     return path
 
 
-def writable(scratch: str) -> list[str]:
-    """What stays writable inside a read-only path: the runner's scratch folder, the temporary folder and the
-    compile caches (C builds, Triton, CUDA's)."""
-    home = Path.home()
-    env = os.environ
-    paths = [scratch, tempfile.gettempdir(), env.get("HARNESS_CACHE"), env.get("TRITON_CACHE_DIR"),
-             env.get("XDG_CACHE_HOME"), home / ".cache", home / ".triton", home / ".nv"]
+def shared() -> list[str]:
+    """Folders every runner could write and others read: the temporary folder (where the runners' scratch
+    folders are) and the compile caches (C builds, Triton, CUDA's, torch's).  In the view they are read-only:
+    a runner writes only into its own scratch folder and its own candidate's caches (``private``), so no
+    candidate can plant a compiled kernel, a module or a file another runner loads, in this run or a later
+    one."""
+    home, env = Path.home(), os.environ
+    paths = [tempfile.gettempdir(), cache_root(), env.get("TRITON_CACHE_DIR"), env.get("XDG_CACHE_HOME"),
+             home / ".cache", home / ".triton", home / ".nv"]
+    return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})  # (one missing: no runner uses it)
+
+
+def cache_root() -> str:
+    """Where the runners' compile caches live: ``$HARNESS_CACHE``, else ``~/.cache/harness``."""
+    return os.environ.get("HARNESS_CACHE") or str(Path.home() / ".cache" / "harness")
+
+
+def private(scratch: str, spec: str) -> dict[str, str]:
+    """The runner's environment entries for its own folders: its temporary folder (in its scratch folder) and
+    its compile caches, one folder per candidate source file (``runners/<digest of its path>`` under
+    ``cache_root``), shared only by the runners of that file, in this run and later ones, so a candidate's
+    C and Triton builds stay warm across its runners and runs, and no other candidate can write them."""
+    source = os.path.realpath(spec.rsplit(":", 1)[0]) if ":" in spec else spec
+    own = Path(cache_root()) / "runners" / hashlib.sha256(source.encode()).hexdigest()[:16]
+    folders = {"TMPDIR": Path(scratch) / "tmp", "HARNESS_CACHE": own / "harness", "TRITON_CACHE_DIR": own / "triton",
+               "TORCHINDUCTOR_CACHE_DIR": own / "inductor", "CUDA_CACHE_PATH": own / "nv", "XDG_CACHE_HOME": own / "xdg"}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {name: str(folder) for name, folder in folders.items()}
+
+
+def writable(scratch: str, own: dict[str, str] | None = None) -> list[str]:
+    """What stays writable inside a read-only path: the runner's scratch folder, its own caches (``private``'s
+    folders) and any folder named in the judge's ``HARNESS_RUNNER_WRITABLE`` (``os.pathsep``-joined: where
+    candidates may leave logs; none by default)."""
+    extra = os.environ.get("HARNESS_RUNNER_WRITABLE", "").split(os.pathsep)
+    paths = [scratch, *(own or {}).values(), *extra]
     return sorted({os.path.realpath(p) for p in paths if p})
 
 
-def environment(scratch: str) -> dict[str, str]:
-    """The runner's environment entries that ask for the view; a writable path inside a read-only one is
-    created now, so that the runner can keep it writable."""
-    read_only, holes = protected(), writable(scratch)
+def environment(scratch: str, own: dict[str, str] | None = None) -> dict[str, str]:
+    """The runner's environment entries that ask for the view (``own``: its ``private`` folders); a writable
+    path inside a read-only one is created now, so that the runner can keep it writable."""
+    read_only = sorted({*protected(), *shared()})
+    holes = writable(scratch, own)
     for hole in holes:
         if _deepest(hole, read_only) is not None:
             os.makedirs(hole, exist_ok=True)

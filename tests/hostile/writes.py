@@ -1,16 +1,17 @@
 """A candidate that tries, when its runner imports it, to write where the judge reads: into every folder the
 runner was asked to see read-only (the checkout, Python's folders, the run's results), also from a user
-namespace of its own where it could try to unmount the view; then into its scratch and temporary folders,
-which must stay writable.  What happened goes, as JSON, to the file ``$PROBE_OUT`` names."""
+namespace of its own where it could try to unmount the view; into folders other runners use (``$PROBE_OTHERS``);
+then into its scratch and temporary folders and its own compile caches, which must stay writable.  What happened goes, as JSON, to the file ``$PROBE_OUT`` names."""
 
 import json
 import os
 import subprocess
 import tempfile
+import uuid
 
 from oracles.kcache_reference import quantize_k_cache_slow
 
-NAME = ".harness_probe_write"
+NAME = f".harness_probe_write-{uuid.uuid4().hex[:12]}"  # its own: a file an earlier probe left cannot read as written
 
 
 def _try(path: str) -> str:
@@ -48,11 +49,15 @@ def _python_folders() -> list[str]:
 
 
 read_only = [p for p in os.environ.get("HARNESS_READONLY", "").split(os.pathsep) if p]
-found = {"read_only": {p: _try(p) for p in read_only},
+found = {"name": NAME,
+         "read_only": {p: _try(p) for p in read_only},
          "python": {p: _try(p) for p in _python_folders()},
          "relative_import_path": [p for p in __import__("sys").path if not os.path.isabs(p)],
          "escape": {p: _escape(p) for p in read_only},
-         "writable": {p: _try(p) for p in (os.getcwd(), tempfile.gettempdir())}}
+         "writable": {p: _try(p) for p in (os.getcwd(), tempfile.gettempdir(), os.environ["HARNESS_CACHE"],
+                                           os.environ["TRITON_CACHE_DIR"])},
+         # another candidate's compile cache, another runner's scratch folder (the test made them)
+         "others": {p: _try(p) for p in os.environ.get("PROBE_OTHERS", "").split(os.pathsep) if p}}
 if os.environ.get("PROBE_OUT"):
     with open(os.environ["PROBE_OUT"], "w") as handle:
         json.dump(found, handle)
