@@ -332,6 +332,7 @@ def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh
     from harness.judge.plan import RunOptions
 
     wait = "def _wait(s):\n    end = time.perf_counter() + s\n    while time.perf_counter() < end:\n        pass\n"
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))  # its runners count their imports there
     counter = tmp_path / "imports"
     base = tmp_path / "base.py"
     base.write_text("import os, time\n" + wait
@@ -356,8 +357,10 @@ def test_a_baseline_runner_that_dies_is_blamed_and_the_next_candidate_gets_fresh
     assert started.count(f"{base}:base") == 2 + pairs  # its first two, then a fresh one per pair, not the first again
 
 
-def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, tmp_path):
-    """Its second process (an extra timing pair) finds a marker the first one left, and turns wrong."""
+def test_a_candidate_right_only_in_the_runner_it_was_verified_in_fails(capsys, tmp_path, monkeypatch):
+    """Its second process (an extra timing pair) finds a marker the first one left, and turns wrong (where
+    the view allows: its runners share only their own compile caches and the folders named here)."""
+    monkeypatch.setenv("HARNESS_RUNNER_WRITABLE", str(tmp_path))
     cheat = tmp_path / "second_process_cheats.py"
     marker = tmp_path / "marker"
     cheat.write_text("import os\nfrom harness.core.target import get_target\n"
