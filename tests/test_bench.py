@@ -390,6 +390,16 @@ def test_another_pair_is_timed_until_a_majority_decides_or_none_can():
     assert four.another_pair([faster, faster, same, same]) and not four.another_pair([faster, faster, faster, same])
 
 
+def test_an_overwhelming_first_pair_needs_no_other_pair_however_many_are_asked_for():
+    """Only a speedup (or slowdown) beyond 1.5x: the worst pair of runners measured was 17% off."""
+    three = make({}, processes=3).bench
+    assert three.overwhelming(make({"base": 3e-3, "cand": 1e-3}).compare())
+    assert three.overwhelming(make({"base": 1e-3, "cand": 3e-3}).compare())
+    assert not three.overwhelming(make({"base": 1.3e-3, "cand": 1e-3}).compare())  # stands alone with one asked for
+    assert not three.overwhelming(make({"base": 1e-3, "cand": 1e-3}).compare())
+    assert not make({}, processes=3, alone_beyond=0.0).bench.overwhelming(make({"base": 3e-3, "cand": 1e-3}).compare())
+
+
 def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():
     b = make({"base": 1e-3, "cand": 1e-3}, budget_s=60.0, target_rse=0.0)
     assert b.bench.pair_budget(0) == 60.0 and b.bench.pair_budget(1) == 30.0

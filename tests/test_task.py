@@ -1,5 +1,6 @@
 """harness/judge/task.py: whose regression cases a run times (``CaseChoice``) — the candidate the report
-annotates must always have them, and a run of many candidates times few others."""
+annotates must always have them, and a run of many candidates times few others; and how many pairs of
+runners a size is timed in."""
 
 import dataclasses
 import multiprocessing
@@ -62,3 +63,20 @@ def test_every_and_a_shared_state():
     assert _annotated(one, [_result("a", 10.0)]) == ["a"]
     assert _annotated(other, [_result("b", 5.0), _result("c", 12.0)]) == ["c"]  # it saw a's 10x
     assert list(shared) == [2.0, 12.0]
+
+
+def test_three_pairs_are_timed_unless_the_first_is_overwhelming():
+    """With ``processes`` 3 (CUDA's default; here on the CPU), the oracle against itself is timed in three
+    pairs of runners at each size, the fused kernel (many times faster) in one."""
+    from harness.core.config import BenchConfig
+    from harness.judge.pipeline import Pipeline
+    from harness.judge.plan import RunOptions
+
+    options = RunOptions(target="quantize_k_cache", sizes=["4096"], examples=5, profile=False,
+                         candidates=["candidates/fused.py:fused", "candidates/slow_loop.py:slow_loop"],
+                         bench=BenchConfig(budget_s=0.5, min_rounds=4, processes=3))
+    run = Pipeline(options).run()
+    by_name = {c.name: c for c in run.candidates}
+    fused, same = by_name["fused"].timings[0], by_name["slow_loop"].timings[0]
+    assert fused.verdict == "faster" and fused.speedup_ci[0] > 1.5 and fused.pair_verdicts == ()  # one pair
+    assert len(same.pair_verdicts) == 3, same

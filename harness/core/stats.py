@@ -69,10 +69,19 @@ def paired_ratios(baseline: Sequence[float], candidate: Sequence[float]) -> list
 
 def bootstrap_median_ci(xs: Sequence[float], confidence: float = 0.95, resamples: int = 2000,
                         seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median."""
+    """Percentile bootstrap interval of the median.  Each resample is drawn as positions in ``xs`` sorted, so
+    sorting the drawn positions sorts the resample: its median is read off them (2000 resamples of 200
+    rounds took 0.4 s drawn and sorted as values, and the judge takes one at every checkpoint of every
+    size: about 23 s of a 24-candidate CUDA run)."""
     rng = random.Random(seed)
-    n = len(xs)
-    medians = sorted(median([xs[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples))
+    ordered, n = sorted(xs), len(xs)
+    positions, low, high = range(n), (n - 1) // 2, n // 2  # the middle one, or the middle two
+
+    def resampled_median() -> float:
+        drawn = sorted(rng.choices(positions, k=n))
+        return (ordered[drawn[low]] + ordered[drawn[high]]) / 2
+
+    medians = sorted(resampled_median() for _ in range(resamples))
     alpha = (1 - confidence) / 2
     return quantile(medians, alpha), quantile(medians, 1 - alpha)
 

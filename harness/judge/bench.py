@@ -281,10 +281,12 @@ class Bench(PairVoting):
         """A decisive interval, backed by medians within the RSE target or by ``PRECISION_ROUNDS`` times the
         minimum rounds (a fast function's jittery rounds may never reach the target; a decisive interval over
         that many rounds is enough)."""
-        ci = stats.bootstrap_median_ci(stats.paired_ratios(base_rounds, cand_rounds))
         precise = (len(base_rounds) >= PRECISION_ROUNDS * self.config.min_rounds
                    or max(stats.relative_stderr(base_rounds), stats.relative_stderr(cand_rounds)) < self.config.target_rse)
-        return precise and stats.decide(ci, self.config.noise_floor) in stats.DECISIVE
+        if not precise:  # (the bootstrap is the costly part: not taken where it cannot decide)
+            return False
+        ci = stats.bootstrap_median_ci(stats.paired_ratios(base_rounds, cand_rounds))
+        return stats.decide(ci, self.config.noise_floor) in stats.DECISIVE
 
     def best_of(self, baseline: Timed, candidate: Timed, case: Case, repeats: int = 5) -> tuple[float, float]:
         """Best single-call time of each on ``case``, interleaved.  A call that raises is timed up to its

@@ -188,7 +188,7 @@ class CandidateTask:
         notes: list[str] = []
         try:
             with watch.stage("time"):
-                pairs = [(self.pool.baseline(), runner), *self._more_pairs(cand, extra)]
+                pairs = [(self.pool.baseline(), runner)]  # more are started as the sizes need them
                 cpu = noise.CpuWatch()
                 cpu.start([pairs[0][0].pid, pairs[0][1].pid],  # and every runner that may join: its CPU is ours
                           lambda: [r.pid for r in extra + self.pool.extra + self.pool.spares(cand.spec)])
@@ -214,13 +214,13 @@ class CandidateTask:
         return bool(self.plan.options.profile and self.plan.candidate_sizes(cand) and not self.plan.is_control(cand))
 
     # -- timing ---------------------------------------------------------------------------------
-    def _more_pairs(self, cand: Described, started: list[Runner], count: int | None = None) -> list[tuple[Runner, Runner]]:
-        """``count`` (default ``processes - 1``) more pairs of runners, for timing only (``Bench.combine``):
+    def _more_pairs(self, cand: Described, started: list[Runner], count: int) -> list[tuple[Runner, Runner]]:
+        """``count`` more pairs of runners, for timing only (``Bench.combine``):
         the first pair is the verified candidate's runner and the baseline's; pair k + 1 holds a fresh runner
         of the candidate and the baseline's k-th extra runner.  Each candidate runner is added to
         ``started`` as soon as it exists: the caller closes them, whatever happens."""
         pairs: list[tuple[Runner, Runner]] = []
-        for _ in range(self.plan.options.bench.processes - 1 if count is None else count):
+        for _ in range(count):
             started.append(self.pool.take_spare(cand.spec))
             pair = (self.pool.extra_baseline(len(started) - 1), started[-1])
             for r in pair:
@@ -239,29 +239,31 @@ class CandidateTask:
 
     def _time(self, pairs: list[tuple[Runner, Runner]], cand: Described, started: list[Runner]
               ) -> tuple[tuple[SizeTiming, ...], list[tuple[Runner, Runner]], list[str]]:
-        """The size ladder, in each pair of runners (baseline, candidate): the measurement that carries the
+        """The size ladder, first in ``pairs[0]`` (baseline, candidate): the measurement that carries the
         verdict; returns its timings, every pair it used and its notes.  Only inside the candidate's domain:
-        each size left out is a note.  A size whose pairs have not settled a verdict (``Bench.another_pair``)
-        is timed in one more pair, started on first need (into ``started``) and kept for the later sizes, and
-        the pairs vote (``Bench.combine``): one pair of processes alone can be off by several percent."""
+        each size left out is a note.  Each size is timed in ``processes`` pairs (one where the first pair's
+        verdict is ``overwhelming``), and while the pairs have not settled a verdict (``another_pair``) in one
+        more; each pair is started on first need (into ``started``) and kept for the later sizes, and the
+        pairs vote (``Bench.combine``): one pair of processes alone can be off by several percent."""
         for idle in self.pool.idle():  # still loading, or the baseline's runner of a pair not timed yet: stopped
             idle.suspend()  # while anything is timed (a pair's runners are resumed when it is timed)
         domain = self.plan.domains[cand.spec]
         timings, notes = [], []
-        confirming: list[tuple[Runner, Runner]] = []
+        pairs = list(pairs)
         for size in self.plan.sizes:
             if not domain.admits(size.params):
                 notes.append(f"not timed at {size.name}: outside its domain ({domain.excluded([size.params])})")
                 continue
             self.progress("step", name=f"{cand.name}: time @ {size.name}")
-            measured = [self._compare(pairs + confirming, i, size) for i in range(len(pairs))]
-            while self.bench.another_pair(measured):
+            measured = [self._compare(pairs, 0, size)]
+            wanted = 1 if self.bench.overwhelming(measured[0]) else self.plan.options.bench.processes
+            while len(measured) < wanted or self.bench.another_pair(measured):
                 self.progress("step", name=f"{cand.name}: time @ {size.name} in pair {len(measured) + 1} of runners")
-                if len(measured) == len(pairs) + len(confirming):
-                    confirming += self._more_pairs(cand, started, count=1)
-                measured.append(self._compare(pairs + confirming, len(measured), size))
+                if len(measured) == len(pairs):
+                    pairs += self._more_pairs(cand, started, count=1)
+                measured.append(self._compare(pairs, len(measured), size))
             timings.append(self.bench.combine(measured))
-        return tuple(timings), pairs + confirming, notes
+        return tuple(timings), pairs, notes
 
     def _compare(self, pairs: list[tuple[Runner, Runner]], index: int, size: Case) -> SizeTiming:
         """Pair ``index`` timed at ``size``, every other pair's runners stopped meanwhile; each size of each
