@@ -78,5 +78,7 @@ def test_three_pairs_are_timed_unless_the_first_is_overwhelming():
     run = Pipeline(options).run()
     by_name = {c.name: c for c in run.candidates}
     fused, same = by_name["fused"].timings[0], by_name["slow_loop"].timings[0]
-    assert fused.verdict == "faster" and fused.speedup_ci[0] > 1.5 and fused.pair_verdicts == ()  # one pair
     assert len(same.pair_verdicts) == 3, same
+    assert fused.verdict == "faster"
+    if not run.noise:  # beside busy processes every pair is timed (a loaded pair can read anything)
+        assert fused.speedup_ci[0] > 1.5 and fused.pair_verdicts == ()  # one pair
