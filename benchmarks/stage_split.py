@@ -10,6 +10,6 @@ for path in sys.argv[1:]:
     print(f"{path}: {run.target} on {run.environment.device_name}")
     for c in run.candidates:
         s = c.stages
-        print(f"  {c.name:28s} {c.verdict.value if hasattr(c.verdict, 'value') else c.verdict:8s} load {s.load_s:5.1f}"
+        print(f"  {c.name:28s} {c.verdict:8s} load {s.load_s:5.1f}"
               f"  verify {s.verify_s:5.1f}  wait {s.wait_s:5.1f}  ladder {s.time_s:5.1f}  cases {s.cases_s:5.1f}"
               f"  profile {s.profile_s:5.1f}  pairs/size {[len(t.pair_verdicts) or 1 for t in c.timings]}")

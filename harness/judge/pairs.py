@@ -10,7 +10,7 @@ from typing import Any
 from harness.core import stats
 from harness.core.config import BenchConfig
 from harness.core.result import SizeTiming
-from harness.judge.noise import FOREIGN_CPU_LIMIT
+from harness.judge.noise import Watched
 
 
 DISTURBED = 2.0  # a pair whose baseline (or candidate) median is this many times its fastest pair's
@@ -103,7 +103,7 @@ class PairVoting:
         beyond = self.config.alone_beyond
         low, high = timing.speedup_ci
         # only on a quiet machine: beside busy processes one pair read amax_vectorized's 1.2x beyond 1.5x
-        quiet = timing.foreign_cpu is None or timing.foreign_cpu <= FOREIGN_CPU_LIMIT
+        quiet = not Watched(timing.foreign_cpu, timing.steal_cpu).loaded
         return beyond > 0 and quiet and (timing.verdict == stats.FASTER and low > 1 + beyond
                                or timing.verdict == stats.SLOWER and high < 1 / (1 + beyond))
 

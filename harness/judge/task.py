@@ -194,10 +194,11 @@ class CandidateTask:
                           lambda: [r.pid for r in extra + self.pool.extra + self.pool.spares(cand.spec)])
                 timings, pairs, notes = self._time(pairs, cand, extra)
             case_timings: tuple[CaseTiming, ...] = ()
-            if self.cases.wanted(dataclasses.replace(result, timings=timings)):
+            laddered = dataclasses.replace(result, timings=timings)
+            if self.cases.wanted(laddered):
                 with watch.stage("cases"):
                     case_timings = time_cases(self, pairs, cand)
-                self.cases.annotated(dataclasses.replace(result, timings=timings))
+                self.cases.annotated(laddered)
             foreign, steal = cpu.share(), cpu.steal()  # while the extra runners' CPU time is readable
         finally:
             left = sum(r.close() for r in extra)
