@@ -5,8 +5,8 @@ call by call, 1 and 2 threads, medians; the outputs compared byte for byte.
     PYTHONPATH=. python benchmarks/kernel_ab.py [REV] [--calls 40]
 
 REV defaults to HEAD.  Same compiler flags for both (candidates/_cbuild.py's), libraries in a temporary
-cache.  Sizes: the K-cache quantizer at 65,536 production tokens (bfloat16), the per-token-group quantizer
-at 4096 x 7168 (bfloat16).
+cache.  Sizes: the K-cache quantizer and dequantizer at 65,536 production tokens (bfloat16), the
+per-token-group quantizer at 4096 x 7168 (bfloat16).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import harness  # noqa: F401  (quiet numpy warning)
 from candidates import _cbuild
 from candidates._kernels import saturates
 from oracles.token_group_reference import EPS
+from tests._dequant_cases import production_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("_fused_cpu.c", "_token_group_cpu.c")
+SOURCES = ("_fused_cpu.c", "_token_group_cpu.c", "_dequant_cpu.c")
 
 
 def build(folder: Path, name: str) -> ctypes.CDLL:
@@ -52,13 +53,16 @@ def checkout(rev: str) -> Path:
 def workloads(libs: dict[str, ctypes.CDLL]) -> dict:
     """name -> (call(threads), output tensors, bytes moved), with one build's libraries."""
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    fused, groups = libs["_fused_cpu.c"], libs["_token_group_cpu.c"]
+    fused, groups, dequant = libs["_fused_cpu.c"], libs["_token_group_cpu.c"], libs["_dequant_cpu.c"]
+    dequant.dequantize.argtypes = [ptr, i64, i64, i64, i64, ptr, i64, i64, i64, ctypes.c_uint16, c_int]
     fused.quantize_bf16.argtypes = [ptr, i64, i64, i64, ptr, i64, i64, i64, i64, c_int, c_int, c_int]
     groups.token_groups_bf16.argtypes = [ptr, i64, i64, i64, ptr, ptr, ctypes.c_float, c_int]
     k = torch.randn(65536, 576, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
     k_out = torch.zeros(65536, 656, dtype=torch.uint8)
     x = torch.randn(4096, 7168, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
     codes, scales = torch.zeros(4096, 7168, dtype=torch.uint8), torch.zeros(4096, 56)
+    packed = production_rows(1024, 64, 3).view(65536, 656)
+    bf16_out = torch.zeros(65536, 576, dtype=torch.bfloat16)
     sat = saturates("cpu")
     return {
         "K-cache fused, 65,536 tokens": (
@@ -67,6 +71,10 @@ def workloads(libs: dict[str, ctypes.CDLL]) -> dict:
         "token group fused, 4096 x 7168": (
             lambda t: groups.token_groups_bf16(x.data_ptr(), 4096, 7168, 128, codes.data_ptr(), scales.data_ptr(), EPS, t),
             (codes, scales), x.numel() * 3 + 4096 * 56 * 4),
+        "K-cache dequant, 65,536 tokens": (
+            lambda t: dequant.dequantize(packed.data_ptr(), 1024, 64, 64 * 656, 656, bf16_out.data_ptr(), 576, 512,
+                                         128, 0x7FC0, t),
+            (bf16_out,), 65536 * (656 + 1152)),
     }
 
 
@@ -87,7 +95,7 @@ def main() -> int:
         (old_call, old_out, nbytes), (new_call, new_out, _) = loads[args.rev][name], loads["working tree"][name]
         for threads in (1, 2):
             old_call(threads), new_call(threads)
-            same = all(torch.equal(a, b) for a, b in zip(old_out, new_out))
+            same = all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(old_out, new_out))  # NaN bits too
             times: dict[str, list[float]] = {args.rev: [], "working tree": []}
             for _ in range(args.calls):
                 for label, call in ((args.rev, old_call), ("working tree", new_call)):

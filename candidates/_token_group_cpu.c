@@ -10,8 +10,53 @@
  */
 #include "_fp8_cpu.h"
 
-#define DEFINE_GROUPS(NAME, U, LOAD)                                                                    \
-void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *codes, float *scales,    \
+/* 64 codes (bfloat16) or 16 at a time where AVX-512 is there (_fp8_cpu.h): the same division, the clamp
+ * as min/max (which return their second operand, q, where q is NaN, as the scalar ternaries do) and the
+ * same conversion; for a bfloat16 group with a normal finite scale no clamp and no saturation (no code
+ * changes: e4m3_from_bf16_x64). */
+#ifdef HARNESS_E4M3_X16
+#define CODES_X16(LOADV)                                                                                \
+    if ((const void *)LOADV == (const void *)bf16_x16 && scale >= 0x1p-126f                             \
+        && scale <= 0x1.fffffep127f)  /* bounded: no clamp */                                          \
+        for (; i + 64 <= group; i += 64)                                                                \
+            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 0, 0, 0);                     \
+    else if ((const void *)LOADV == (const void *)bf16_x16)                                             \
+        for (; i + 64 <= group; i += 64)                                                                \
+            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 1, 1, 1);                     \
+    for (; i + 16 <= group; i += 16) {                                                                  \
+        __m512 q = _mm512_div_ps(LOADV(xg + i), _mm512_set1_ps(scale));                                 \
+        q = _mm512_max_ps(_mm512_set1_ps(-448.0f), _mm512_min_ps(_mm512_set1_ps(448.0f), q));           \
+        _mm_storeu_si128((__m128i *)(cg + i), e4m3_from_float_x16(q, 1, 1));                            \
+    }
+#else
+#define CODES_X16(LOADV)
+#endif
+
+/* One group: amax, scale, codes.  Inlined with the group size as a constant for the usual 128 (no masked
+ * epilogue, the amax reduction unrolled) and as the caller's otherwise. */
+#define DEFINE_GROUP(NAME, U, LOAD, ABS_MASK)                                                           \
+static inline __attribute__((always_inline)) void NAME##_group(const U *restrict xg, uint8_t *restrict cg, \
+        float *restrict scale_out, const int64_t group, const float eps) {                              \
+    U amax_raw = 0;                                                                                     \
+    for (int64_t i = 0; i < group; i++) {                                                               \
+        const U a = xg[i] & (U)ABS_MASK;                                                                \
+        amax_raw = a > amax_raw ? a : amax_raw;                                                         \
+    }                                                                                                   \
+    const float amax = LOAD##_to_float(amax_raw) < eps ? eps : LOAD##_to_float(amax_raw);               \
+    const float scale = amax / 448.0f;                                                                  \
+    *scale_out = scale;                                                                                 \
+    int64_t i = 0;                                                                                      \
+    CODES_X16(LOAD##_x16)                                                                               \
+    for (; i < group; i++) {                                                                            \
+        float q = LOAD##_to_float(xg[i]) / scale;                                                       \
+        q = q < -448.0f ? -448.0f : (q > 448.0f ? 448.0f : q);                                          \
+        cg[i] = (uint8_t)e4m3_from_float(q, 1, 1);                                                      \
+    }                                                                                                   \
+}
+
+#define DEFINE_GROUPS(NAME, U, LOAD, ABS_MASK)                                                          \
+DEFINE_GROUP(NAME, U, LOAD, ABS_MASK)                                                                   \
+void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *codes, float *scales,     \
           float eps, int nthreads) {                                                                    \
     const int64_t groups = hidden / group;                                                              \
     advise_huge_pages(codes, (size_t)(tokens * hidden));                                                \
@@ -20,23 +65,12 @@ void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *co
         for (int64_t g = 0; g < groups; g++) {                                                          \
             const U *xg = x + t * hidden + g * group;                                                   \
             uint8_t *cg = codes + t * hidden + g * group;                                               \
-            uint32_t amax_bits = 0;                                                                     \
-            for (int64_t i = 0; i < group; i++) {                                                       \
-                const uint32_t a = bits_of(LOAD(xg[i])) & 0x7FFFFFFFu;                                  \
-                amax_bits = a > amax_bits ? a : amax_bits;                                              \
-            }                                                                                           \
-            const float amax = float_of(amax_bits) < eps ? eps : float_of(amax_bits);                   \
-            const float scale = amax / 448.0f;                                                          \
-            scales[t * groups + g] = scale;                                                             \
-            for (int64_t i = 0; i < group; i++) {                                                       \
-                float q = LOAD(xg[i]) / scale;                                                          \
-                q = q < -448.0f ? -448.0f : (q > 448.0f ? 448.0f : q);                                  \
-                cg[i] = (uint8_t)e4m3_from_float(q, 1, 1);                                              \
-            }                                                                                           \
+            if (group == 128) NAME##_group(xg, cg, scales + t * groups + g, 128, eps);                  \
+            else NAME##_group(xg, cg, scales + t * groups + g, group, eps);                             \
         }                                                                                               \
     }                                                                                                   \
 }
 
-DEFINE_GROUPS(token_groups_bf16, uint16_t, bf16_to_float)
-DEFINE_GROUPS(token_groups_f16, uint16_t, f16_to_float)
-DEFINE_GROUPS(token_groups_f32, uint32_t, f32_to_float)
+DEFINE_GROUPS(token_groups_bf16, uint16_t, bf16, 0x7FFFu)
+DEFINE_GROUPS(token_groups_f16, uint16_t, f16, 0x7FFFu)
+DEFINE_GROUPS(token_groups_f32, uint32_t, f32, 0x7FFFFFFFu)

@@ -114,6 +114,23 @@ def test_candidates_keep_the_oracles_nan_spelling_and_every_code():
             assert_same_bytes(function(x, 128, 128, 128), expected)
 
 
+EDGE_SCALES = [2.0 ** 119 * (1 - 2.0 ** -24), 2.0 ** 119, 2.0 ** 120, 3.0e38, -3.0e38, 1.0e-40, -1.0e-45, 1.2e-38,
+               0.0, -0.0, 1.0, -3.5, float("inf"), float("-inf"), float("nan")]
+
+
+def test_every_code_at_the_edges_of_the_scale_range():
+    """Each of the 256 codes, twice in a 128-code tile (the kernel's 32-at-a-time path), under scales at and
+    around its limit (a finite scale below 2^119, where scale * 256 is exact), subnormal, zero and
+    non-finite: the oracle's bytes."""
+    codes = torch.arange(256, dtype=torch.uint8)
+    rows = [torch.cat([codes[h * 128:(h + 1) * 128], torch.tensor([s]).view(torch.uint8)])
+            for s in EDGE_SCALES for h in (0, 1)]
+    x = torch.stack(rows).view(len(rows), 1, 1, 132)
+    expected = dequantize_k_cache_slow(x, 128, 128, 128)
+    for function in CANDIDATES.values():
+        assert_same_bytes(function(x, 128, 128, 128), expected)
+
+
 def _outcome(function, case):
     x, dv, tile, d = case.build()
     try:

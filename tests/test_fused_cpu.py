@@ -107,6 +107,20 @@ def test_kernel_matches_the_oracle_on_special_values_in_each_layout(dtype, layou
     assert_matches_oracle(x, dv=576, tile=64)  # 9 tiles (a group and a remainder), no rope
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_tiles_whose_scale_rounds_far_down_saturate_as_the_oracle_does(dtype):
+    """A scale that rounds to a subnormal of the dtype can lose a third of its value, so x / scale reaches
+    far beyond 448 (saturated or NaN codes by torch's flags); the kernel's shortcut for bounded tiles must not
+    take such a tile.  Amax at 1.49 subnormal steps of the dtype times 448, and tiles of every size."""
+    step = 2.0 ** -133 if dtype == torch.bfloat16 else 2.0 ** -24
+    amaxes = torch.tensor([1.49, 1.51, 2.49, 3.5, 7.49, 100.5]) * 448 * step
+    x = torch.randn(len(amaxes), 2, 1, 576).abs().clamp(max=1) * amaxes.view(-1, 1, 1, 1)
+    x[..., 0] = amaxes.view(-1, 1, 1)
+    x[..., 1] = -amaxes.view(-1, 1, 1)
+    assert_matches_oracle(x.to(dtype))
+    assert_matches_oracle(x.to(dtype), dv=256, tile=16)
+
+
 def test_the_fused_candidate_uses_the_kernel_on_cpu():
     x = torch.randn(4, 16, 1, 576, dtype=torch.bfloat16)
     assert _fused_cpu.supports(x)
