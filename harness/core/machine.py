@@ -55,12 +55,15 @@ def _cpu_name() -> str | None:
     return None
 
 
-def effective_cache(reported: int | None, measured: int | None) -> tuple[int | None, str]:
+def effective_cache(reported: int | None, measured: int | None,
+                    half_at_memory_speed: bool = False) -> tuple[int | None, str]:
     """The CPU cache the bench sizes inputs against, and where that figure comes from: the reported size
-    (sysfs), unless copies slow to memory speed at under an eighth of it — a virtual machine may report its
-    host's whole cache (480 MiB once, on a 2-core VM) — then the copies' figure.  (A busy machine's copies
-    read a cache up to four times too small: that much is not taken for a wrong report.)"""
-    if reported and measured and measured * 8 <= reported:
+    (sysfs), unless copies contradict it — a working set of half the reported size copies at memory speed
+    (a virtual machine may report its host's whole cache: 480 MiB on a 2-core Intel Xeon VM whose copies
+    slow down beyond 64 MiB), or copies slow to memory speed at under an eighth of it — then the copies'
+    figure.  (A busy machine's copies read the knee up to four times too small, so the knee alone must be
+    far off to overrule a report; a cached copy does not drop to memory speed under load.)"""
+    if reported and measured and (half_at_memory_speed or measured * 8 <= reported):
         return measured, f"the system reports {reported >> 20} MiB, but copies slow down beyond {measured >> 20} MiB"
     if reported:
         return reported, "as the system reports it" + (f"; copies agree, fast up to {measured >> 20} MiB" if measured else "")
