@@ -1,4 +1,5 @@
-/* What every CPU kernel of the candidates shares: float bits, and huge-page advice for a large fresh output.
+/* What every CPU kernel of the candidates shares: float bits, huge-page advice for a large fresh output and
+ * prefetching the rows ahead.
  * Included by _fp8_cpu.h (the quantizers) and _dequant_cpu.c (candidates/_cbuild.py hashes every header
  * here with each source, so a change rebuilds them all). */
 #ifndef HARNESS_CPU_COMMON_H
@@ -23,6 +24,18 @@ static inline void advise_huge_pages(void *p, size_t n) {
 #else
     (void)p; (void)n;
 #endif
+}
+
+/* The input rows a kernel reads next, asked into the caches ahead of use (every 64-byte line of `bytes`
+ * from p).  Each row's work is a chain (its amax, then its scale, then its codes), and the hardware's own
+ * prefetchers keep too few lines in flight.  On a 2-core Intel Xeon VM, the fused quantizer at 65,536
+ * tokens (benchmarks/kernel_ab.py, both builds interleaved, 2 threads): 3-4% less time with rows 1, 2 or 4
+ * ahead (once 14%: 6.68 -> 5.74 ms), none with 8.  Used by _fused_cpu.c. */
+#ifndef PREFETCH_ROWS_AHEAD
+#define PREFETCH_ROWS_AHEAD 2
+#endif
+static inline void prefetch_lines(const void *p, int64_t bytes) {
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)p + b, 0, 3);
 }
 
 #endif

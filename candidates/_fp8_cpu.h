@@ -75,6 +75,25 @@ static inline __attribute__((always_inline)) __m512i e4m3_code_x16(__m512 f, int
     const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
     return _mm512_or_si512(code, sign);  /* one code in each 32-bit lane */
 }
+/* The same for values known to be below 464 in magnitude and not NaN (a bounded tile, below): no code
+ * needs saturating, and the subnormal step is taken only where `subnormals` (a block holds a value under
+ * 2^-6). */
+static inline __attribute__((always_inline)) __m512i e4m3_code_bounded_x16(__m512 f, int subnormals) {
+    const __m512i bits = _mm512_castps_si512(f);
+    const __m512i mag = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
+    __m512i code = _mm512_srli_epi32(_mm512_add_epi32(
+        _mm512_add_epi32(mag, _mm512_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
+    if (subnormals) {
+        const __m512i denorm_magic = _mm512_set1_epi32(141 << 23);
+        const __m512i subnormal = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(
+            _mm512_castsi512_ps(mag), _mm512_castsi512_ps(denorm_magic))), denorm_magic);
+        code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(121 << 23)), code,
+                                       subnormal);
+    }
+    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
+    return _mm512_or_si512(code, sign);
+}
 static inline __attribute__((always_inline)) __m128i e4m3_from_float_x16(__m512 f, int sat_finite, int sat_inf) {
     return _mm512_cvtepi32_epi8(e4m3_code_x16(f, sat_finite, sat_inf));
 }
@@ -84,23 +103,36 @@ static inline __attribute__((always_inline)) __m128i e4m3_from_float_x16(__m512 
  * 32 values in two instructions instead of four, in an order (4 values of each 128-bit lane at a time)
  * that the packs back to bytes undo: packus per lane puts each lane's 8 values back in order, and one
  * permutation of 64-bit pieces orders the lanes.  (The codes are 0-255, so no pack saturates.)  Callers
- * pass no saturation and no clamp for a finite, normal scale (not subnormal: rounding to a subnormal can
+ * pass `bounded` (no saturation, no clamp) for a finite, normal scale (not subnormal: rounding to a subnormal can
  * lose a third of it) that is amax / 448 rounded to the input dtype (or above it): then every
  * |value| / scale is at most 448 * (1 + 2^-8) < 464, finite, so its code is at most 0x7E whatever the
  * flags, and clamping to 448 changes no code. */
 static inline __attribute__((always_inline)) void e4m3_from_bf16_x64(const uint16_t *x, float scale, uint8_t *out,
-                                                                     int clamp, int sat_finite, int sat_inf) {
+        int bounded, int clamp, int sat_finite, int sat_inf) {
     const __m512i zero = _mm512_setzero_si512();
     const __m512 s = _mm512_set1_ps(scale);
+    __m512 q[4];
     __m512i code[4];
     for (int h = 0; h < 2; h++) {
         const __m512i v = _mm512_loadu_si512((const void *)(x + 32 * h));
         for (int half = 0; half < 2; half++) {
-            __m512 q = _mm512_div_ps(_mm512_castsi512_ps(half ? _mm512_unpackhi_epi16(zero, v)
-                                                              : _mm512_unpacklo_epi16(zero, v)), s);
-            if (clamp) q = _mm512_max_ps(_mm512_set1_ps(-448.0f), _mm512_min_ps(_mm512_set1_ps(448.0f), q));
-            code[2 * h + half] = e4m3_code_x16(q, sat_finite, sat_inf);
+            q[2 * h + half] = _mm512_div_ps(_mm512_castsi512_ps(half ? _mm512_unpackhi_epi16(zero, v)
+                                                                     : _mm512_unpacklo_epi16(zero, v)), s);
+            if (clamp) q[2 * h + half] = _mm512_max_ps(_mm512_set1_ps(-448.0f),
+                                                       _mm512_min_ps(_mm512_set1_ps(448.0f), q[2 * h + half]));
         }
+    }
+    if (bounded) {
+        const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), min_normal = _mm512_set1_epi32(121 << 23);
+        __mmask16 small = 0;  /* any value under 2^-6 (a subnormal code) among the 64 */
+        for (int k = 0; k < 4; k++)
+            small |= _mm512_cmplt_epu32_mask(_mm512_and_si512(_mm512_castps_si512(q[k]), abs_mask), min_normal);
+        if (small)
+            for (int k = 0; k < 4; k++) code[k] = e4m3_code_bounded_x16(q[k], 1);
+        else
+            for (int k = 0; k < 4; k++) code[k] = e4m3_code_bounded_x16(q[k], 0);
+    } else {
+        for (int k = 0; k < 4; k++) code[k] = e4m3_code_x16(q[k], sat_finite, sat_inf);
     }
     const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(code[0], code[1]),
                                               _mm512_packus_epi32(code[2], code[3]));

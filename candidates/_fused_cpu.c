@@ -26,10 +26,10 @@
     if (cs == 1) {                                                                                      \
         if (BF16 && scale >= 0x1p-126f && scale <= 0x1.fffffep127f)  /* bounded: e4m3_from_bf16_x64 */  \
             for (; i + 64 <= tile; i += 64)                                                             \
-                e4m3_from_bf16_x64((const uint16_t *)(xt + i), scale, codes + i, 0, 0, 0);              \
+                e4m3_from_bf16_x64((const uint16_t *)(xt + i), scale, codes + i, 1, 0, 0, 0);           \
         else if (BF16)                                                                                  \
             for (; i + 64 <= tile; i += 64)                                                             \
-                e4m3_from_bf16_x64((const uint16_t *)(xt + i), scale, codes + i, 0, sat_finite, sat_inf); \
+                e4m3_from_bf16_x64((const uint16_t *)(xt + i), scale, codes + i, 0, 0, sat_finite, sat_inf); \
         for (; i + 16 <= tile; i += 16)                                                                 \
             _mm_storeu_si128((__m128i *)(codes + i), e4m3_from_float_x16(                               \
                 _mm512_div_ps(LOADV(xt + i), _mm512_set1_ps(scale)), sat_finite, sat_inf));             \
@@ -95,6 +95,8 @@ void NAME(const U *x, int64_t n_tokens, int64_t row_stride, int64_t col_stride, 
     _Pragma("omp parallel for schedule(static) num_threads(nthreads)")                                  \
     for (int64_t t = 0; t < n_tokens; t++) {                                                            \
         const U *row = x + t * row_stride;                                                              \
+        if (col_stride == 1 && t + PREFETCH_ROWS_AHEAD < n_tokens)                                      \
+            prefetch_lines(row + PREFETCH_ROWS_AHEAD * row_stride, (dv + rope) * (int64_t)sizeof(U));   \
         uint8_t *o = out + t * width;                                                                   \
         if (col_stride == 1) {                                                                          \
             switch (mode) {                                                                             \

@@ -17,12 +17,12 @@
 #ifdef HARNESS_E4M3_X16
 #define CODES_X16(LOADV)                                                                                \
     if ((const void *)LOADV == (const void *)bf16_x16 && scale >= 0x1p-126f                             \
-        && scale <= 0x1.fffffep127f)  /* bounded: no clamp */                                          \
+        && scale <= 0x1.fffffep127f)  /* bounded: no clamp */                                           \
         for (; i + 64 <= group; i += 64)                                                                \
-            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 0, 0, 0);                     \
+            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 1, 0, 0, 0);                  \
     else if ((const void *)LOADV == (const void *)bf16_x16)                                             \
         for (; i + 64 <= group; i += 64)                                                                \
-            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 1, 1, 1);                     \
+            e4m3_from_bf16_x64((const uint16_t *)(xg + i), scale, cg + i, 0, 1, 1, 1);                  \
     for (; i + 16 <= group; i += 16) {                                                                  \
         __m512 q = _mm512_div_ps(LOADV(xg + i), _mm512_set1_ps(scale));                                 \
         q = _mm512_max_ps(_mm512_set1_ps(-448.0f), _mm512_min_ps(_mm512_set1_ps(448.0f), q));           \
