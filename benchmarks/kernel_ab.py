@@ -4,7 +4,8 @@ call by call, 1 and 2 threads, medians; the outputs compared byte for byte.
 
     PYTHONPATH=. python benchmarks/kernel_ab.py [REV] [--calls 40]
 
-REV defaults to HEAD.  Same compiler flags for both (candidates/_cbuild.py's), libraries in a temporary
+REV defaults to HEAD; a folder holding the C sources and headers stands for a revision where git is not
+there (the device machines get the working tree without .git).  Same compiler flags for both (candidates/_cbuild.py's), libraries in a temporary
 cache.  Sizes: the K-cache quantizer and dequantizer at 65,536 production tokens (bfloat16), the
 per-token-group quantizer at 4096 x 7168 (bfloat16).
 """
@@ -84,7 +85,7 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=40)
     args = ap.parse_args()
     os.environ["HARNESS_CACHE"] = tempfile.mkdtemp(prefix="harness-ab-cache-")
-    old_folder = checkout(args.rev)
+    old_folder = Path(args.rev) if Path(args.rev).is_dir() else checkout(args.rev)  # a folder of sources, or a rev
     builds = {args.rev: {n: build(old_folder, n) for n in SOURCES},
               "working tree": {n: build(ROOT / "candidates", n) for n in SOURCES}}
     loads = {label: workloads(libs) for label, libs in builds.items()}
