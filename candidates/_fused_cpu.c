@@ -12,7 +12,7 @@
  * call (17 ms before: a scalar amax loop with strided loads, byte-lane selects), ~80% of copy bandwidth
  * on an AMD EPYC.  An Intel Xeon (two 512-bit vector ports) left that code compute-bound at ~43%: with
  * AVX-512 the contiguous tiles now take _fp8_cpu.h's 64-at-a-time path and the production tile is a
- * constant (6.6-7.1 ms, 65-71%, on a 2-core Xeon VM; benchmarks/NOTES.md).
+ * constant (harness bench: 6.4-6.7 ms, 71-72%, on a 2-core Xeon VM; benchmarks/NOTES.md).
  * Compiled on first use by candidates/_fused_cpu.py; parallel over tokens with OpenMP.
  */
 
