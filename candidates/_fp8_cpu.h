@@ -103,9 +103,10 @@ static inline __attribute__((always_inline)) __m128i e4m3_from_float_x16(__m512 
  * 32 values in two instructions instead of four, in an order (4 values of each 128-bit lane at a time)
  * that the packs back to bytes undo: packus per lane puts each lane's 8 values back in order, and one
  * permutation of 64-bit pieces orders the lanes.  (The codes are 0-255, so no pack saturates.)  Callers
- * pass `bounded` (no saturation, no clamp) for a finite, normal scale (not subnormal: rounding to a subnormal can
- * lose a third of it) that is amax / 448 rounded to the input dtype (or above it): then every
- * |value| / scale is at most 448 * (1 + 2^-8) < 464, finite, so its code is at most 0x7E whatever the
+ * pass `bounded` (no saturation, no clamp) for a finite, normal scale that is amax / 448 (or more: the
+ * token groups' eps) rounded to nearest in the input dtype or in float32: rounding a normal number to 8
+ * significant bits or more loses at most 2^-8 of it (a subnormal can lose a third), so every
+ * |value| / scale is at most 448 / (1 - 2^-8) < 450 < 464, finite, its code at most 0x7E whatever the
  * flags, and clamping to 448 changes no code. */
 static inline __attribute__((always_inline)) void e4m3_from_bf16_x64(const uint16_t *x, float scale, uint8_t *out,
         int bounded, int clamp, int sat_finite, int sat_inf) {

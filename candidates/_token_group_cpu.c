@@ -1,8 +1,9 @@
 /* The per-token-group FP8 quantizer for the CPU: one pass over each group, bit-exact with the oracle's
  * torch arithmetic on the CPU (docs/token-group-quantizer.md).
  *
- * Per token and group of G values: amax = max |x| in float32 (an integer max on the magnitudes' bits, which
- * vectorises; the target's value families hold no NaN), clamped below at eps; scale = amax / 448.0f;
+ * Per token and group of G values: amax = max |x| in float32 (an integer max on the magnitudes' float32
+ * bits, which vectorises; for bfloat16 on its own 16 bits, whose order is the same), clamped below at eps;
+ * scale = amax / 448.0f;
  * code = clamp(x / scale, -448, 448) in IEEE float32 (no fast-math, no contraction), rounded to e4m3fn to
  * nearest even by the conversion the fused K-cache kernel shares (_fp8_cpu.h; after the clamp no value
  * needs saturating).  Parallel over tokens with OpenMP; the codes, a large fresh output, advised as huge
@@ -32,17 +33,28 @@
 #define CODES_X16(LOADV)
 #endif
 
+/* The magnitude's bits that the amax is taken on (K), and its float32: a float16's float32 bits (widening
+ * quiets a signalling NaN, which changes the order among NaNs: the scale's NaN bits are the float32 max's),
+ * a bfloat16's own 16 bits (its float32 is those bits shifted, NaNs too) and a float32's. */
+static inline uint16_t bf16_magnitude(uint16_t h) { return h & 0x7FFFu; }
+static inline float bf16_magnitude_float(uint16_t m) { return bf16_to_float(m); }
+static inline uint32_t f16_magnitude(uint16_t h) { return bits_of(f16_to_float(h)) & 0x7FFFFFFFu; }
+static inline float f16_magnitude_float(uint32_t m) { return float_of(m); }
+static inline uint32_t f32_magnitude(uint32_t u) { return u & 0x7FFFFFFFu; }
+static inline float f32_magnitude_float(uint32_t m) { return float_of(m); }
+
 /* One group: amax, scale, codes.  Inlined with the group size as a constant for the usual 128 (no masked
  * epilogue, the amax reduction unrolled) and as the caller's otherwise. */
-#define DEFINE_GROUP(NAME, U, LOAD, ABS_MASK)                                                           \
+#define DEFINE_GROUP(NAME, U, LOAD, K)                                                                  \
 static inline __attribute__((always_inline)) void NAME##_group(const U *restrict xg, uint8_t *restrict cg, \
         float *restrict scale_out, const int64_t group, const float eps) {                              \
-    U amax_raw = 0;                                                                                     \
+    K amax_bits = 0;                                                                                    \
     for (int64_t i = 0; i < group; i++) {                                                               \
-        const U a = xg[i] & (U)ABS_MASK;                                                                \
-        amax_raw = a > amax_raw ? a : amax_raw;                                                         \
+        const K a = LOAD##_magnitude(xg[i]);                                                            \
+        amax_bits = a > amax_bits ? a : amax_bits;                                                      \
     }                                                                                                   \
-    const float amax = LOAD##_to_float(amax_raw) < eps ? eps : LOAD##_to_float(amax_raw);               \
+    const float amax_f = LOAD##_magnitude_float(amax_bits);                                             \
+    const float amax = amax_f < eps ? eps : amax_f;                                                     \
     const float scale = amax / 448.0f;                                                                  \
     *scale_out = scale;                                                                                 \
     int64_t i = 0;                                                                                      \
@@ -54,8 +66,8 @@ static inline __attribute__((always_inline)) void NAME##_group(const U *restrict
     }                                                                                                   \
 }
 
-#define DEFINE_GROUPS(NAME, U, LOAD, ABS_MASK)                                                          \
-DEFINE_GROUP(NAME, U, LOAD, ABS_MASK)                                                                   \
+#define DEFINE_GROUPS(NAME, U, LOAD, K)                                                                 \
+DEFINE_GROUP(NAME, U, LOAD, K)                                                                          \
 void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *codes, float *scales,     \
           float eps, int nthreads) {                                                                    \
     const int64_t groups = hidden / group;                                                              \
@@ -71,6 +83,6 @@ void NAME(const U *x, int64_t tokens, int64_t hidden, int64_t group, uint8_t *co
     }                                                                                                   \
 }
 
-DEFINE_GROUPS(token_groups_bf16, uint16_t, bf16, 0x7FFFu)
-DEFINE_GROUPS(token_groups_f16, uint16_t, f16, 0x7FFFu)
-DEFINE_GROUPS(token_groups_f32, uint32_t, f32, 0x7FFFFFFFu)
+DEFINE_GROUPS(token_groups_bf16, uint16_t, bf16, uint16_t)
+DEFINE_GROUPS(token_groups_f16, uint16_t, f16, uint32_t)
+DEFINE_GROUPS(token_groups_f32, uint32_t, f32, uint32_t)

@@ -34,6 +34,25 @@ def test_bit_exact_with_the_oracle_on_the_cpu(candidate, tokens, groups, group, 
     assert _same(candidate(x, group), oracle(x, group))
 
 
+def test_a_float16_groups_nan_scale_is_the_one_its_float32_values_give():
+    """The amax of a float16 group is taken on its float32 bits, so a group holding a signalling NaN (0x7C01,
+    0x7FC02000 once widened) and a quiet one (0x7E00, 0x7FC00000) gets the same NaN scale bits as the same
+    values given as float32; an amax on the float16 bits would pick the other NaN."""
+    halves = torch.zeros(2, 128, dtype=torch.int16)
+    halves[:, :3] = torch.tensor([0x7C01, 0x7E00, 0x3C00], dtype=torch.int16)
+    halves[1, :2] = torch.tensor([0x7E00, 0x7C01], dtype=torch.int16)
+    x16 = halves.view(torch.float16)
+
+    def scale_bits(x):
+        codes, scales = torch.empty(x.shape, dtype=torch.uint8), torch.empty(x.shape[0], 1)
+        _token_group_cpu.quantize(x, 128, 1e-10, codes, scales)
+        return scales.view(torch.int32).flatten().tolist(), codes
+
+    (bits16, codes16), (bits32, codes32) = scale_bits(x16), scale_bits(x16.float())
+    assert bits16 == bits32 == [0x7FC02000, 0x7FC02000]
+    assert torch.equal(codes16, codes32)
+
+
 def test_the_declared_target_says_what_it_moves():
     size = TARGET.parse_size("4096x7168")
     assert TARGET.case_bytes(size) == 4096 * 7168 * (2 + 1) + 4096 * 56 * 4  # bf16 in, fp8 codes + f32 scales out
