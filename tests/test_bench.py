@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from harness.runner import clocks
+from harness.judge import noise
 from harness.judge.bench import Bench, BenchConfig, InputsDiffer
 from harness.runner.clocks import CpuClock
 from harness.core.target import get_target
@@ -398,6 +399,10 @@ def test_an_overwhelming_first_pair_needs_no_other_pair_however_many_are_asked_f
     assert not three.overwhelming(make({"base": 1.3e-3, "cand": 1e-3}).compare())  # stands alone with one asked for
     assert not three.overwhelming(make({"base": 1e-3, "cand": 1e-3}).compare())
     assert not make({}, processes=3, alone_beyond=0.0).bench.overwhelming(make({"base": 3e-3, "cand": 1e-3}).compare())
+    # a size too short for the whole reading (0.5 s) that still showed load over 0.1 s: not quiet, not alone
+    loaded_short = dataclasses.replace(make({"base": 3e-3, "cand": 1e-3}).compare(),
+                                       foreign_cpu=noise.recorded_share(None, 0.6))
+    assert not three.overwhelming(loaded_short)
 
 
 def test_a_pair_that_joins_to_settle_a_verdict_has_half_the_budget():

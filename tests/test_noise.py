@@ -104,3 +104,10 @@ def test_several_threads_beside_other_processes_get_advice_and_one_thread_none()
     advice = noise.threads_advice(2)
     assert advice.kind == "advice" and advice.text.startswith("the runners' ops ran on 2 threads")
     assert "--threads 1" in advice.text
+
+
+def test_a_short_size_records_its_rough_reading_only_where_it_shows_load():
+    assert noise.recorded_share(0.1, 0.9) == 0.1  # the whole stretch's reading wins
+    assert noise.recorded_share(None, 0.6) == 0.6  # under 0.5 s but loaded: recorded, so it is not taken as quiet
+    assert noise.recorded_share(None, 0.05) is None  # quiet and short: unknown, no noise flag from a rough reading
+    assert noise.recorded_share(None, None) is None

@@ -85,7 +85,8 @@ class SizeTiming:
     baseline_rounds_s: tuple[float, ...]
     candidate_rounds_s: tuple[float, ...]
     label: str = ""  # the verdict in the words every renderer shows (stats.label), e.g. "within ±5% (0.97x)"
-    foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s)
+    foreign_cpu: float | None = None  # share of all CPUs other processes used while this size was timed (>= 0.5 s;
+    # a shorter size records its reading only where it shows load: noise.recorded_share)
     steal_cpu: float | None = None  # of which the share a virtual machine's host took (steal time)
     # timed in several runner pairs (Bench.combine): each pair's own speedup and verdict, in the order timed;
     # the fields above then pool the rounds of the pairs whose verdict won the vote, and the interval spans

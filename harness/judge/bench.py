@@ -182,7 +182,7 @@ class Bench(PairVoting):
         check_placing(baseline, candidate, loaded=load is not None and load > noise.FOREIGN_CPU_LIMIT, reference=reference)
         timing = self._timing(size, n[1], converged, *rounds)
         self._check_physics(timing, getattr(candidate, "spec", ""))
-        return dataclasses.replace(timing, foreign_cpu=foreign, steal_cpu=steal)
+        return dataclasses.replace(timing, foreign_cpu=noise.recorded_share(foreign, load), steal_cpu=steal)
 
     def _round(self, pair: tuple[Timed, Timed], size: Case, n: list[int], r: int,
                rounds: tuple[list[float], list[float]]) -> None:

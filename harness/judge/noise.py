@@ -180,6 +180,16 @@ class Watched:
         return f"other processes used {self.foreign or 0.0:.0%} of the CPUs{host}"
 
 
+def recorded_share(whole: float | None, rough: float | None) -> float | None:
+    """The foreign CPU share a size's timing records: the reading over its whole stretch (``MIN_WATCH_S``
+    or more), else a shorter stretch's rough reading where that one shows load (a loaded short size must
+    not pass for quiet: beside two busy processes a 0.2 s size read amax_vectorized's 1.2x beyond 1.5x and
+    stood alone as "overwhelming"); else None, unknown, as before."""
+    if whole is not None:
+        return whole
+    return rough if rough is not None and rough > FOREIGN_CPU_LIMIT else None
+
+
 def threads_advice(threads: int | None) -> Noise | None:
     """What to do about timings beside other processes when the runners' ops ran on several threads: a
     parallel op waits for its slowest thread, so one thread waiting for a CPU another process holds stalls
