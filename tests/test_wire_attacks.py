@@ -170,8 +170,9 @@ def test_zero_times_in_a_result_still_render(attacked, tmp_path, capsys):
 
     _, _, out = attacked
     data = json.loads((out / "quantize_k_cache-cpu.json").read_text())
-    fused = next(c for c in data["candidates"] if c["name"] == "fused")
-    fused["case_timings"][0]["candidate_s"] = 0
+    # the candidate whose regression cases were timed (the best always is; under load it need not be fused)
+    timed = next(c for c in data["candidates"] if c["case_timings"])
+    timed["case_timings"][0]["candidate_s"] = 0
     path = tmp_path / "zero.json"
     path.write_text(json.dumps(data))
     assert main(["report", "--from", str(path)]) == 0
