@@ -5,8 +5,8 @@ call by call, 1 and 2 threads, medians; the outputs compared byte for byte.
     PYTHONPATH=. python benchmarks/kernel_ab.py [REV] [--calls 40]
 
 REV defaults to HEAD; a folder holding the C sources and headers stands for a revision where git is not
-there (the device machines get the working tree without .git).  Same compiler flags for both (candidates/_cbuild.py's), libraries in a temporary
-cache.  Sizes: the K-cache quantizer and dequantizer at 65,536 production tokens (bfloat16), the
+there (the device machines get the working tree without .git).  Same compiler flags for both
+(candidates/_cbuild.py's), libraries in a temporary cache.  Sizes: the K-cache quantizer and dequantizer at 65,536 production tokens (bfloat16), the
 per-token-group quantizer at 4096 x 7168 (bfloat16).
 """
 

@@ -48,17 +48,29 @@ static inline __attribute__((always_inline)) uint32_t e4m3_from_float(float f, i
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define HARNESS_E4M3_X16 1
+/* The code of a magnitude's bits before saturation: the normal rounding, and the subnormal step where
+ * `subnormals` (a bounded block below skips it when no value is under 2^-6). */
+static inline __attribute__((always_inline)) __m512i e4m3_magnitude_x16(__m512i mag, int subnormals) {
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
+    __m512i code = _mm512_srli_epi32(_mm512_add_epi32(
+        _mm512_add_epi32(mag, _mm512_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
+    if (subnormals) {
+        const __m512i denorm_magic = _mm512_set1_epi32(141 << 23);
+        const __m512i subnormal = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(
+            _mm512_castsi512_ps(mag), _mm512_castsi512_ps(denorm_magic))), denorm_magic);
+        code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(121 << 23)), code,
+                                       subnormal);
+    }
+    return code;
+}
+static inline __attribute__((always_inline)) __m512i e4m3_signed_x16(__m512i code, __m512i bits) {
+    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
+    return _mm512_or_si512(code, sign);  /* one code in each 32-bit lane */
+}
 static inline __attribute__((always_inline)) __m512i e4m3_code_x16(__m512 f, int sat_finite, int sat_inf) {
     const __m512i bits = _mm512_castps_si512(f);
     const __m512i mag = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF));
-    const __m512i denorm_magic = _mm512_set1_epi32(141 << 23);
-    const __m512i subnormal = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(
-        _mm512_castsi512_ps(mag), _mm512_castsi512_ps(denorm_magic))), denorm_magic);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
-    const __m512i normal = _mm512_srli_epi32(_mm512_add_epi32(
-        _mm512_add_epi32(mag, _mm512_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
-    __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(121 << 23)),
-                                           normal, subnormal);
+    __m512i code = e4m3_magnitude_x16(mag, 1);
     const __mmask16 nan = _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(0x7F800000));
     if (sat_finite && sat_inf) {
         code = _mm512_mask_mov_epi32(_mm512_min_epu32(code, _mm512_set1_epi32(0x7E)), nan,
@@ -72,27 +84,14 @@ static inline __attribute__((always_inline)) __m512i e4m3_code_x16(__m512 f, int
         code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(code, _mm512_set1_epi32(0x7E)), over);
         code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(0x7F));
     }
-    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
-    return _mm512_or_si512(code, sign);  /* one code in each 32-bit lane */
+    return e4m3_signed_x16(code, bits);
 }
 /* The same for values known to be below 464 in magnitude and not NaN (a bounded tile, below): no code
- * needs saturating, and the subnormal step is taken only where `subnormals` (a block holds a value under
- * 2^-6). */
+ * needs saturating. */
 static inline __attribute__((always_inline)) __m512i e4m3_code_bounded_x16(__m512 f, int subnormals) {
     const __m512i bits = _mm512_castps_si512(f);
-    const __m512i mag = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF));
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
-    __m512i code = _mm512_srli_epi32(_mm512_add_epi32(
-        _mm512_add_epi32(mag, _mm512_set1_epi32((int)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
-    if (subnormals) {
-        const __m512i denorm_magic = _mm512_set1_epi32(141 << 23);
-        const __m512i subnormal = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(
-            _mm512_castsi512_ps(mag), _mm512_castsi512_ps(denorm_magic))), denorm_magic);
-        code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(121 << 23)), code,
-                                       subnormal);
-    }
-    const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(bits, 24), _mm512_set1_epi32(0x80));
-    return _mm512_or_si512(code, sign);
+    return e4m3_signed_x16(e4m3_magnitude_x16(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), subnormals),
+                           bits);
 }
 static inline __attribute__((always_inline)) __m128i e4m3_from_float_x16(__m512 f, int sat_finite, int sat_inf) {
     return _mm512_cvtepi32_epi8(e4m3_code_x16(f, sat_finite, sat_inf));

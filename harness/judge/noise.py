@@ -187,7 +187,7 @@ def recorded_share(whole: float | None, rough: float | None) -> float | None:
     stood alone as "overwhelming"); else None, unknown, as before."""
     if whole is not None:
         return whole
-    return rough if rough is not None and rough > FOREIGN_CPU_LIMIT else None
+    return rough if Watched(rough).loaded else None
 
 
 def threads_advice(threads: int | None) -> Noise | None:

@@ -191,7 +191,8 @@ def copy_reading(reported: int | None, largest: int = 1 << 30,
     speeds = {size: gbps(size) for size in (1 << 20 << k for k in range(16)) if size < far}
     fast = [size for size, speed in speeds.items() if speed >= 1.3 * memory]
     half = reported // 2 if reported and reported // 2 < far else None
-    return CopyReading(max(fast) if fast else None, half is not None and gbps(half) < 1.1 * memory)
+    half_speed = None if half is None else speeds[half] if half in speeds else gbps(half)  # not copied twice
+    return CopyReading(max(fast) if fast else None, half_speed is not None and half_speed < 1.1 * memory)
 
 
 @lru_cache(maxsize=1)
