@@ -179,7 +179,7 @@ class Bench(PairVoting):
         # by how long the judge waited for them
         baseline.release(load)
         candidate.release(load)
-        check_placing(baseline, candidate, loaded=load is not None and load > noise.FOREIGN_CPU_LIMIT, reference=reference)
+        check_placing(baseline, candidate, loaded=noise.Watched(load).loaded, reference=reference)
         timing = self._timing(size, n[1], converged, *rounds)
         self._check_physics(timing, getattr(candidate, "spec", ""))
         return dataclasses.replace(timing, foreign_cpu=noise.recorded_share(foreign, load), steal_cpu=steal)
